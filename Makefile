@@ -1,0 +1,89 @@
+# The two commands: `make run` (everything up, from nothing) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+PYTHON_BOOT ?= python3
+# Slow builds (the Go binaries) are cached here; CI may keep this folder between runs.
+export TOOLS_BIN ?= $(ROOT)/.cache/bin
+export LOCAL_DIR ?= $(ROOT)/.local
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup venv tools protos protos-check stack-up run stop status migrate \
+        test test-unit test-integration test-e2e lint fmt lock bench clean
+
+help:
+	@echo "make run    - set up everything and start the whole suite (local PostgreSQL, FerretDB, fake provider)"
+	@echo "make test   - set up everything and run unit, integration and end-to-end tests"
+	@echo "make stop   - stop everything make run started"
+	@echo "other: setup protos protos-check lint fmt migrate status test-unit test-integration test-e2e bench"
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	printf '%s\n%s\n' "$(ROOT)" "$(ROOT)/gen" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/llmgw-repo.pth
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+tools:
+	scripts/build_go_tools.sh ferretdb
+
+setup: venv tools
+
+protos: venv
+	scripts/gen_protos.sh
+
+# Fails when gen/ differs from what protos/ would generate now.
+protos-check: venv
+	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp >/dev/null; \
+	if diff -r -x __pycache__ $$tmp/llmgw gen/llmgw >/dev/null; then echo "protos: generated code is current"; rm -rf $$tmp; \
+	else echo "protos: gen/ is stale: run 'make protos' and commit" >&2; rm -rf $$tmp; exit 1; fi
+
+stack-up: setup
+	scripts/stack.sh deps-up
+
+migrate: stack-up
+	$(PY) -m gateway_common.devstack.migrate
+
+run: stack-up
+	scripts/stack.sh services-up
+	@$(PY) -m gateway_common.devstack.seed || true
+	@echo; scripts/stack.sh status; echo; echo "make stop stops everything."
+
+status:
+	@scripts/stack.sh status
+
+stop:
+	scripts/stack.sh down
+
+test: stack-up protos-check
+	$(MAKE) --no-print-directory test-unit test-integration test-e2e
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+test-integration: stack-up
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: stack-up
+	$(PY) -m pytest -q tests/e2e
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc
+	cd protos && $(VENV)/bin/buf lint
+
+fmt: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# Re-pin every dependency after changing pyproject.toml.
+lock: venv
+	$(PY) -c 'import tomllib; p=tomllib.load(open("pyproject.toml","rb"))["project"]; print("\n".join(p["dependencies"]+p["optional-dependencies"]["dev"]))' > .local/reqs.txt
+	$(PY) -m pip install -q -U -r .local/reqs.txt && $(PY) -m pip freeze --exclude-editable > requirements.lock
+
+clean: stop
+	rm -rf $(LOCAL_DIR)

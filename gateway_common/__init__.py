@@ -1,0 +1,1 @@
+"""Shared infrastructure of the gateway's services; imports no service."""

@@ -1,0 +1,207 @@
+"""An OpenAI-compatible fake model provider for local runs, tests and benchmarks.
+
+``POST /v1/chat/completions`` answers deterministically: the answer is
+``"Echo: " + <last user message>``, usage counts whitespace-separated words
+(prompt: all messages; completion: the answer). ``stream: true`` sends the
+answer word by word as server-sent events, with a final usage chunk when
+``stream_options.include_usage`` is set.
+
+Injectable behaviour:
+- markers in the last user message: ``[[fail:503]]`` answers that HTTP status,
+  ``[[delay:250]]`` waits 250 ms first, ``[[slowstream:50]]`` waits 50 ms
+  between stream chunks;
+- process-wide settings from the command line or ``POST /_control`` with JSON
+  ``{"latency_ms": 0, "fail_status": 0}``;
+- ``GET /_stats`` returns the number of completion calls and the last
+  request's Authorization header and body (for tests); ``POST /_stats/reset``.
+
+Run: ``python -m gateway_common.devstack.fake_provider --port 18080``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+MARKER = re.compile(r"\[\[(fail|delay|slowstream):(\d+)\]\]")
+
+
+class FakeProvider:
+    def __init__(self, latency_ms: int = 0, fail_status: int = 0) -> None:
+        self.latency_ms = latency_ms
+        self.fail_status = fail_status
+        self.calls = 0
+        self.last_request: dict[str, Any] = {}
+        self.last_authorization = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/_stats", self.stats)
+        app.router.add_post("/_stats/reset", self.reset)
+        app.router.add_post("/_control", self.control)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def health(self, _: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def stats(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "calls": self.calls,
+                "last_request": self.last_request,
+                "last_authorization": self.last_authorization,
+            }
+        )
+
+    async def reset(self, _: web.Request) -> web.Response:
+        self.calls = 0
+        self.last_request = {}
+        self.last_authorization = ""
+        return web.json_response({"ok": True})
+
+    async def control(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.latency_ms = int(body.get("latency_ms", self.latency_ms))
+        self.fail_status = int(body.get("fail_status", self.fail_status))
+        return web.json_response({"latency_ms": self.latency_ms, "fail_status": self.fail_status})
+
+    async def models(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+        )
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        self.calls += 1
+        self.last_authorization = request.headers.get("Authorization", "")
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            question = _last_user_text(messages)
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "invalid_request_error", "body must hold a messages array")
+        self.last_request = body
+        markers = {k: int(v) for k, v in MARKER.findall(question)}
+        delay = markers.get("delay", self.latency_ms)
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        fail = markers.get("fail", self.fail_status)
+        if fail:
+            return _error(fail, "fake_failure", f"injected failure {fail}")
+        answer = "Echo: " + MARKER.sub("", question).strip()
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        words = answer.split(" ")
+        finish = "stop"
+        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
+            words, finish = words[:max_tokens], "length"
+            answer = " ".join(words)
+        prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        }
+        model = str(body.get("model", "fake-model"))
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            pause = markers.get("slowstream", 0) / 1000
+            return await _stream(
+                request, model, words, finish, usage if include_usage else None, pause
+            )
+        return web.json_response(
+            {
+                "id": "chatcmpl-" + uuid.uuid4().hex,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+
+async def _stream(
+    request: web.Request,
+    model: str,
+    words: list[str],
+    finish: str,
+    usage: dict[str, int] | None,
+    pause: float,
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    cid = "chatcmpl-" + uuid.uuid4().hex
+    base = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+
+    async def send(choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
+        chunk = {**base, "choices": choices, **(extra or {})}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    for i, word in enumerate(words):
+        if pause:
+            await asyncio.sleep(pause)
+        piece = word if i == 0 else " " + word
+        await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+    await send([{"index": 0, "delta": {}, "finish_reason": finish}])
+    if usage is not None:
+        await send([], {"usage": usage})
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message.get("content"))
+    raise KeyError("no user message")
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "code": kind}}, status=status
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--fail-status", type=int, default=0)
+    args = parser.parse_args()
+    provider = FakeProvider(args.latency_ms, args.fail_status)
+    web.run_app(provider.app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The shared client of identity's Authenticate, used by quota, history and llm.
+
+Answers are cached briefly (``ttl`` seconds, bounded size), so a revoked key
+stops working everywhere within ``ttl`` plus identity's own cache bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+import grpc
+
+from gateway_common.channels import call_metadata
+from gateway_common.errors import InvalidArgument, Unauthenticated, Unavailable
+from gateway_common.principal import Principal, Role
+from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
+
+IDEMPOTENT = (("llmgw.identity.v1.IdentityService", "Authenticate"),)
+
+_ROLES = {
+    identity_pb2.ROLE_PLATFORM_ADMIN: Role.PLATFORM_ADMIN,
+    identity_pb2.ROLE_TENANT_ADMIN: Role.TENANT_ADMIN,
+    identity_pb2.ROLE_USER: Role.USER,
+}
+
+
+class Authenticator:
+    def __init__(
+        self, channel: grpc.aio.Channel, ttl: float = 2.0, max_entries: int = 10_000
+    ) -> None:
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+
+    async def authenticate(self, api_key: str, timeout: float = 5.0) -> Principal:
+        digest = hashlib.sha256(api_key.encode()).digest()
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await self._call(api_key, timeout)
+        self._cache[digest] = (now + self._ttl, principal)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return principal
+
+    async def _call(self, api_key: str, timeout: float) -> Principal:
+        try:
+            reply = await self._stub.Authenticate(
+                identity_pb2.AuthenticateRequest(api_key=api_key),
+                timeout=timeout,
+                metadata=call_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err) from None
+        p = reply.principal
+        role = _ROLES.get(p.role)
+        if role is None:
+            raise Unauthenticated("key has no usable role", "INVALID_ROLE")
+        return Principal(
+            role=role,
+            tenant_id=p.tenant_id,
+            user_id=p.user_id,
+            key_id=p.key_id,
+            time_zone=p.tenant_time_zone or "UTC",
+        )
+
+
+def translate(err: grpc.aio.AioRpcError) -> Exception:
+    """identity's answer, in the caller's own errors."""
+    code = err.code()
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated("invalid API key", "INVALID_API_KEY")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(err.details() or "invalid credential")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        from gateway_common.errors import DeadlineExceeded
+
+        return DeadlineExceeded("identity did not answer in time", "IDENTITY_TIMEOUT")
+    return Unavailable("identity service unavailable", "IDENTITY_UNAVAILABLE")

@@ -1,0 +1,115 @@
+"""The one error boundary of every service, plus request ids and RPC metrics.
+
+Domain errors become their status code with ``google.rpc.Status`` details;
+anything unexpected becomes INTERNAL with a generic message, its traceback
+logged server-side only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from gateway_common import metrics, status
+from gateway_common.auth import REQUEST_ID, metadata_value
+from gateway_common.errors import DomainError, Unimplemented
+from gateway_common.logs import request_id_var
+
+log = logging.getLogger("gateway.rpc")
+
+
+class ErrorBoundary(grpc.aio.ServerInterceptor):
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method or ""
+        service_name, _, method_name = method.lstrip("/").rpartition("/")
+        labels = (service_name, method_name)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, labels),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, labels),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _wrap_unary(self, behavior: Any, labels: tuple[str, str]) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = _begin(context)
+            code = "OK"
+            try:
+                return await behavior(request, context)
+            except Exception as exc:  # noqa: BLE001 - this is the boundary
+                failure = self._classify(exc, context, labels)
+                code = failure.code.name
+                await context.abort(failure.code, failure.details, failure.trailing_metadata)
+            finally:
+                _finish(labels, code, started)
+
+        return wrapper
+
+    def _wrap_stream(self, behavior: Any, labels: tuple[str, str]) -> Any:
+        async def wrapper(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            started = _begin(context)
+            code = "OK"
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except Exception as exc:  # noqa: BLE001 - this is the boundary
+                failure = self._classify(exc, context, labels)
+                code = failure.code.name
+                await context.abort(failure.code, failure.details, failure.trailing_metadata)
+            finally:
+                _finish(labels, code, started)
+
+        return wrapper
+
+    def _classify(
+        self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any], labels: tuple[str, str]
+    ) -> grpc.Status:
+        """The status ``exc`` stands for; re-raises a handler's own abort."""
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
+        if isinstance(exc, DomainError):
+            rich = status.to_rpc_status(exc, self.domain)
+        elif isinstance(exc, NotImplementedError):
+            rich = status.to_rpc_status(Unimplemented("method not implemented yet"), self.domain)
+        else:
+            log.error("unexpected error in %s/%s", *labels, exc_info=exc)
+            rich = status.internal_status()
+        return status.to_grpc_status(rich)
+
+
+def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> float:
+    rid = metadata_value(context.invocation_metadata(), REQUEST_ID) or uuid.uuid4().hex
+    request_id_var.set(rid)
+    return time.perf_counter()
+
+
+def _finish(labels: tuple[str, str], code: str, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    metrics.RPC_LATENCY.labels(*labels).observe(elapsed)
+    metrics.RPC_HANDLED.labels(*labels, code).inc()

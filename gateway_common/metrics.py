@@ -1,0 +1,23 @@
+"""Prometheus metrics common to every service, served on the service's metrics port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed, by service, method and status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+RPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to handle an RPC, by service and method.",
+    ["grpc_service", "grpc_method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Start the HTTP exposition endpoint (a daemon thread); 0 disables it."""
+    if port:
+        start_http_server(port, addr=host)

@@ -1,0 +1,32 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Knobs common to the four services. Env names get the service's prefix,
+    e.g. ``IDENTITY_PORT``; the shared ones below also read ``GATEWAY_*``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"  # address to listen on; 0.0.0.0 in containers
+    port: int = 50051  # gRPC port
+    metrics_port: int = 0  # Prometheus HTTP port; 0 = off
+    log_level: str = "INFO"
+    grace_seconds: float = 10.0  # drain time for in-flight calls on SIGTERM
+    health_interval_seconds: float = 1.0  # how often the store is probed for health
+    max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
+    # Shared secret the suite's services present to each other's internal RPCs.
+    internal_token: SecretStr = Field(
+        default=SecretStr("dev-internal-token"), validation_alias="GATEWAY_INTERNAL_TOKEN"
+    )
+    # TLS: server certificate and key; a CA makes the server require client certs (mTLS).
+    tls_cert_file: str = Field(default="", validation_alias="GATEWAY_TLS_CERT_FILE")
+    tls_key_file: str = Field(default="", validation_alias="GATEWAY_TLS_KEY_FILE")
+    tls_ca_file: str = Field(default="", validation_alias="GATEWAY_TLS_CA_FILE")
+    tls_require_client_cert: bool = Field(
+        default=False, validation_alias="GATEWAY_TLS_REQUIRE_CLIENT_CERT"
+    )

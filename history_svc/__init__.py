@@ -1,0 +1,1 @@
+"""history_svc: every interaction stored, listed, searched and summarised (MongoDB)."""

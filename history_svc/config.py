@@ -1,0 +1,18 @@
+"""history_svc settings: env prefix HISTORY_ (shared knobs also read GATEWAY_*)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from gateway_common.settings import ServiceSettings
+
+
+class HistorySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="HISTORY_", frozen=True, extra="ignore")
+
+    port: int = 50053
+    # MONGO_URL is honoured too, so the same suite runs against a real MongoDB.
+    mongo_url: str = Field(default="mongodb://127.0.0.1:27027/", validation_alias="MONGO_URL")
+    database: str = "llmgw_history"
+    identity_target: str = "127.0.0.1:50051"  # identity_svc address, for Authenticate

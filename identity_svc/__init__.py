@@ -1,0 +1,1 @@
+"""identity_svc: tenants, users, API keys, models and model configurations (PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""quota_svc: plans, subscriptions and exact monthly request counting (PostgreSQL)."""

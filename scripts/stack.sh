@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The local stack: PostgreSQL, FerretDB, the fake provider and the four services.
+#   scripts/stack.sh deps-up | services-up | up | down | status
+# Ports (env, defaults): PG_PORT 55432, FERRETDB_PORT 27027, FAKE_PROVIDER_PORT 18080,
+# IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+LOCAL_DIR="${LOCAL_DIR:-$ROOT/.local}"
+TOOLS_BIN="${TOOLS_BIN:-$ROOT/.cache/bin}"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+export PG_PORT="${PG_PORT:-55432}"
+FERRETDB_PORT="${FERRETDB_PORT:-27027}"
+FAKE_PROVIDER_PORT="${FAKE_PROVIDER_PORT:-18080}"
+export IDENTITY_PORT="${IDENTITY_PORT:-50051}" QUOTA_PORT="${QUOTA_PORT:-50052}"
+export HISTORY_PORT="${HISTORY_PORT:-50053}" LLM_PORT="${LLM_PORT:-50054}"
+PROC="$ROOT/scripts/proc.sh"
+
+port_open() { "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1', int(sys.argv[1]))))" "$1"; }
+grpc_ready() { "$PY" -m gateway_common.devstack.healthcheck "127.0.0.1:$1"; }
+
+deps_up() {
+  "$ROOT/scripts/pg.sh" start
+  mkdir -p "$LOCAL_DIR/ferretdb"
+  "$PROC" start ferretdb "$(declare -f port_open); PY=$PY port_open $FERRETDB_PORT" -- \
+    "$TOOLS_BIN/ferretdb" --listen-addr="127.0.0.1:$FERRETDB_PORT" \
+    --handler=sqlite --sqlite-url="file:$LOCAL_DIR/ferretdb/"
+  "$PROC" start fake-provider "$(declare -f port_open); PY=$PY port_open $FAKE_PROVIDER_PORT" -- \
+    "$PY" -m gateway_common.devstack.fake_provider --port "$FAKE_PROVIDER_PORT"
+}
+
+services_up() {
+  export IDENTITY_DATABASE_URL="${IDENTITY_DATABASE_URL:-$("$ROOT/scripts/pg.sh" url identity)}"
+  export QUOTA_DATABASE_URL="${QUOTA_DATABASE_URL:-$("$ROOT/scripts/pg.sh" url quota)}"
+  export MONGO_URL="${MONGO_URL:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
+  export QUOTA_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" HISTORY_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT"
+  export LLM_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" LLM_QUOTA_TARGET="127.0.0.1:$QUOTA_PORT"
+  export LLM_HISTORY_TARGET="127.0.0.1:$HISTORY_PORT"
+  export IDENTITY_METRICS_PORT="${IDENTITY_METRICS_PORT:-9101}" QUOTA_METRICS_PORT="${QUOTA_METRICS_PORT:-9102}"
+  export HISTORY_METRICS_PORT="${HISTORY_METRICS_PORT:-9103}" LLM_METRICS_PORT="${LLM_METRICS_PORT:-9104}"
+  local svc port
+  for svc in identity quota history llm; do
+    port_var="$(echo "$svc" | tr a-z A-Z)_PORT"; port="${!port_var}"
+    "$PROC" start "$svc" "$(declare -f grpc_ready); PY=$PY grpc_ready $port" -- "$PY" -m "${svc}_svc"
+  done
+}
+
+status() {
+  local svc port_var
+  for svc in identity quota history llm; do
+    port_var="$(echo "$svc" | tr a-z A-Z)_PORT"
+    printf '%-9s 127.0.0.1:%-6s %s\n' "$svc" "${!port_var}" \
+      "$("$PY" -m gateway_common.devstack.healthcheck "127.0.0.1:${!port_var}" --print 2>&1 || true)"
+  done
+}
+
+case "${1:-}" in
+  deps-up) deps_up ;;
+  services-up) services_up ;;
+  up) deps_up; services_up ;;
+  down) "$PROC" stop-all; "$ROOT/scripts/pg.sh" stop ;;
+  status) status ;;
+  *) echo "usage: $0 deps-up|services-up|up|down|status" >&2; exit 2 ;;
+esac

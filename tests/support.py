@@ -1,0 +1,119 @@
+"""Test helpers shared by the suites: the local stack's addresses, fresh databases,
+in-process gRPC servers and service subprocesses. No mocks of our databases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import psycopg
+
+from gateway_common.server import GrpcServer, ServiceSpec
+from gateway_common.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_PORT = int(os.environ.get("PG_PORT", "55432"))
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
+)
+MONGO_URL = os.environ.get(
+    "MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
+)
+INTERNAL_TOKEN = "test-internal-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the local server; dropped afterwards.
+    Yields a libpq DSN (use :func:`sqlalchemy_url` for SQLAlchemy)."""
+    name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_mongo_database(prefix: str) -> str:
+    """A database name nobody else uses (drop it with the client when done)."""
+    return f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    settings: ServiceSettings, spec: ServiceSpec
+) -> AsyncIterator[tuple[GrpcServer, grpc.aio.Channel]]:
+    """An in-process server on a free port and a channel to it (settings.port is ignored)."""
+    settings = settings.model_copy(update={"port": 0, "host": "127.0.0.1"})
+    server = GrpcServer(settings, spec)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield server, channel
+    finally:
+        await channel.close()
+        await server.stop(grace=0.5)
+
+
+class ServiceProcess:
+    """``python -m <module>`` as a separate process, with its log kept for failures."""
+
+    def __init__(self, module: str, env: dict[str, str], log_dir: Path) -> None:
+        self.module = module
+        self.env = {**os.environ, **env}
+        self.log_path = log_dir / f"{module}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module], env=self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        return self
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def wait_serving(target: str, timeout: float = 30.0, service: str = "") -> None:
+    from gateway_common.devstack.healthcheck import check
+
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = await check(target, service, timeout=1.0)
+        if state == "SERVING":
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"{target} not SERVING after {timeout}s (last: {state})")
