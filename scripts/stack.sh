@@ -24,7 +24,7 @@ deps_up() {
   mkdir -p "$LOCAL_DIR/ferretdb"
   "$PROC" start ferretdb "$(declare -f port_open); PY=$PY port_open $FERRETDB_PORT" -- \
     "$TOOLS_BIN/ferretdb" --listen-addr="127.0.0.1:$FERRETDB_PORT" \
-    --handler=sqlite --sqlite-url="file:$LOCAL_DIR/ferretdb/"
+    --handler=sqlite --sqlite-url="file:$LOCAL_DIR/ferretdb/" --log-level=error
   "$PROC" start fake-provider "$(declare -f port_open); PY=$PY port_open $FAKE_PROVIDER_PORT" -- \
     "$PY" -m gateway_common.devstack.fake_provider --port "$FAKE_PROVIDER_PORT"
 }
