@@ -82,6 +82,8 @@ class GrpcServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
         await self.health.enter_graceful_shutdown()
+        if self.settings.shutdown_delay_seconds > 0:
+            await asyncio.sleep(self.settings.shutdown_delay_seconds)
         await self.server.stop(self.settings.grace_seconds if grace is None else grace)
         if self.spec.close is not None:
             await self.spec.close()

@@ -17,6 +17,9 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0  # Prometheus HTTP port; 0 = off
     log_level: str = "INFO"
     grace_seconds: float = 10.0  # drain time for in-flight calls on SIGTERM
+    # Time between turning NOT_SERVING and closing the listener, so load balancers
+    # and health-checking clients move away before new calls would be refused.
+    shutdown_delay_seconds: float = 1.0
     health_interval_seconds: float = 1.0  # how often the store is probed for health
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
     # Shared secret the suite's services present to each other's internal RPCs.

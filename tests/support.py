@@ -66,6 +66,8 @@ async def running_server(
 ) -> AsyncIterator[tuple[GrpcServer, grpc.aio.Channel]]:
     """An in-process server on a free port and a channel to it (settings.port is ignored)."""
     settings = settings.model_copy(update={"port": 0, "host": "127.0.0.1"})
+    if "shutdown_delay_seconds" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"shutdown_delay_seconds": 0.0})
     server = GrpcServer(settings, spec)
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
