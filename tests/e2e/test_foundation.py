@@ -14,9 +14,9 @@ from tests.support import (
     INTERNAL_TOKEN,
     MONGO_URL,
     ServiceProcess,
+    free_port,
     fresh_mongo_database,
     fresh_pg_database,
-    free_port,
     sqlalchemy_url,
     wait_serving,
 )
