@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from gateway_common import tracing
 from gateway_common.auth import INTERNAL_TOKEN, REQUEST_ID
 from gateway_common.logs import request_id_var
 from gateway_common.settings import ServiceSettings
@@ -51,11 +52,14 @@ def open_channel(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
+        # With a headless Service (dns:///name:port) calls spread over every replica.
+        ("grpc.lb_policy_name", "round_robin"),
     ]
     creds = client_credentials(settings)
+    interceptors = tracing.client_interceptors()
     if creds is None:
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, creds, options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
 
 
 def client_credentials(settings: ServiceSettings) -> grpc.ChannelCredentials | None:

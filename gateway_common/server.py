@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway_common import tracing
 from gateway_common.interceptors import ErrorBoundary
 from gateway_common.settings import ServiceSettings
 
@@ -42,7 +43,11 @@ class GrpcServer:
         self.spec = spec
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[*spec.interceptors, ErrorBoundary(spec.domain)],
+            interceptors=[
+                *tracing.server_interceptors(),
+                *spec.interceptors,
+                ErrorBoundary(spec.domain),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),

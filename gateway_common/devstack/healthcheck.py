@@ -13,9 +13,18 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway_common.channels import client_credentials
+from gateway_common.settings import ServiceSettings
+
 
 async def check(target: str, service: str = "", timeout: float = 2.0) -> str:
-    async with grpc.aio.insecure_channel(target) as channel:
+    creds = client_credentials(ServiceSettings())  # GATEWAY_TLS_* when the suite runs with TLS
+    channel = (
+        grpc.aio.insecure_channel(target)
+        if creds is None
+        else grpc.aio.secure_channel(target, creds)
+    )
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = await stub.Check(  # type: ignore[attr-defined]
