@@ -17,12 +17,13 @@ from gateway_common.channels import client_credentials
 from gateway_common.settings import ServiceSettings
 
 
-async def check(target: str, service: str = "", timeout: float = 2.0) -> str:
+async def check(target: str, service: str = "", timeout: float = 2.0, server_name: str = "") -> str:
     creds = client_credentials(ServiceSettings())  # GATEWAY_TLS_* when the suite runs with TLS
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
     channel = (
         grpc.aio.insecure_channel(target)
         if creds is None
-        else grpc.aio.secure_channel(target, creds)
+        else grpc.aio.secure_channel(target, creds, options=options)
     )
     async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -40,8 +41,9 @@ def main() -> None:
     parser.add_argument("target")
     parser.add_argument("--service", default="")
     parser.add_argument("--print", action="store_true", dest="show")
+    parser.add_argument("--server-name", default="", help="TLS name to expect (name override)")
     args = parser.parse_args()
-    state = asyncio.run(check(args.target, args.service))
+    state = asyncio.run(check(args.target, args.service, server_name=args.server_name))
     if args.show:
         print(state)
     sys.exit(0 if state == "SERVING" else 1)
