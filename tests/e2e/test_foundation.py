@@ -10,14 +10,12 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from tests.suite_env import suite_env
 from tests.support import (
-    INTERNAL_TOKEN,
-    MONGO_URL,
     ServiceProcess,
     free_port,
     fresh_mongo_database,
     fresh_pg_database,
-    sqlalchemy_url,
     wait_serving,
 )
 
@@ -36,36 +34,10 @@ EXPECTED = {
 def suite(log_dir) -> Iterator[dict[str, tuple[ServiceProcess, int]]]:
     ports = {m: free_port() for m in EXPECTED}
     with fresh_pg_database("fid") as identity_dsn, fresh_pg_database("fquota") as quota_dsn:
-        identity_target = f"127.0.0.1:{ports['identity_svc']}"
-        common = {"GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN}
-        envs = {
-            "identity_svc": {
-                "IDENTITY_PORT": str(ports["identity_svc"]),
-                "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
-            },
-            "quota_svc": {
-                "QUOTA_PORT": str(ports["quota_svc"]),
-                "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
-                "QUOTA_IDENTITY_TARGET": identity_target,
-            },
-            "history_svc": {
-                "HISTORY_PORT": str(ports["history_svc"]),
-                "MONGO_URL": MONGO_URL,
-                "HISTORY_DATABASE": fresh_mongo_database("fhist"),
-                "HISTORY_IDENTITY_TARGET": identity_target,
-            },
-            "llm_svc": {
-                "LLM_PORT": str(ports["llm_svc"]),
-                "LLM_IDENTITY_TARGET": identity_target,
-                "LLM_QUOTA_TARGET": f"127.0.0.1:{ports['quota_svc']}",
-                "LLM_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
-                "LLM_SPOOL_DIR": str(log_dir / "spool-foundation"),
-            },
-        }
-        procs = {
-            m: (ServiceProcess(m, {**common, **envs[m]}, log_dir).start(), ports[m])
-            for m in EXPECTED
-        }
+        envs = suite_env(
+            ports, identity_dsn, quota_dsn, fresh_mongo_database("fhist"), log_dir / "spool-f"
+        )
+        procs = {m: (ServiceProcess(m, envs[m], log_dir).start(), ports[m]) for m in EXPECTED}
         try:
             yield procs
         finally:

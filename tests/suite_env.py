@@ -1,0 +1,47 @@
+"""Environment of the four services started as separate processes by a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import INTERNAL_TOKEN, MONGO_URL, sqlalchemy_url
+
+MODULES = ("identity_svc", "quota_svc", "history_svc", "llm_svc")
+
+
+def suite_env(
+    ports: dict[str, int],
+    identity_dsn: str,
+    quota_dsn: str,
+    mongo_db: str,
+    spool_dir: Path,
+    common: dict[str, str] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Per-module environment; ``common`` (TLS files, log level...) goes to all four."""
+    identity = f"127.0.0.1:{ports['identity_svc']}"
+    shared = {"GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN, **(common or {})}
+    envs = {
+        "identity_svc": {
+            "IDENTITY_PORT": str(ports["identity_svc"]),
+            "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
+        },
+        "quota_svc": {
+            "QUOTA_PORT": str(ports["quota_svc"]),
+            "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
+            "QUOTA_IDENTITY_TARGET": identity,
+        },
+        "history_svc": {
+            "HISTORY_PORT": str(ports["history_svc"]),
+            "MONGO_URL": MONGO_URL,
+            "HISTORY_DATABASE": mongo_db,
+            "HISTORY_IDENTITY_TARGET": identity,
+        },
+        "llm_svc": {
+            "LLM_PORT": str(ports["llm_svc"]),
+            "LLM_IDENTITY_TARGET": identity,
+            "LLM_QUOTA_TARGET": f"127.0.0.1:{ports['quota_svc']}",
+            "LLM_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
+            "LLM_SPOOL_DIR": str(spool_dir),
+        },
+    }
+    return {m: {**shared, **env} for m, env in envs.items()}
