@@ -13,9 +13,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from gateway_common import tracing
+from gateway_common import reflection, tracing
 from gateway_common.interceptors import ErrorBoundary
 from gateway_common.settings import ServiceSettings
 
@@ -62,8 +61,7 @@ class GrpcServer:
         spec = self.spec
         spec.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self.server)
+        reflection.enable([*spec.service_names, health.SERVICE_NAME], self.server)
         address = f"{self.settings.host}:{self.settings.port}"
         creds = server_credentials(self.settings)
         if creds is None:

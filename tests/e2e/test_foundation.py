@@ -76,3 +76,19 @@ async def test_sigterm_drains_and_exits_cleanly(suite):
     assert code == 0, proc.log()[-2000:]
     log = proc.log()
     assert "draining" in log and '"stopped"' in log
+
+
+async def test_reflection_resolves_method_symbols_for_ghz(suite):
+    """ghz and grpcurl ask for the file containing `pkg.Service.Method`."""
+    _, port = suite["identity_svc"]
+    target = f"127.0.0.1:{port}"
+    await wait_serving(target, timeout=60)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="llmgw.identity.v1.IdentityService.Authenticate"
+        )
+        async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            assert reply.WhichOneof("message_response") == "file_descriptor_response"
+            assert reply.file_descriptor_response.file_descriptor_proto
+            break
