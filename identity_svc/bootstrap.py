@@ -2,39 +2,89 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway_common import db
 from gateway_common.server import ServiceSpec
 from identity_svc.config import IdentitySettings
+from identity_svc.config_service import ModelConfigUseCases
+from identity_svc.crypto import KeyRing
+from identity_svc.keys_service import ApiKeyUseCases, utc_now
+from identity_svc.models_service import ModelUseCases, ResolveCache, ResolveUseCase
+from identity_svc.ports import UowFactory
+from identity_svc.service import TenantUseCases, UserUseCases
+from identity_svc.servicer import IdentityInternalServicer, IdentityServicer, UseCaseSet
+from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2_grpc
 
+DOMAIN = "identity.llmgw"
 SERVICE_NAMES = (
     "llmgw.identity.v1.IdentityService",
     "llmgw.identity.v1.IdentityInternalService",
 )
 
 
-def build(settings: IdentitySettings) -> ServiceSpec:
-    engine = db.make_engine(settings.database_url, pool_size=settings.db_pool_size)
+def keyring(settings: IdentitySettings) -> KeyRing:
+    return KeyRing.from_settings(
+        settings.encryption_keys.get_secret_value(), allow_dev_key=settings.dev_key_allowed()
+    )
+
+
+def use_cases(
+    settings: IdentitySettings,
+    uow: UowFactory,
+    ring: KeyRing,
+    clock: Callable[[], datetime] = utc_now,
+) -> UseCaseSet:
+    cache = ResolveCache(settings.resolve_cache_ttl_seconds, settings.resolve_cache_max_entries)
+    return UseCaseSet(
+        tenants=TenantUseCases(uow),
+        users=UserUseCases(uow),
+        keys=ApiKeyUseCases(
+            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock
+        ),
+        models=ModelUseCases(uow, on_change=cache.clear),
+        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear),
+        resolve=ResolveUseCase(uow, ring, cache),
+    )
+
+
+def build(
+    settings: IdentitySettings,
+    *,
+    engine: AsyncEngine | None = None,
+    uow: UowFactory | None = None,
+    ring: KeyRing | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> ServiceSpec:
+    """Wire the service. Tests pass their own engine, unit-of-work factory or key ring."""
+    owned = engine is None and uow is None
+    if owned:
+        engine = db.make_engine(settings.database_url, settings.db_pool_size)
+    if uow is None:
+        assert engine is not None
+        uow = sql_uow_factory(engine)
+    uc = use_cases(settings, uow, ring or keyring(settings), clock)
+    internal_token = settings.internal_token.get_secret_value()
 
     def register(server: grpc.aio.Server) -> None:
-        identity_pb2_grpc.add_IdentityServiceServicer_to_server(
-            identity_pb2_grpc.IdentityServiceServicer(),  # type: ignore[abstract]
-            server,
-        )
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(uc), server)
         identity_pb2_grpc.add_IdentityInternalServiceServicer_to_server(
-            identity_pb2_grpc.IdentityInternalServiceServicer(),  # type: ignore[abstract]
-            server,
+            IdentityInternalServicer(uc.resolve, internal_token), server
         )
 
     async def probe() -> None:
-        await db.ping(engine)
+        if engine is not None:
+            await db.ping(engine)
+
+    async def close() -> None:
+        if owned and engine is not None:
+            await engine.dispose()
 
     return ServiceSpec(
-        domain="identity.llmgw",
-        service_names=SERVICE_NAMES,
-        register=register,
-        probe=probe,
-        close=engine.dispose,
+        domain=DOMAIN, service_names=SERVICE_NAMES, register=register, probe=probe, close=close
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from gateway_common.settings import ServiceSettings
@@ -13,3 +16,26 @@ class IdentitySettings(ServiceSettings):
     port: int = 50051
     database_url: str = "postgresql+psycopg://gateway:gateway@127.0.0.1:55432/identity"
     db_pool_size: int = 10
+    # Apply the Alembic migrations before serving (under an advisory lock).
+    migrate_on_start: bool = True
+    # Key ring for configuracao_llm.chave_api: "kid1:base64key,kid2:base64key"; the first
+    # encrypts, all decrypt. Keys are 16/24/32 random bytes (32 recommended).
+    encryption_keys: SecretStr = SecretStr("")
+    # Use the public development key when encryption_keys is empty. None (default) = only
+    # when listening on a loopback address, i.e. a local `make run`; never in a container.
+    allow_dev_key: bool | None = None
+    # Verified API keys are cached this long: a revoked key works at most this much longer
+    # on each replica (plus the callers' own 2 s cache; see README).
+    auth_cache_ttl_seconds: float = 2.0
+    auth_cache_max_entries: int = 100_000
+    # ResolveModel answers (on Chat's hot path) are cached this long.
+    resolve_cache_ttl_seconds: float = 2.0
+    resolve_cache_max_entries: int = 10_000
+
+    def dev_key_allowed(self) -> bool:
+        if self.allow_dev_key is not None:
+            return self.allow_dev_key
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"

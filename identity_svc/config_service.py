@@ -1,0 +1,111 @@
+"""A tenant's configuration of a model (configuracao_llm); the credential is write-only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.principal import Principal
+from identity_svc import domain as d
+from identity_svc.crypto import KeyRing, credential_context
+from identity_svc.models_service import CONFIG_PATHS, _extra
+from identity_svc.ports import UnitOfWork, UowFactory
+from identity_svc.service import UseCases, _found, make_page, page_limit, time_after, time_key
+
+
+def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
+    if path == "credential":
+        return d.credential_field(credential)
+    if path == "token_limit":
+        return d.token_limit_field(draft.token_limit, "config.token_limit")
+    if path == "extra_parameters":
+        return _extra(draft.extra_parameters, "config.extra_parameters")
+    return d.url_field(draft.base_url, "config.base_url")
+
+
+log = logging.getLogger("identity.configs")
+
+
+class ModelConfigUseCases(UseCases):
+    def __init__(
+        self, uow: UowFactory, keyring: KeyRing, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        super().__init__(uow)
+        self.keyring = keyring
+        self._on_change = on_change
+
+    async def create(
+        self, p: Principal, draft: d.ModelConfig, credential: str, request_id: str
+    ) -> d.ModelConfig:
+        tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
+        model_id = d.uuid_field(draft.model_id, "config.model_id")
+        fields = {path: _config_field(path, draft, credential) for path in CONFIG_PATHS}
+        p.require_tenant_admin(tenant_id)
+        fields["credential"] = self.keyring.encrypt(
+            fields["credential"], credential_context(tenant_id, model_id)
+        )
+        config = d.ModelConfig(config_id="", tenant_id=tenant_id, model_id=model_id, **fields)
+
+        async def create(uow: UnitOfWork, new_id: str) -> d.ModelConfig:
+            model = await uow.models.get(model_id)
+            if model is None:
+                raise NotFound("model not found", "MODEL_NOT_FOUND")
+            if model.tenant_id and model.tenant_id != tenant_id:
+                raise PermissionDenied("the model belongs to another tenant", "MODEL_ACCESS_DENIED")
+            return await uow.configs.add(replace(config, config_id=new_id))
+
+        async def load(uow: UnitOfWork, config_id: str) -> d.ModelConfig | None:
+            return await uow.configs.get(tenant_id, config_id)
+
+        result = (await self.once(p, "model_config", request_id, create, load))[0]
+        # Ids only: the credential is never part of a log line.
+        log.info("model config set", extra={"tenant_id": tenant_id, "model_id": model_id})
+        self._on_change()
+        return result
+
+    async def get(self, p: Principal, tenant_id: str, config_id: str) -> d.ModelConfig:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        config_id = d.uuid_field(config_id, "config_id")
+        p.require_tenant_admin(tenant_id)
+        async with self.uow() as uow:
+            return _found(await uow.configs.get(tenant_id, config_id), "model config")
+
+    async def list_page(self, p: Principal, tenant_id: str, page_size: int, token: str) -> d.Page:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        p.require_tenant_admin(tenant_id)
+        limit, scope = page_limit(page_size), {"list": "configs", "t": tenant_id}
+        after = time_after(token, scope)
+        async with self.uow() as uow:
+            items = await uow.configs.list(tenant_id, after, limit + 1)
+        return make_page(items, limit, lambda c: time_key(c, "config_id"), scope)
+
+    async def update(
+        self, p: Principal, draft: d.ModelConfig, credential: str, paths: list[str]
+    ) -> d.ModelConfig:
+        tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
+        config_id = d.uuid_field(draft.config_id, "config.config_id")
+        mask = d.mask_paths(paths, CONFIG_PATHS)
+        changes = {path: _config_field(path, draft, credential) for path in mask}
+        p.require_tenant_admin(tenant_id)
+        async with self.uow() as uow:
+            current = _found(await uow.configs.get(tenant_id, config_id), "model config")
+            if "credential" in changes:
+                context = credential_context(tenant_id, current.model_id)
+                changes["credential"] = self.keyring.encrypt(changes["credential"], context)
+            config = _found(await uow.configs.update(tenant_id, config_id, changes), "model config")
+            await uow.commit()
+        self._on_change()
+        return config
+
+    async def delete(self, p: Principal, tenant_id: str, config_id: str) -> None:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        config_id = d.uuid_field(config_id, "config_id")
+        p.require_tenant_admin(tenant_id)
+        async with self.uow() as uow:
+            if not await uow.configs.delete(tenant_id, config_id):
+                raise NotFound("model config not found", "MODEL_CONFIG_NOT_FOUND")
+            await uow.commit()
+        self._on_change()

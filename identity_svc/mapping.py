@@ -1,0 +1,185 @@
+"""Protobuf <-> domain. Unknown enum values are refused here (INVALID_ARGUMENT)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from gateway_common.errors import InvalidArgument
+from gateway_common.principal import Principal, Role
+from identity_svc import domain as d
+from llmgw.identity.v1 import identity_pb2 as pb
+
+ROLES = {
+    pb.ROLE_PLATFORM_ADMIN: Role.PLATFORM_ADMIN,
+    pb.ROLE_TENANT_ADMIN: Role.TENANT_ADMIN,
+    pb.ROLE_USER: Role.USER,
+}
+ROLE_TO_PB = {v: k for k, v in ROLES.items()}
+ACCESS_TYPES = {
+    pb.ACCESS_TYPE_CLOUD: d.AccessType.CLOUD,
+    pb.ACCESS_TYPE_ON_PREMISE: d.AccessType.ON_PREMISE,
+}
+ACCESS_TO_PB = {v: k for k, v in ACCESS_TYPES.items()}
+
+
+def role(value: int) -> Role:
+    found: Role | None = ROLES.get(value)  # type: ignore[call-overload]
+    if found is None:
+        raise InvalidArgument.field("role", "must be a known role other than ROLE_UNSPECIFIED")
+    return found
+
+
+def access_type(value: int, name: str = "model.access_type") -> d.AccessType | None:
+    if value == pb.ACCESS_TYPE_UNSPECIFIED:
+        return None
+    found: d.AccessType | None = ACCESS_TYPES.get(value)  # type: ignore[call-overload]
+    if found is None:
+        raise InvalidArgument.field(name, "unknown access type")
+    return found
+
+
+def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def from_ts(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    return value
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(value))
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def principal_pb(p: Principal) -> pb.Principal:
+    return pb.Principal(
+        tenant_id=p.tenant_id,
+        user_id=p.user_id,
+        role=ROLE_TO_PB[p.role],
+        key_id=p.key_id,
+        tenant_time_zone=p.time_zone,
+    )
+
+
+def tenant_pb(t: d.Tenant) -> pb.Tenant:
+    return pb.Tenant(
+        tenant_id=t.tenant_id,
+        name=t.name,
+        contact=t.contact,
+        time_zone=t.time_zone,
+        create_time=ts(t.create_time),
+        update_time=ts(t.update_time),
+    )
+
+
+def user_pb(u: d.User) -> pb.User:
+    return pb.User(
+        user_id=u.user_id,
+        tenant_id=u.tenant_id,
+        name=u.name,
+        email=u.email,
+        create_time=ts(u.create_time),
+        update_time=ts(u.update_time),
+    )
+
+
+def key_pb(k: d.ApiKey) -> pb.ApiKey:
+    return pb.ApiKey(
+        key_id=k.key_id,
+        tenant_id=k.tenant_id,
+        user_id=k.user_id,
+        role=ROLE_TO_PB[k.role],
+        display_name=k.display_name,
+        prefix=k.prefix,
+        create_time=ts(k.create_time),
+        expire_time=ts(k.expire_time),
+        revoke_time=ts(k.revoke_time),
+    )
+
+
+def key_draft(r: pb.CreateApiKeyRequest) -> d.ApiKey:
+    return d.ApiKey(
+        key_id="",
+        role=role(r.role),
+        prefix="",
+        tenant_id=r.tenant_id,
+        user_id=r.user_id,
+        display_name=r.display_name,
+        expire_time=from_ts(r, "expire_time"),
+    )
+
+
+def model_pb(m: d.Model) -> pb.Model:
+    return pb.Model(
+        model_id=m.model_id,
+        tenant_id=m.tenant_id,
+        name=m.name,
+        description=m.description,
+        provider=m.provider,
+        access_type=ACCESS_TO_PB[m.access_type],
+        create_time=ts(m.create_time),
+        update_time=ts(m.update_time),
+    )
+
+
+def model_draft(m: pb.Model) -> d.Model:
+    return d.Model(
+        model_id=m.model_id,
+        tenant_id=m.tenant_id,
+        name=m.name,
+        description=m.description,
+        provider=m.provider,
+        access_type=access_type(m.access_type),  # type: ignore[arg-type]
+    )
+
+
+def config_pb(c: d.ModelConfig) -> pb.ModelConfig:
+    """Never carries the credential: only whether one is stored."""
+    return pb.ModelConfig(
+        config_id=c.config_id,
+        tenant_id=c.tenant_id,
+        model_id=c.model_id,
+        has_credential=c.has_credential,
+        token_limit=c.token_limit,
+        extra_parameters=dict_to_struct(c.extra_parameters),
+        base_url=c.base_url,
+        create_time=ts(c.create_time),
+        update_time=ts(c.update_time),
+    )
+
+
+def config_draft(c: pb.ModelConfig) -> d.ModelConfig:
+    return d.ModelConfig(
+        config_id=c.config_id,
+        tenant_id=c.tenant_id,
+        model_id=c.model_id,
+        token_limit=c.token_limit if c.HasField("token_limit") else None,
+        extra_parameters=struct_to_dict(c.extra_parameters),
+        base_url=c.base_url,
+    )
+
+
+def resolved_pb(r: d.ResolvedModel) -> pb.ResolveModelResponse:
+    return pb.ResolveModelResponse(
+        model=model_pb(r.model),
+        config_id=r.config.config_id,
+        base_url=r.config.base_url,
+        credential=r.credential,
+        token_limit=r.config.token_limit,
+        extra_parameters=dict_to_struct(r.config.extra_parameters),
+    )

@@ -1,0 +1,97 @@
+"""SQLAlchemy Core tables, named as in the shared data model. The migrations own the
+schema (indexes, triggers, checks); these declarations only describe the columns."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+
+def _times() -> list[Column[object]]:
+    return [
+        Column("criado_em", DateTime(timezone=True), nullable=False),
+        Column("atualizado_em", DateTime(timezone=True), nullable=False),
+    ]
+
+
+distribuidor = Table(
+    "distribuidor",
+    metadata,
+    Column("distribuidor_id", UUID(as_uuid=False), primary_key=True),
+    Column("nome_distribuidor", String(200), nullable=False),
+    Column("contato", String(200)),
+    Column("fuso_horario", String(64), nullable=False),
+    *_times(),
+)
+
+usuario = Table(
+    "usuario",
+    metadata,
+    Column("usuario_id", UUID(as_uuid=False), primary_key=True),
+    Column("distribuidor_id", UUID(as_uuid=False), ForeignKey(distribuidor.c.distribuidor_id)),
+    Column("nome_usuario", String(200), nullable=False),
+    Column("email", String(254)),
+    *_times(),
+)
+
+llm_modelo = Table(
+    "llm_modelo",
+    metadata,
+    Column("llm_id", UUID(as_uuid=False), primary_key=True),
+    Column("distribuidor_id", UUID(as_uuid=False), ForeignKey(distribuidor.c.distribuidor_id)),
+    Column("nome_modelo", String(200), nullable=False),
+    Column("descricao_modelo", Text),
+    Column("fornecedor", String(100), nullable=False),
+    Column("tipo_acesso", String(20), nullable=False),
+    *_times(),
+)
+
+configuracao_llm = Table(
+    "configuracao_llm",
+    metadata,
+    Column("config_llm_id", UUID(as_uuid=False), primary_key=True),
+    Column("distribuidor_id", UUID(as_uuid=False), ForeignKey(distribuidor.c.distribuidor_id)),
+    Column("llm_id", UUID(as_uuid=False), ForeignKey(llm_modelo.c.llm_id)),
+    Column("chave_api", Text),  # encrypted: v1:<kid>:<b64>
+    Column("limite_tokens", Integer),
+    Column("parametros_extras", JSONB),
+    Column("url_base", String(2048)),
+    *_times(),
+)
+
+chave_acesso = Table(
+    "chave_acesso",
+    metadata,
+    Column("chave_id", UUID(as_uuid=False), primary_key=True),
+    Column("distribuidor_id", UUID(as_uuid=False), ForeignKey(distribuidor.c.distribuidor_id)),
+    Column("usuario_id", UUID(as_uuid=False), ForeignKey(usuario.c.usuario_id)),
+    Column("papel", String(20), nullable=False),
+    Column("prefixo", String(16), nullable=False, unique=True),
+    Column("hash", LargeBinary, nullable=False),
+    Column("nome", String(200), nullable=False),
+    Column("criado_em", DateTime(timezone=True), nullable=False),
+    Column("expira_em", DateTime(timezone=True)),
+    Column("revogada_em", DateTime(timezone=True)),
+)
+
+requisicao_idempotente = Table(
+    "requisicao_idempotente",
+    metadata,
+    Column("escopo", String(64), primary_key=True),
+    Column("tipo", String(32), primary_key=True),
+    Column("request_id", String(100), primary_key=True),
+    Column("recurso_id", UUID(as_uuid=False), nullable=False),
+    Column("criado_em", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,150 @@
+"""The storage seams the use cases depend on. SQL adapters live in repository.py; unit
+tests subclass these with in-memory fakes. Keys for keyset pages are (sort value, id)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
+
+TimeKey = tuple[datetime, str]
+NameKey = tuple[str, str]
+
+
+class DuplicateRequest(Exception):
+    """Another transaction recorded the same request_id first: read its result."""
+
+
+class TenantRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, tenant: Tenant) -> Tenant: ...
+    @abc.abstractmethod
+    async def get(self, tenant_id: str) -> Tenant | None: ...
+    @abc.abstractmethod
+    async def list(self, after: TimeKey | None, limit: int) -> list[Tenant]: ...
+    @abc.abstractmethod
+    async def update(self, tenant_id: str, changes: dict[str, Any]) -> Tenant | None: ...
+    @abc.abstractmethod
+    async def delete(self, tenant_id: str) -> bool: ...
+    @abc.abstractmethod
+    async def has_users(self, tenant_id: str) -> bool: ...
+
+
+class UserRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, user: User) -> User: ...
+    @abc.abstractmethod
+    async def get(self, tenant_id: str, user_id: str) -> User | None: ...
+    @abc.abstractmethod
+    async def list(self, tenant_id: str, after: TimeKey | None, limit: int) -> list[User]: ...
+    @abc.abstractmethod
+    async def update(
+        self, tenant_id: str, user_id: str, changes: dict[str, Any]
+    ) -> User | None: ...
+    @abc.abstractmethod
+    async def delete(self, tenant_id: str, user_id: str) -> bool: ...
+
+
+class ApiKeyRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, key: ApiKey, secret_hash: bytes) -> ApiKey: ...
+    @abc.abstractmethod
+    async def get(self, key_id: str) -> ApiKey | None: ...
+    @abc.abstractmethod
+    async def by_prefix(self, prefix: str) -> StoredKey | None: ...
+    @abc.abstractmethod
+    async def list(
+        self,
+        tenant_id: str,
+        user_id: str,
+        include_revoked: bool,
+        after: TimeKey | None,
+        limit: int,
+    ) -> list[ApiKey]: ...
+    @abc.abstractmethod
+    async def revoke(self, key_id: str) -> ApiKey | None: ...
+
+
+class ModelRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, model: Model) -> Model: ...
+    @abc.abstractmethod
+    async def get(self, model_id: str) -> Model | None: ...
+    @abc.abstractmethod
+    async def by_name(self, tenant_id: str, name: str) -> Model | None:
+        """The model of that name in the scope (``tenant_id`` empty = global)."""
+
+    @abc.abstractmethod
+    async def list(
+        self, tenant_id: str, enabled_only: bool, after: NameKey | None, limit: int
+    ) -> list[Model]:
+        """Global models plus ``tenant_id``'s (global only when empty), by name.
+        ``enabled_only``: tenant models and global ones the tenant has a config for."""
+
+    @abc.abstractmethod
+    async def update(self, model_id: str, changes: dict[str, Any]) -> Model | None: ...
+    @abc.abstractmethod
+    async def delete(self, model_id: str) -> bool: ...
+
+
+class ModelConfigRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, config: ModelConfig) -> ModelConfig: ...
+    @abc.abstractmethod
+    async def get(self, tenant_id: str, config_id: str) -> ModelConfig | None: ...
+    @abc.abstractmethod
+    async def for_model(self, tenant_id: str, model_id: str) -> ModelConfig | None: ...
+    @abc.abstractmethod
+    async def list(
+        self, tenant_id: str, after: TimeKey | None, limit: int
+    ) -> list[ModelConfig]: ...
+    @abc.abstractmethod
+    async def update(
+        self, tenant_id: str, config_id: str, changes: dict[str, Any]
+    ) -> ModelConfig | None: ...
+    @abc.abstractmethod
+    async def delete(self, tenant_id: str, config_id: str) -> bool: ...
+
+
+class RequestLog(abc.ABC):
+    """request_id -> resource id, for idempotent creation."""
+
+    @abc.abstractmethod
+    async def find(self, scope: str, kind: str, request_id: str) -> str | None: ...
+    @abc.abstractmethod
+    async def add(self, scope: str, kind: str, request_id: str, resource_id: str) -> None:
+        """Raises DuplicateRequest when the request_id is already recorded."""
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction: ``async with uow: ...; await uow.commit()``; rollback otherwise."""
+
+    tenants: TenantRepository
+    users: UserRepository
+    keys: ApiKeyRepository
+    models: ModelRepository
+    configs: ModelConfigRepository
+    requests: RequestLog
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+
+UowFactory = Callable[[], UnitOfWork]

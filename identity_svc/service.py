@@ -1,0 +1,233 @@
+"""Use cases for tenants and users, and the helpers every identity use case shares:
+idempotent creation on request_id, keyset pages, field-mask updates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from gateway_common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from gateway_common.pagination import clamp_page_size, decode_token, encode_token
+from gateway_common.principal import Principal
+from identity_svc import domain as d
+from identity_svc.ports import DuplicateRequest, TimeKey, UnitOfWork, UowFactory
+
+T = TypeVar("T")
+
+TENANT_PATHS = frozenset({"name", "contact", "time_zone"})
+USER_PATHS = frozenset({"name", "email"})
+
+
+class UseCases:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    async def once(
+        self,
+        principal: Principal,
+        kind: str,
+        request_id: str,
+        create: Callable[[UnitOfWork, str], Awaitable[T]],
+        load: Callable[[UnitOfWork, str], Awaitable[T | None]],
+    ) -> tuple[T, bool]:
+        """Run ``create`` once per (caller's tenant, kind, request_id); a replay returns
+        ``load`` of the first result and True."""
+        rid = d.request_id_field(request_id)
+        scope = principal.tenant_id or "platform"
+        new_id = str(uuid.uuid4())
+        for _ in range(2):  # a concurrent twin may commit first: then read its result
+            try:
+                async with self.uow() as uow:
+                    if rid:
+                        found = await uow.requests.find(scope, kind, rid)
+                        if found is not None:
+                            return await _replayed(uow, found, load), True
+                        await uow.requests.add(scope, kind, rid, new_id)
+                    result = await create(uow, new_id)
+                    await uow.commit()
+                    return result, False
+            except DuplicateRequest:
+                continue
+        raise Aborted("a request with this request_id is in progress", "REQUEST_IN_PROGRESS")
+
+
+async def _replayed(
+    uow: UnitOfWork, resource_id: str, load: Callable[[UnitOfWork, str], Awaitable[T | None]]
+) -> T:
+    result = await load(uow, resource_id)
+    if result is None:
+        raise NotFound("the resource created by this request_id is gone", "RESOURCE_GONE")
+    return result
+
+
+def page_limit(page_size: int) -> int:
+    return clamp_page_size(page_size)
+
+
+def time_after(token: str, scope: dict[str, Any]) -> TimeKey | None:
+    key = decode_token(token, scope)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(key[0])), str(uuid.UUID(str(key[1])))
+    except (ValueError, IndexError):
+        raise InvalidArgument.field("page_token", "malformed page token") from None
+
+
+def make_page(
+    items: list[Any], limit: int, key: Callable[[Any], list[Any]], scope: dict[str, Any]
+) -> d.Page:
+    """``items`` holds up to limit + 1 rows: the extra one says another page exists."""
+    if len(items) <= limit:
+        return d.Page(items)
+    return d.Page(items[:limit], encode_token(key(items[limit - 1]), scope))
+
+
+def time_key(item: Any, id_attr: str) -> list[Any]:
+    return [item.create_time.isoformat(), getattr(item, id_attr)]
+
+
+class TenantUseCases(UseCases):
+    async def create(
+        self, p: Principal, name: str, contact: str, time_zone: str, request_id: str
+    ) -> d.Tenant:
+        p.require_platform_admin()
+        tenant = d.Tenant(
+            tenant_id="",
+            name=d.name_field(name, "tenant.name"),
+            contact=d.optional_text(contact, "tenant.contact", d.CONTACT_MAX),
+            time_zone=d.time_zone_field(time_zone, "tenant.time_zone"),
+        )
+
+        async def create(uow: UnitOfWork, new_id: str) -> d.Tenant:
+            return await uow.tenants.add(_with(tenant, tenant_id=new_id))
+
+        async def load(uow: UnitOfWork, tenant_id: str) -> d.Tenant | None:
+            return await uow.tenants.get(tenant_id)
+
+        return (await self.once(p, "tenant", request_id, create, load))[0]
+
+    async def get(self, p: Principal, tenant_id: str) -> d.Tenant:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        p.require_tenant_member(tenant_id, p.user_id)
+        async with self.uow() as uow:
+            return _found(await uow.tenants.get(tenant_id), "tenant")
+
+    async def list_page(self, p: Principal, page_size: int, page_token: str) -> d.Page:
+        p.require_platform_admin()
+        limit, scope = page_limit(page_size), {"list": "tenants"}
+        after = time_after(page_token, scope)
+        async with self.uow() as uow:
+            items = await uow.tenants.list(after, limit + 1)
+        return make_page(items, limit, lambda t: time_key(t, "tenant_id"), scope)
+
+    async def update(
+        self, p: Principal, tenant_id: str, values: dict[str, str], paths: list[str]
+    ) -> d.Tenant:
+        tenant_id = d.uuid_field(tenant_id, "tenant.tenant_id")
+        mask = d.mask_paths(paths, TENANT_PATHS)
+        p.require_tenant_admin(tenant_id)
+        checks: dict[str, Callable[[str], str]] = {
+            "name": lambda v: d.name_field(v, "tenant.name"),
+            "contact": lambda v: d.optional_text(v, "tenant.contact", d.CONTACT_MAX),
+            "time_zone": lambda v: d.time_zone_field(v, "tenant.time_zone"),
+        }
+        changes = {path: checks[path](values.get(path, "")) for path in mask}
+        async with self.uow() as uow:
+            tenant = _found(await uow.tenants.update(tenant_id, changes), "tenant")
+            await uow.commit()
+        return tenant
+
+    async def delete(self, p: Principal, tenant_id: str, cascade: bool) -> None:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        p.require_platform_admin()
+        async with self.uow() as uow:
+            _found(await uow.tenants.get(tenant_id), "tenant")
+            if not cascade and await uow.tenants.has_users(tenant_id):
+                raise FailedPrecondition(
+                    "the tenant still has users: delete them or set cascade", "TENANT_HAS_USERS"
+                )
+            await uow.tenants.delete(tenant_id)
+            await uow.commit()
+
+
+class UserUseCases(UseCases):
+    async def create(
+        self, p: Principal, tenant_id: str, name: str, email: str, request_id: str
+    ) -> d.User:
+        tenant_id = d.uuid_field(tenant_id, "user.tenant_id")
+        user = d.User(
+            user_id="",
+            tenant_id=tenant_id,
+            name=d.name_field(name, "user.name"),
+            email=d.email_field(email, "user.email"),
+        )
+        p.require_tenant_admin(tenant_id)
+
+        async def create(uow: UnitOfWork, new_id: str) -> d.User:
+            _found(await uow.tenants.get(tenant_id), "tenant")
+            return await uow.users.add(_with(user, user_id=new_id))
+
+        async def load(uow: UnitOfWork, user_id: str) -> d.User | None:
+            return await uow.users.get(tenant_id, user_id)
+
+        return (await self.once(p, "user", request_id, create, load))[0]
+
+    async def get(self, p: Principal, tenant_id: str, user_id: str) -> d.User:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        user_id = d.uuid_field(user_id, "user_id")
+        p.require_tenant_member(tenant_id, user_id)
+        async with self.uow() as uow:
+            return _found(await uow.users.get(tenant_id, user_id), "user")
+
+    async def list_page(
+        self, p: Principal, tenant_id: str, page_size: int, page_token: str
+    ) -> d.Page:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        p.require_tenant_admin(tenant_id)
+        limit, scope = page_limit(page_size), {"list": "users", "tenant": tenant_id}
+        after = time_after(page_token, scope)
+        async with self.uow() as uow:
+            items = await uow.users.list(tenant_id, after, limit + 1)
+        return make_page(items, limit, lambda u: time_key(u, "user_id"), scope)
+
+    async def update(
+        self, p: Principal, tenant_id: str, user_id: str, values: dict[str, str], paths: list[str]
+    ) -> d.User:
+        tenant_id = d.uuid_field(tenant_id, "user.tenant_id")
+        user_id = d.uuid_field(user_id, "user.user_id")
+        mask = d.mask_paths(paths, USER_PATHS)
+        p.require_tenant_admin(tenant_id)
+        changes: dict[str, Any] = {}
+        if "name" in mask:
+            changes["name"] = d.name_field(values.get("name", ""), "user.name")
+        if "email" in mask:
+            changes["email"] = d.email_field(values.get("email", ""), "user.email")
+        async with self.uow() as uow:
+            user = _found(await uow.users.update(tenant_id, user_id, changes), "user")
+            await uow.commit()
+        return user
+
+    async def delete(self, p: Principal, tenant_id: str, user_id: str) -> None:
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        user_id = d.uuid_field(user_id, "user_id")
+        p.require_tenant_admin(tenant_id)
+        async with self.uow() as uow:
+            # The user's keys go with it (ON DELETE CASCADE): refused from now on.
+            if not await uow.users.delete(tenant_id, user_id):
+                raise NotFound("user not found", "USER_NOT_FOUND")
+            await uow.commit()
+
+
+def _found(item: T | None, what: str) -> T:
+    if item is None:
+        raise NotFound(f"{what} not found", f"{what.upper().replace(' ', '_')}_NOT_FOUND")
+    return item
+
+
+def _with(item: T, **changes: Any) -> T:
+    from dataclasses import replace
+
+    return replace(item, **changes)  # type: ignore[type-var]
