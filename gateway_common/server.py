@@ -33,6 +33,9 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server], None]  # adds the servicers
     probe: Probe | None = None  # readiness of the backing store
     close: Callable[[], Awaitable[None]] | None = None  # releases resources after the drain
+    # One-time preparation needing the store (migrations): retried by the health loop
+    # until it succeeds; the service stays NOT_SERVING until then.
+    prepare: Callable[[], Awaitable[None]] | None = None
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=tuple)
 
 
@@ -71,7 +74,7 @@ class GrpcServer:
         await self._set_all(serving=spec.probe is None)
         await self.server.start()
         if spec.probe is not None:
-            self._probe_task = asyncio.create_task(self._probe_loop(spec.probe))
+            self._probe_task = asyncio.create_task(self._probe_loop(spec.probe, spec.prepare))
         log.info("serving", extra={"address": f"{self.settings.host}:{self.port}"})
         return self.port
 
@@ -101,11 +104,15 @@ class GrpcServer:
         for name in ("", *self.spec.service_names):
             await self.health.set(name, state)
 
-    async def _probe_loop(self, probe: Probe) -> None:
+    async def _probe_loop(self, probe: Probe, prepare: Probe | None) -> None:
         serving: bool | None = None
         interval = self.settings.health_interval_seconds
         while True:
             try:
+                if prepare is not None:
+                    await prepare()
+                    prepare = None
+                    log.info("prepared")
                 await asyncio.wait_for(probe(), timeout=max(interval * 2, 1.0))
                 ok = True
             except Exception as exc:  # noqa: BLE001 - any failure means not ready

@@ -1,10 +1,10 @@
-"""python -m identity_svc: load settings once, migrate, build, serve."""
+"""python -m identity_svc: load settings once, build, serve (migrating before SERVING)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gateway_common import logs, metrics, server
+from gateway_common import logs, metrics, server, tracing
 from identity_svc import migrate
 from identity_svc.bootstrap import build
 from identity_svc.config import IdentitySettings
@@ -13,11 +13,18 @@ from identity_svc.config import IdentitySettings
 def main() -> None:
     settings = IdentitySettings()
     logs.configure("identity", settings.log_level)
-    if settings.migrate_on_start:
-        # Before serving; replicas starting together serialise on an advisory lock.
-        migrate.upgrade(settings.database_url)
+    tracing.configure_from_env("identity")
     metrics.serve_metrics(settings.metrics_port)
-    asyncio.run(server.run(settings, build(settings)))
+    spec = build(settings)
+    if settings.migrate_on_start:
+
+        async def prepare() -> None:
+            # Retried by the health loop while the database is down; replicas starting
+            # together serialise on an advisory lock inside upgrade().
+            await asyncio.to_thread(migrate.upgrade, settings.database_url)
+
+        spec.prepare = prepare
+    asyncio.run(server.run(settings, spec))
 
 
 if __name__ == "__main__":
