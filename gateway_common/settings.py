@@ -22,6 +22,7 @@ class ServiceSettings(BaseSettings):
     shutdown_delay_seconds: float = 1.0
     health_interval_seconds: float = 1.0  # how often the store is probed for health
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
+    event_loop: str = Field(default="uvloop", validation_alias="GATEWAY_EVENT_LOOP")  # or "asyncio"
     # Shared secret the suite's services present to each other's internal RPCs.
     internal_token: SecretStr = Field(
         default=SecretStr("dev-internal-token"), validation_alias="GATEWAY_INTERNAL_TOKEN"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from gateway_common import logs, metrics, server, tracing
+from gateway_common.entrypoint import serve_main
 from identity_svc import migrate
 from identity_svc.bootstrap import build
 from identity_svc.config import IdentitySettings
@@ -12,19 +10,13 @@ from identity_svc.config import IdentitySettings
 
 def main() -> None:
     settings = IdentitySettings()
-    logs.configure("identity", settings.log_level)
-    tracing.configure_from_env("identity")
-    metrics.serve_metrics(settings.metrics_port)
-    spec = build(settings)
-    if settings.migrate_on_start:
-
-        async def prepare() -> None:
-            # Retried by the health loop while the database is down; replicas starting
-            # together serialise on an advisory lock inside upgrade().
-            await asyncio.to_thread(migrate.upgrade, settings.database_url)
-
-        spec.prepare = prepare
-    asyncio.run(server.run(settings, spec))
+    serve_main(
+        "identity",
+        settings,
+        lambda: build(settings),
+        # Replicas starting together serialise on an advisory lock inside upgrade().
+        (lambda: migrate.upgrade(settings.database_url)) if settings.migrate_on_start else None,
+    )
 
 
 if __name__ == "__main__":

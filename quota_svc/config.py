@@ -12,5 +12,13 @@ class QuotaSettings(ServiceSettings):
 
     port: int = 50052
     database_url: str = "postgresql+psycopg://gateway:gateway@127.0.0.1:55432/quota"
-    db_pool_size: int = 10
+    db_pool_size: int = 10  # connections kept open; Reserve/Commit use one each, briefly
+    db_max_overflow: int = 10  # extra connections under bursts
     identity_target: str = "127.0.0.1:50051"  # identity_svc address, for Authenticate
+    identity_cache_seconds: float = 2.0  # how long a resolved API key is trusted
+    # An open reservation neither committed nor released after this is released
+    # (refunded) by the settlement rule; see quota_svc/README.md.
+    reservation_ttl_seconds: float = 300.0
+    settle_interval_seconds: float = 5.0  # how often each replica sweeps; 0 = no sweeper
+    settle_batch: int = 500  # rows per settlement statement
+    migrate_on_start: bool = True  # apply Alembic migrations (under an advisory lock)

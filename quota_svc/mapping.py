@@ -1,0 +1,115 @@
+"""Proto <-> domain for quota."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from gateway_common.errors import InvalidArgument
+from llmgw.quota.v1 import quota_pb2
+from quota_svc.domain import (
+    NewPlan,
+    Plan,
+    Reservation,
+    ReservationState,
+    SubscriptionView,
+    Usage,
+)
+
+_STATES = {
+    ReservationState.RESERVED: quota_pb2.RESERVATION_STATE_RESERVED,
+    ReservationState.COMMITTED: quota_pb2.RESERVATION_STATE_COMMITTED,
+    ReservationState.RELEASED: quota_pb2.RESERVATION_STATE_RELEASED,
+    ReservationState.EXPIRED: quota_pb2.RESERVATION_STATE_EXPIRED,
+}
+
+
+def ts(value: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def from_ts(message: Any, field: str) -> datetime | None:
+    """The timestamp ``field`` of ``message`` (None when unset)."""
+    if not message.HasField(field):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(message, field)
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument.field(field, "out of range") from None
+
+
+def new_plan(pb: quota_pb2.Plan) -> NewPlan:
+    return NewPlan(
+        tenant_id=pb.tenant_id,
+        name=pb.name,
+        monthly_request_limit=pb.monthly_request_limit,
+        description=pb.description,
+    )
+
+
+def plan_changes(pb: quota_pb2.Plan, paths: list[str]) -> dict[str, Any]:
+    values = {
+        "name": pb.name,
+        "description": pb.description,
+        "monthly_request_limit": pb.monthly_request_limit,
+    }
+    return {p: values.get(p) for p in paths}
+
+
+def plan(value: Plan) -> quota_pb2.Plan:
+    return quota_pb2.Plan(
+        plan_id=value.plan_id,
+        tenant_id=value.tenant_id,
+        name=value.name,
+        monthly_request_limit=value.monthly_request_limit,
+        description=value.description,
+        create_time=ts(value.create_time),
+        update_time=ts(value.update_time),
+    )
+
+
+def subscription(view: SubscriptionView) -> quota_pb2.Subscription:
+    sub = view.subscription
+    out = quota_pb2.Subscription(
+        subscription_id=sub.subscription_id,
+        tenant_id=sub.tenant_id,
+        user_id=sub.user_id,
+        plan_id=sub.plan_id,
+        start_time=ts(sub.start_time),
+        requests_used_this_month=view.used,
+        period_start=ts(view.period.start),
+        period_end=ts(view.period.end),
+        create_time=ts(sub.create_time),
+        update_time=ts(sub.update_time),
+    )
+    if sub.end_time is not None:
+        out.end_time.CopyFrom(ts(sub.end_time))
+    return out
+
+
+def reservation(value: Reservation) -> quota_pb2.Reservation:
+    return quota_pb2.Reservation(
+        request_id=value.request_id,
+        subscription_id=value.subscription_id,
+        state=_STATES.get(value.state, quota_pb2.RESERVATION_STATE_UNSPECIFIED),
+        used=value.used,
+        limit=value.limit,
+        remaining=value.remaining,
+        period_start=ts(value.period.start),
+        period_end=ts(value.period.end),
+    )
+
+
+def usage(value: Usage) -> quota_pb2.GetUsageResponse:
+    return quota_pb2.GetUsageResponse(
+        used=value.used,
+        limit=value.limit,
+        remaining=value.remaining,
+        period_start=ts(value.period.start),
+        period_end=ts(value.period.end),
+    )

@@ -1,0 +1,187 @@
+"""The storage seams the use cases depend on. The SQL adapters implement them;
+unit tests subclass them with in-memory fakes."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from quota_svc.domain import NewPlan, Period, Plan, Reservation, Subscription
+
+PageKey = tuple[datetime, str]  # (criado_em, id): keyset position
+
+
+@dataclass(frozen=True)
+class SubscriptionDraft:
+    tenant_id: str
+    user_id: str
+    plan_id: str
+    start_time: datetime | None
+    end_time: datetime | None
+    request_id: str
+    # Filled by the use case: the current period and the zone it was computed in.
+    period_start: datetime | None = None
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class PlanEvent:
+    """One line of historico_plano."""
+
+    subscription_id: str
+    tenant_id: str
+    kind: str  # "change_plan" | "end"
+    old_plan_id: str
+    new_plan_id: str
+    end_time: datetime | None
+    requests_used: int
+    actor: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A user's subscription as Reserve's refusal diagnosis sees it."""
+
+    subscription: Subscription
+    limit: int
+
+
+@dataclass(frozen=True)
+class ReserveCall:
+    request_id: str
+    tenant_id: str
+    user_id: str
+    now: datetime
+    period: Period
+    time_zone: str
+    expires: datetime
+
+
+class PlanRepository(abc.ABC):
+    @abc.abstractmethod
+    async def by_request_id(self, request_id: str) -> Plan | None: ...
+
+    @abc.abstractmethod
+    async def create(self, plan: NewPlan, request_id: str) -> Plan | None:
+        """None when ``request_id`` was taken meanwhile (read it back)."""
+
+    @abc.abstractmethod
+    async def get(self, plan_id: str) -> Plan | None: ...
+
+    @abc.abstractmethod
+    async def list(self, tenant_id: str, after: PageKey | None, limit: int) -> list[Plan]: ...
+
+    @abc.abstractmethod
+    async def update(self, plan_id: str, changes: dict[str, Any]) -> Plan | None: ...
+
+    @abc.abstractmethod
+    async def delete(self, plan_id: str) -> bool: ...
+
+
+class SubscriptionRepository(abc.ABC):
+    @abc.abstractmethod
+    async def by_request_id(self, request_id: str) -> Subscription | None: ...
+
+    @abc.abstractmethod
+    async def create(self, draft: SubscriptionDraft) -> Subscription | None:
+        """None when ``request_id`` was taken meanwhile (read it back)."""
+
+    @abc.abstractmethod
+    async def get(
+        self, tenant_id: str, subscription_id: str, *, lock: bool = False
+    ) -> Subscription | None: ...
+
+    @abc.abstractmethod
+    async def list(
+        self,
+        tenant_id: str,
+        user_id: str,
+        active_at: datetime | None,
+        after: PageKey | None,
+        limit: int,
+    ) -> list[Subscription]: ...
+
+    @abc.abstractmethod
+    async def set_plan(self, subscription_id: str, plan_id: str) -> Subscription: ...
+
+    @abc.abstractmethod
+    async def set_end(self, subscription_id: str, end_time: datetime) -> Subscription: ...
+
+    @abc.abstractmethod
+    async def event_subscription(self, request_id: str) -> str | None:
+        """The subscription a logged change with ``request_id`` was about."""
+
+    @abc.abstractmethod
+    async def log_event(self, event: PlanEvent) -> bool:
+        """False when ``event.request_id`` is already logged."""
+
+    @abc.abstractmethod
+    async def zone_of(self, tenant_id: str, user_id: str) -> str | None:
+        """The time zone counting last used for the tenant (or user)."""
+
+    @abc.abstractmethod
+    async def usage(
+        self, tenant_id: str, user_id: str, period: Period, at: datetime
+    ) -> tuple[int, int, int]:
+        """(used in period, limit of subscriptions active at ``at``, subscriptions seen)."""
+
+
+class LedgerRepository(abc.ABC):
+    @abc.abstractmethod
+    async def reserve(self, call: ReserveCall) -> Reservation | None:
+        """Counts one request in one atomic statement; None when refused (nothing
+        written). Raises :class:`DuplicateRequest` when the request_id is known."""
+
+    @abc.abstractmethod
+    async def standings(self, tenant_id: str, user_id: str) -> list[Standing]: ...
+
+    @abc.abstractmethod
+    async def store_refusal(self, call: ReserveCall, refusal: Reservation) -> bool:
+        """False when the request_id was stored meanwhile."""
+
+    @abc.abstractmethod
+    async def get(self, request_id: str) -> Reservation | None: ...
+
+    @abc.abstractmethod
+    async def commit(self, request_id: str) -> Reservation | None:
+        """reserved -> committed; None when the reservation was not open."""
+
+    @abc.abstractmethod
+    async def release(self, request_id: str, reason: str) -> Reservation | None:
+        """reserved -> released with the refund; None when it was not open."""
+
+    @abc.abstractmethod
+    async def settle_expired(self, now: datetime, batch: int) -> int:
+        """Open reservations past expira_em -> expired and refunded; how many."""
+
+
+class DuplicateRequest(Exception):
+    """The request_id is already in the ledger: answer with the stored one."""
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction (or, with ``autocommit``, single-statement transactions)."""
+
+    plans: PlanRepository
+    subscriptions: SubscriptionRepository
+    ledger: LedgerRepository
+
+    @abc.abstractmethod
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    @abc.abstractmethod
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+UnitOfWorkFactory = Callable[..., UnitOfWork]
+"""``factory(autocommit=False)`` -> a fresh unit of work."""

@@ -1,0 +1,176 @@
+"""reserva_requisicao (the ledger) and the counter in assinatura_plano.
+
+Every counting operation is one SQL statement, so it is atomic on its own:
+the counter and the ledger row change together or not at all."""
+
+# SQL is assembled only from constant fragments (column lists, fixed filters);
+# every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from quota_svc import rows
+from quota_svc.domain import Reservation
+from quota_svc.ports import DuplicateRequest, LedgerRepository, ReserveCall, Standing
+from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, UNIQUE_VIOLATION, uid
+
+# The subscription row lock serialises a user's reserves; the re-check after the
+# wait sees the new count, so exactly `limit` succeed. A new month starts from
+# zero (the CASE). The ledger INSERT has no ON CONFLICT on purpose: a replayed
+# request_id raises unique_violation, which undoes this statement's UPDATE.
+_RESERVE = text(f"""
+WITH upd AS (
+  UPDATE assinatura_plano s SET
+    requisicoes_utilizadas_mes = CASE WHEN s.periodo_inicio < :ps THEN 1
+                                      ELSE s.requisicoes_utilizadas_mes + 1 END,
+    periodo_inicio = GREATEST(s.periodo_inicio, :ps),
+    fuso_horario = :tz
+  FROM plano_de_uso p
+  WHERE p.plano_id = s.plano_id AND s.usuario_id = :u AND s.distribuidor_id = :t
+    AND s.data_inicio <= :now AND (s.data_fim IS NULL OR s.data_fim > :now)
+    AND CASE WHEN s.periodo_inicio < :ps THEN 0 ELSE s.requisicoes_utilizadas_mes END
+        < p.limite_requisicoes_mes
+  RETURNING s.assinatura_id, s.requisicoes_utilizadas_mes, s.periodo_inicio,
+            p.limite_requisicoes_mes
+)
+INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
+  periodo_inicio, periodo_fim, estado, usado, limite, expira_em)
+SELECT :r, assinatura_id, :t, :u, periodo_inicio, :pe, 'reserved',
+       requisicoes_utilizadas_mes, limite_requisicoes_mes, :exp FROM upd
+RETURNING {LEDGER_COLUMNS}
+""")
+
+_STANDINGS = text(f"""
+SELECT {", ".join("s." + c.strip() for c in SUB_COLUMNS.split(","))},
+       p.limite_requisicoes_mes
+FROM assinatura_plano s JOIN plano_de_uso p ON p.plano_id = s.plano_id
+WHERE s.usuario_id = :u AND s.distribuidor_id = :t
+ORDER BY s.data_inicio DESC LIMIT 10
+""")
+
+_REFUSE = text(f"""
+INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
+  periodo_inicio, periodo_fim, estado, usado, limite, motivo, liquidado_em)
+VALUES (:r, :a, :t, :u, :ps, :pe, 'refused', :used, :lim, :why, now())
+ON CONFLICT (request_id) DO NOTHING RETURNING {LEDGER_COLUMNS}
+""")
+
+_COMMIT = text(f"""
+UPDATE reserva_requisicao SET estado = 'committed', liquidado_em = now()
+WHERE request_id = :r AND estado = 'reserved' RETURNING {LEDGER_COLUMNS}
+""")
+
+# The refund only touches the period the reservation was counted in: once the
+# month rolled over, the counter already restarted from zero.
+_RELEASE = text("""
+WITH r AS (
+  UPDATE reserva_requisicao SET estado = 'released', motivo = :why, liquidado_em = now()
+  WHERE request_id = :r AND estado = 'reserved'
+  RETURNING assinatura_id, periodo_inicio, usado
+), sub AS (
+  UPDATE assinatura_plano s
+  SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - 1, 0)
+  FROM r WHERE s.assinatura_id = r.assinatura_id AND s.periodo_inicio = r.periodo_inicio
+  RETURNING s.requisicoes_utilizadas_mes
+)
+SELECT r.usado, (SELECT requisicoes_utilizadas_mes FROM sub) AS agora FROM r
+""")
+
+_RECORD_RELEASE = text(
+    f"UPDATE reserva_requisicao SET usado = :n WHERE request_id = :r RETURNING {LEDGER_COLUMNS}"
+)
+
+# SKIP LOCKED: replicas sweeping together take disjoint rows.
+_SETTLE = text("""
+WITH due AS (
+  SELECT request_id FROM reserva_requisicao
+  WHERE estado = 'reserved' AND expira_em <= :now
+  ORDER BY expira_em LIMIT :n FOR UPDATE SKIP LOCKED
+), led AS (
+  UPDATE reserva_requisicao r SET estado = 'expired', motivo = 'TTL_EXPIRED',
+    liquidado_em = now()
+  FROM due WHERE r.request_id = due.request_id
+  RETURNING r.assinatura_id, r.periodo_inicio
+), agg AS (
+  SELECT assinatura_id, periodo_inicio, count(*) AS n FROM led GROUP BY 1, 2
+), sub AS (
+  UPDATE assinatura_plano s
+  SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - agg.n, 0)
+  FROM agg WHERE s.assinatura_id = agg.assinatura_id AND s.periodo_inicio = agg.periodo_inicio
+  RETURNING 1
+)
+SELECT count(*) FROM led
+""")
+
+
+class SqlLedger(LedgerRepository):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def reserve(self, call: ReserveCall) -> Reservation | None:
+        params = {
+            "r": call.request_id,
+            "t": uid(call.tenant_id),
+            "u": uid(call.user_id),
+            "now": call.now,
+            "ps": call.period.start,
+            "pe": call.period.end,
+            "tz": call.time_zone,
+            "exp": call.expires,
+        }
+        try:
+            row = (await self._conn.execute(_RESERVE, params)).first()
+        except IntegrityError as exc:
+            if rows.sqlstate(exc) == UNIQUE_VIOLATION:
+                raise DuplicateRequest(call.request_id) from None
+            raise
+        return rows.reservation(row) if row else None
+
+    async def standings(self, tenant_id: str, user_id: str) -> list[Standing]:
+        result = await self._conn.execute(_STANDINGS, {"u": uid(user_id), "t": uid(tenant_id)})
+        return [
+            Standing(rows.subscription(r), int(r._mapping["limite_requisicoes_mes"]))
+            for r in result
+        ]
+
+    async def store_refusal(self, call: ReserveCall, refusal: Reservation) -> bool:
+        params = {
+            "r": call.request_id,
+            "a": uid(refusal.subscription_id),
+            "t": uid(call.tenant_id),
+            "u": uid(call.user_id),
+            "ps": refusal.period.start,
+            "pe": refusal.period.end,
+            "used": refusal.used,
+            "lim": refusal.limit,
+            "why": refusal.reason,
+        }
+        return (await self._conn.execute(_REFUSE, params)).first() is not None
+
+    async def get(self, request_id: str) -> Reservation | None:
+        sql = text(f"SELECT {LEDGER_COLUMNS} FROM reserva_requisicao WHERE request_id = :r")
+        row = (await self._conn.execute(sql, {"r": request_id})).first()
+        return rows.reservation(row) if row else None
+
+    async def commit(self, request_id: str) -> Reservation | None:
+        row = (await self._conn.execute(_COMMIT, {"r": request_id})).first()
+        return rows.reservation(row) if row else None
+
+    async def release(self, request_id: str, reason: str) -> Reservation | None:
+        row = (await self._conn.execute(_RELEASE, {"r": request_id, "why": reason})).first()
+        if row is None:
+            return None
+        # After a month change the old period's count is frozen: keep its number.
+        now_used = row.agora if row.agora is not None else row.usado
+        result = await self._conn.execute(_RECORD_RELEASE, {"n": now_used, "r": request_id})
+        return rows.reservation(result.one())
+
+    async def settle_expired(self, now: datetime, batch: int) -> int:
+        result = await self._conn.execute(_SETTLE, {"now": now, "n": batch})
+        return int(result.scalar_one())

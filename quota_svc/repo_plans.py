@@ -1,0 +1,106 @@
+"""plano_de_uso on PostgreSQL."""
+
+# SQL is assembled only from constant fragments (column lists, fixed filters);
+# every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway_common.errors import AlreadyExists, FailedPrecondition
+from quota_svc import rows
+from quota_svc.domain import NewPlan, Plan
+from quota_svc.ports import PageKey, PlanRepository
+from quota_svc.rows import PLAN_COLUMNS, uid
+
+_COLUMNS = {
+    "name": "nome_plano",
+    "description": "descricao_plano",
+    "monthly_request_limit": "limite_requisicoes_mes",
+}
+
+
+def _name_taken(exc: IntegrityError) -> AlreadyExists:
+    return AlreadyExists("a plan with this name already exists", "PLAN_NAME_TAKEN")
+
+
+class SqlPlans(PlanRepository):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def by_request_id(self, request_id: str) -> Plan | None:
+        row = (
+            await self._conn.execute(
+                text(f"SELECT {PLAN_COLUMNS} FROM plano_de_uso WHERE request_id = :r"),
+                {"r": request_id},
+            )
+        ).first()
+        return rows.plan(row) if row else None
+
+    async def create(self, plan: NewPlan, request_id: str) -> Plan | None:
+        sql = text(
+            "INSERT INTO plano_de_uso (distribuidor_id, nome_plano, limite_requisicoes_mes,"
+            " descricao_plano, request_id) VALUES (:t, :n, :l, :d, :r)"
+            f" ON CONFLICT (request_id) DO NOTHING RETURNING {PLAN_COLUMNS}"
+        )
+        params = {
+            "t": uid(plan.tenant_id),
+            "n": plan.name,
+            "l": plan.monthly_request_limit,
+            "d": plan.description or None,
+            "r": request_id or None,
+        }
+        try:
+            row = (await self._conn.execute(sql, params)).first()
+        except IntegrityError as exc:
+            raise _name_taken(exc) from None
+        return rows.plan(row) if row else None
+
+    async def get(self, plan_id: str) -> Plan | None:
+        row = (
+            await self._conn.execute(
+                text(f"SELECT {PLAN_COLUMNS} FROM plano_de_uso WHERE plano_id = :p"),
+                {"p": uid(plan_id)},
+            )
+        ).first()
+        return rows.plan(row) if row else None
+
+    async def list(self, tenant_id: str, after: PageKey | None, limit: int) -> list[Plan]:
+        where = ["(distribuidor_id IS NULL OR distribuidor_id = :t)"]
+        params: dict[str, Any] = {"t": uid(tenant_id), "n": limit}
+        if after is not None:
+            where.append("(criado_em, plano_id) > (:c, :i)")
+            params.update(c=after[0], i=uid(after[1]))
+        sql = (
+            f"SELECT {PLAN_COLUMNS} FROM plano_de_uso WHERE {' AND '.join(where)}"
+            " ORDER BY criado_em, plano_id LIMIT :n"
+        )
+        result = await self._conn.execute(text(sql), params)
+        return [rows.plan(r) for r in result]
+
+    async def update(self, plan_id: str, changes: dict[str, Any]) -> Plan | None:
+        sets = ", ".join(f"{_COLUMNS[k]} = :{k}" for k in changes)
+        params = {**changes, "p": uid(plan_id)}
+        if "description" in params:
+            params["description"] = params["description"] or None
+        sql = f"UPDATE plano_de_uso SET {sets} WHERE plano_id = :p RETURNING {PLAN_COLUMNS}"
+        try:
+            row = (await self._conn.execute(text(sql), params)).first()
+        except IntegrityError as exc:
+            raise _name_taken(exc) from None
+        return rows.plan(row) if row else None
+
+    async def delete(self, plan_id: str) -> bool:
+        try:
+            result = await self._conn.execute(
+                text("DELETE FROM plano_de_uso WHERE plano_id = :p RETURNING plano_id"),
+                {"p": uid(plan_id)},
+            )
+        except IntegrityError:
+            raise FailedPrecondition("the plan is used by subscriptions", "PLAN_IN_USE") from None
+        return result.first() is not None

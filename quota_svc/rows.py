@@ -1,0 +1,82 @@
+"""Rows of quota's tables -> domain objects, and SQL error classification."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from quota_svc.domain import Period, Plan, Reservation, ReservationState, Subscription
+
+PLAN_COLUMNS = (
+    "plano_id, distribuidor_id, nome_plano, limite_requisicoes_mes, descricao_plano, "
+    "criado_em, atualizado_em"
+)
+SUB_COLUMNS = (
+    "assinatura_id, distribuidor_id, usuario_id, plano_id, data_inicio, data_fim, "
+    "requisicoes_utilizadas_mes, periodo_inicio, fuso_horario, criado_em, atualizado_em"
+)
+LEDGER_COLUMNS = (
+    "request_id, assinatura_id, estado, usado, limite, periodo_inicio, periodo_fim, motivo"
+)
+
+
+def uid(value: str) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def text_id(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def plan(row: Any) -> Plan:
+    m = row._mapping
+    return Plan(
+        plan_id=str(m["plano_id"]),
+        tenant_id=text_id(m["distribuidor_id"]),
+        name=m["nome_plano"],
+        monthly_request_limit=int(m["limite_requisicoes_mes"]),
+        description=m["descricao_plano"] or "",
+        create_time=m["criado_em"],
+        update_time=m["atualizado_em"],
+    )
+
+
+def subscription(row: Any) -> Subscription:
+    m = row._mapping
+    return Subscription(
+        subscription_id=str(m["assinatura_id"]),
+        tenant_id=str(m["distribuidor_id"]),
+        user_id=str(m["usuario_id"]),
+        plan_id=str(m["plano_id"]),
+        start_time=m["data_inicio"],
+        end_time=m["data_fim"],
+        requests_used=int(m["requisicoes_utilizadas_mes"]),
+        period_start=m["periodo_inicio"],
+        time_zone=m["fuso_horario"],
+        create_time=m["criado_em"],
+        update_time=m["atualizado_em"],
+    )
+
+
+def reservation(row: Any) -> Reservation:
+    m = row._mapping
+    return Reservation(
+        request_id=m["request_id"],
+        subscription_id=text_id(m["assinatura_id"]),
+        state=ReservationState(m["estado"]),
+        used=int(m["usado"]),
+        limit=int(m["limite"]),
+        period=Period(m["periodo_inicio"], m["periodo_fim"]),
+        reason=m["motivo"] or "",
+    )
+
+
+def sqlstate(exc: IntegrityError) -> str:
+    return str(getattr(exc.orig, "sqlstate", "") or "")
+
+
+UNIQUE_VIOLATION = "23505"
+EXCLUSION_VIOLATION = "23P01"
+FOREIGN_KEY_VIOLATION = "23503"

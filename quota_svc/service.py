@@ -1,0 +1,160 @@
+"""Plan and usage use cases. Who may do what is checked here, before any
+existence check, so tenants cannot probe each other."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from gateway_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from gateway_common.pagination import clamp_page_size, decode_token, encode_token
+from gateway_common.principal import Principal, Role
+from quota_svc import domain
+from quota_svc.domain import Clock, NewPlan, Plan, Usage
+from quota_svc.ports import PageKey, UnitOfWorkFactory
+
+PLAN_PATHS = frozenset({"name", "description", "monthly_request_limit"})
+
+
+def require_admin(principal: Principal) -> None:
+    """Platform admins and tenant admins (of any tenant)."""
+    if principal.role is Role.USER:
+        raise PermissionDenied("only administrators may manage plans", "ADMIN_REQUIRED")
+
+
+def require_plan_admin(principal: Principal, plan_tenant: str) -> None:
+    """Global plans: platform admins; a tenant's plans: its admins too."""
+    if plan_tenant:
+        principal.require_tenant_admin(plan_tenant)
+    else:
+        principal.require_platform_admin()
+
+
+def page_key(token: str, scope: dict[str, Any]) -> PageKey | None:
+    key = decode_token(token, scope)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(key[0])), str(key[1])
+    except (ValueError, IndexError):
+        raise InvalidArgument.field("page_token", "malformed page token") from None
+
+
+def next_token(items: list[Any], size: int, key: PageKey, scope: dict[str, Any]) -> str:
+    if len(items) <= size:
+        return ""
+    return encode_token([key[0].isoformat(), key[1]], scope)
+
+
+class PlanService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def create(self, principal: Principal, plan: NewPlan, request_id: str) -> Plan:
+        tenant = domain.optional_uuid(plan.tenant_id, "plan.tenant_id")
+        require_plan_admin(principal, tenant)
+        domain.validate_plan_fields(plan.name, plan.monthly_request_limit)
+        rid = domain.request_id(request_id, required=False)
+        plan = replace(plan, tenant_id=tenant, name=plan.name.strip())
+        async with self._uow() as uow:
+            if rid and (first := await uow.plans.by_request_id(rid)) is not None:
+                require_plan_admin(principal, first.tenant_id)
+                return first
+            created = await uow.plans.create(plan, rid)
+            if created is None:  # the same request_id won a race: answer with it
+                created = await uow.plans.by_request_id(rid)
+            assert created is not None
+            return created
+
+    async def get(self, principal: Principal, plan_id: str) -> Plan:
+        pid = domain.parse_uuid(plan_id, "plan_id")
+        require_admin(principal)
+        async with self._uow() as uow:
+            plan = await uow.plans.get(pid)
+        if plan is None:
+            raise NotFound("no such plan", "PLAN_NOT_FOUND")
+        if plan.tenant_id:
+            principal.require_tenant_admin(plan.tenant_id)
+        return plan
+
+    async def list(
+        self, principal: Principal, tenant_id: str, page_size: int, page_token: str
+    ) -> tuple[list[Plan], str]:
+        tenant = domain.optional_uuid(tenant_id, "tenant_id")
+        if tenant:
+            principal.require_tenant_admin(tenant)
+        else:
+            require_admin(principal)
+        size = clamp_page_size(page_size)
+        scope = {"rpc": "ListPlans", "tenant": tenant}
+        after = page_key(page_token, scope)
+        async with self._uow() as uow:
+            plans = await uow.plans.list(tenant, after, size + 1)
+        token = ""
+        if len(plans) > size:
+            last = plans[size - 1]
+            token = next_token(plans, size, (last.create_time, last.plan_id), scope)
+        return plans[:size], token
+
+    async def update(self, principal: Principal, plan_id: str, changes: dict[str, Any]) -> Plan:
+        pid = domain.parse_uuid(plan_id, "plan_id")
+        require_admin(principal)
+        if not changes:
+            raise InvalidArgument.field("update_mask", "name at least one path")
+        unknown = set(changes) - PLAN_PATHS
+        if unknown:
+            raise InvalidArgument.field("update_mask", f"unknown paths: {sorted(unknown)}")
+        async with self._uow() as uow:
+            plan = await uow.plans.get(pid)
+            if plan is None:
+                raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            require_plan_admin(principal, plan.tenant_id)
+            domain.validate_plan_fields(
+                changes.get("name", plan.name),
+                changes.get("monthly_request_limit", plan.monthly_request_limit),
+            )
+            updated = await uow.plans.update(pid, changes)
+        assert updated is not None
+        return updated
+
+    async def delete(self, principal: Principal, plan_id: str) -> None:
+        pid = domain.parse_uuid(plan_id, "plan_id")
+        require_admin(principal)
+        async with self._uow() as uow:
+            plan = await uow.plans.get(pid)
+            if plan is None:
+                raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            require_plan_admin(principal, plan.tenant_id)
+            await uow.plans.delete(pid)
+
+
+class UsageService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def usage(
+        self, principal: Principal, tenant_id: str, user_id: str, at: datetime | None
+    ) -> Usage:
+        tenant = domain.parse_uuid(tenant_id, "tenant_id")
+        user = domain.optional_uuid(user_id, "user_id")
+        if user:
+            principal.require_tenant_member(tenant, user)
+        else:
+            principal.require_tenant_admin(tenant)
+        when = at or self._clock.now()
+        async with self._uow() as uow:
+            # The zone counting last used for this tenant/user, so usage and
+            # counting agree on where the month starts.
+            tz = await uow.subscriptions.zone_of(tenant, user)
+            if tz is None:
+                tz = principal.time_zone if principal.tenant_id == tenant else "UTC"
+            period = domain.period_of(when, tz)
+            used, limit, seen = await uow.subscriptions.usage(tenant, user, period, when)
+        if user and not seen:
+            raise FailedPrecondition(
+                "the user has no subscription in that period", "NO_ACTIVE_SUBSCRIPTION"
+            )
+        return Usage(used=used, limit=limit, period=period)

@@ -1,0 +1,181 @@
+"""gRPC servicers of quota: thin (credential -> one use case -> proto)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from gateway_common import auth
+from gateway_common.channels import remaining
+from gateway_common.identity_client import Authenticator
+from gateway_common.principal import Principal
+from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
+from quota_svc import mapping
+from quota_svc.counting import CountingService
+from quota_svc.ports import SubscriptionDraft
+from quota_svc.service import PlanService, UsageService
+from quota_svc.subscriptions import SubscriptionService
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        plans: PlanService,
+        subscriptions: SubscriptionService,
+        usage: UsageService,
+    ) -> None:
+        self._auth = authenticator
+        self._plans = plans
+        self._subs = subscriptions
+        self._usage = usage
+
+    async def _principal(self, context: Ctx) -> Principal:
+        key = auth.bearer_token(context.invocation_metadata())
+        return await self._auth.authenticate(key, timeout=remaining(context, 5.0))
+
+    async def CreatePlan(
+        self, request: quota_pb2.CreatePlanRequest, context: Ctx
+    ) -> quota_pb2.CreatePlanResponse:
+        who = await self._principal(context)
+        plan = await self._plans.create(who, mapping.new_plan(request.plan), request.request_id)
+        return quota_pb2.CreatePlanResponse(plan=mapping.plan(plan))
+
+    async def GetPlan(
+        self, request: quota_pb2.GetPlanRequest, context: Ctx
+    ) -> quota_pb2.GetPlanResponse:
+        who = await self._principal(context)
+        plan = await self._plans.get(who, request.plan_id)
+        return quota_pb2.GetPlanResponse(plan=mapping.plan(plan))
+
+    async def ListPlans(
+        self, request: quota_pb2.ListPlansRequest, context: Ctx
+    ) -> quota_pb2.ListPlansResponse:
+        who = await self._principal(context)
+        plans, token = await self._plans.list(
+            who, request.tenant_id, request.page_size, request.page_token
+        )
+        return quota_pb2.ListPlansResponse(
+            plans=[mapping.plan(p) for p in plans], next_page_token=token
+        )
+
+    async def UpdatePlan(
+        self, request: quota_pb2.UpdatePlanRequest, context: Ctx
+    ) -> quota_pb2.UpdatePlanResponse:
+        who = await self._principal(context)
+        changes = mapping.plan_changes(request.plan, list(request.update_mask.paths))
+        plan = await self._plans.update(who, request.plan.plan_id, changes)
+        return quota_pb2.UpdatePlanResponse(plan=mapping.plan(plan))
+
+    async def DeletePlan(
+        self, request: quota_pb2.DeletePlanRequest, context: Ctx
+    ) -> quota_pb2.DeletePlanResponse:
+        who = await self._principal(context)
+        await self._plans.delete(who, request.plan_id)
+        return quota_pb2.DeletePlanResponse()
+
+    async def CreateSubscription(
+        self, request: quota_pb2.CreateSubscriptionRequest, context: Ctx
+    ) -> quota_pb2.CreateSubscriptionResponse:
+        who = await self._principal(context)
+        draft = SubscriptionDraft(
+            tenant_id=request.tenant_id,
+            user_id=request.user_id,
+            plan_id=request.plan_id,
+            start_time=mapping.from_ts(request, "start_time"),
+            end_time=mapping.from_ts(request, "end_time"),
+            request_id=request.request_id,
+        )
+        view = await self._subs.create(who, draft)
+        return quota_pb2.CreateSubscriptionResponse(subscription=mapping.subscription(view))
+
+    async def GetSubscription(
+        self, request: quota_pb2.GetSubscriptionRequest, context: Ctx
+    ) -> quota_pb2.GetSubscriptionResponse:
+        who = await self._principal(context)
+        view = await self._subs.get(who, request.tenant_id, request.subscription_id)
+        return quota_pb2.GetSubscriptionResponse(subscription=mapping.subscription(view))
+
+    async def ListSubscriptions(
+        self, request: quota_pb2.ListSubscriptionsRequest, context: Ctx
+    ) -> quota_pb2.ListSubscriptionsResponse:
+        who = await self._principal(context)
+        views, token = await self._subs.list(
+            who,
+            request.tenant_id,
+            request.user_id,
+            request.active_only,
+            request.page_size,
+            request.page_token,
+        )
+        return quota_pb2.ListSubscriptionsResponse(
+            subscriptions=[mapping.subscription(v) for v in views], next_page_token=token
+        )
+
+    async def ChangeSubscriptionPlan(
+        self, request: quota_pb2.ChangeSubscriptionPlanRequest, context: Ctx
+    ) -> quota_pb2.ChangeSubscriptionPlanResponse:
+        who = await self._principal(context)
+        view = await self._subs.change_plan(
+            who, request.tenant_id, request.subscription_id, request.plan_id, request.request_id
+        )
+        return quota_pb2.ChangeSubscriptionPlanResponse(subscription=mapping.subscription(view))
+
+    async def EndSubscription(
+        self, request: quota_pb2.EndSubscriptionRequest, context: Ctx
+    ) -> quota_pb2.EndSubscriptionResponse:
+        who = await self._principal(context)
+        view = await self._subs.end(
+            who,
+            request.tenant_id,
+            request.subscription_id,
+            mapping.from_ts(request, "end_time"),
+            request.request_id,
+        )
+        return quota_pb2.EndSubscriptionResponse(subscription=mapping.subscription(view))
+
+    async def GetUsage(
+        self, request: quota_pb2.GetUsageRequest, context: Ctx
+    ) -> quota_pb2.GetUsageResponse:
+        who = await self._principal(context)
+        usage = await self._usage.usage(
+            who, request.tenant_id, request.user_id, mapping.from_ts(request, "time")
+        )
+        return mapping.usage(usage)
+
+
+class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
+    """Counting, for the suite's own services only (x-internal-token)."""
+
+    def __init__(self, counting: CountingService, internal_token: str) -> None:
+        self._counting = counting
+        self._token = internal_token
+
+    def _check(self, context: Ctx) -> None:
+        auth.require_internal(context.invocation_metadata(), self._token)
+
+    async def Reserve(
+        self, request: quota_pb2.ReserveRequest, context: Ctx
+    ) -> quota_pb2.ReserveResponse:
+        self._check(context)
+        res = await self._counting.reserve(
+            request.request_id, request.tenant_id, request.user_id, request.time_zone
+        )
+        return quota_pb2.ReserveResponse(reservation=mapping.reservation(res))
+
+    async def Commit(
+        self, request: quota_pb2.CommitRequest, context: Ctx
+    ) -> quota_pb2.CommitResponse:
+        self._check(context)
+        res = await self._counting.commit(request.request_id)
+        return quota_pb2.CommitResponse(reservation=mapping.reservation(res))
+
+    async def Release(
+        self, request: quota_pb2.ReleaseRequest, context: Ctx
+    ) -> quota_pb2.ReleaseResponse:
+        self._check(context)
+        res = await self._counting.release(request.request_id, request.reason)
+        return quota_pb2.ReleaseResponse(reservation=mapping.reservation(res))

@@ -1,0 +1,173 @@
+"""Subscription use cases: create, read, list, change plan, end."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from gateway_common.pagination import clamp_page_size
+from gateway_common.principal import Principal
+from quota_svc import domain
+from quota_svc.domain import Clock, Subscription, SubscriptionView
+from quota_svc.ports import PlanEvent, SubscriptionDraft, UnitOfWork, UnitOfWorkFactory
+from quota_svc.service import next_token, page_key
+
+
+def _not_found() -> NotFound:
+    return NotFound("no such subscription in this tenant", "SUBSCRIPTION_NOT_FOUND")
+
+
+class SubscriptionService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def view(self, sub: Subscription) -> SubscriptionView:
+        """The subscription with its usage in the current period of its zone."""
+        period = domain.period_of(self._clock.now(), sub.time_zone)
+        return SubscriptionView(sub, period, sub.used_in(period))
+
+    async def _plan_for(self, uow: UnitOfWork, plan_id: str, tenant: str) -> None:
+        plan = await uow.plans.get(plan_id)
+        if plan is None:
+            raise NotFound("no such plan", "PLAN_NOT_FOUND")
+        if plan.tenant_id and plan.tenant_id != tenant:
+            raise PermissionDenied("the plan belongs to another tenant", "PLAN_OF_ANOTHER_TENANT")
+
+    async def create(
+        self,
+        principal: Principal,
+        draft: SubscriptionDraft,
+    ) -> SubscriptionView:
+        tenant = domain.parse_uuid(draft.tenant_id, "tenant_id")
+        user = domain.parse_uuid(draft.user_id, "user_id")
+        plan_id = domain.parse_uuid(draft.plan_id, "plan_id")
+        principal.require_tenant_admin(tenant)
+        rid = domain.request_id(draft.request_id, required=False)
+        now = self._clock.now()
+        start = draft.start_time or now
+        if draft.end_time is not None and draft.end_time < start:
+            raise InvalidArgument.field("end_time", "must not be before start_time")
+        tz = principal.time_zone if principal.tenant_id == tenant else "UTC"
+        draft = SubscriptionDraft(
+            tenant, user, plan_id, start, draft.end_time, rid,
+            domain.period_of(now, tz).start, domain.zone(tz).key,
+        )  # fmt: skip
+        async with self._uow() as uow:
+            if rid and (first := await uow.subscriptions.by_request_id(rid)) is not None:
+                principal.require_tenant_admin(first.tenant_id)
+                return self.view(first)
+            await self._plan_for(uow, plan_id, tenant)
+            created = await uow.subscriptions.create(draft)
+            if created is None:  # the same request_id won a race: answer with it
+                created = await uow.subscriptions.by_request_id(rid)
+            assert created is not None
+        return self.view(created)
+
+    async def get(self, principal: Principal, tenant_id: str, sub_id: str) -> SubscriptionView:
+        tenant = domain.parse_uuid(tenant_id, "tenant_id")
+        sid = domain.parse_uuid(sub_id, "subscription_id")
+        if not principal.is_platform_admin and principal.tenant_id != tenant:
+            raise PermissionDenied("not allowed for this tenant", "TENANT_ACCESS_DENIED")
+        async with self._uow() as uow:
+            sub = await uow.subscriptions.get(tenant, sid)
+        if sub is None:
+            raise _not_found()
+        principal.require_tenant_member(tenant, sub.user_id)
+        return self.view(sub)
+
+    async def list(
+        self,
+        principal: Principal,
+        tenant_id: str,
+        user_id: str,
+        active_only: bool,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[SubscriptionView], str]:
+        tenant = domain.parse_uuid(tenant_id, "tenant_id")
+        user = domain.optional_uuid(user_id, "user_id")
+        principal.require_tenant_admin(tenant)
+        size = clamp_page_size(page_size)
+        scope = {"rpc": "ListSubscriptions", "t": tenant, "u": user, "a": active_only}
+        after = page_key(page_token, scope)
+        active_at = self._clock.now() if active_only else None
+        async with self._uow() as uow:
+            subs = await uow.subscriptions.list(tenant, user, active_at, after, size + 1)
+        token = ""
+        if len(subs) > size:
+            last = subs[size - 1]
+            token = next_token(subs, size, (last.create_time, last.subscription_id), scope)
+        return [self.view(s) for s in subs[:size]], token
+
+    async def change_plan(
+        self, principal: Principal, tenant_id: str, sub_id: str, plan_id: str, request_id: str
+    ) -> SubscriptionView:
+        tenant = domain.parse_uuid(tenant_id, "tenant_id")
+        sid = domain.parse_uuid(sub_id, "subscription_id")
+        pid = domain.parse_uuid(plan_id, "plan_id")
+        principal.require_tenant_admin(tenant)
+        rid = domain.request_id(request_id, required=False)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if rid and (done := await self._replayed(uow, rid, tenant, sid)) is not None:
+                return done
+            sub = await uow.subscriptions.get(tenant, sid, lock=True)
+            if sub is None:
+                raise _not_found()
+            if sub.end_time is not None and sub.end_time <= now:
+                raise FailedPrecondition("the subscription has ended", "SUBSCRIPTION_ENDED")
+            await self._plan_for(uow, pid, tenant)
+            event = PlanEvent(
+                sid, tenant, "change_plan", sub.plan_id, pid, None,
+                self.view(sub).used, principal.key_id, rid,
+            )  # fmt: skip
+            if not await uow.subscriptions.log_event(event):
+                return await self._current(uow, tenant, sid)
+            # Only plano_id changes: the month's count stays with the subscription.
+            return self.view(await uow.subscriptions.set_plan(sid, pid))
+
+    async def end(
+        self,
+        principal: Principal,
+        tenant_id: str,
+        sub_id: str,
+        end_time: datetime | None,
+        request_id: str,
+    ) -> SubscriptionView:
+        tenant = domain.parse_uuid(tenant_id, "tenant_id")
+        sid = domain.parse_uuid(sub_id, "subscription_id")
+        principal.require_tenant_admin(tenant)
+        rid = domain.request_id(request_id, required=False)
+        end = end_time or self._clock.now()
+        async with self._uow() as uow:
+            if rid and (done := await self._replayed(uow, rid, tenant, sid)) is not None:
+                return done
+            sub = await uow.subscriptions.get(tenant, sid, lock=True)
+            if sub is None:
+                raise _not_found()
+            if end < sub.start_time:
+                raise InvalidArgument.field("end_time", "must not be before start_time")
+            event = PlanEvent(
+                sid, tenant, "end", sub.plan_id, "", end,
+                self.view(sub).used, principal.key_id, rid,
+            )  # fmt: skip
+            if not await uow.subscriptions.log_event(event):
+                return await self._current(uow, tenant, sid)
+            return self.view(await uow.subscriptions.set_end(sid, end))
+
+    async def _replayed(
+        self, uow: UnitOfWork, rid: str, tenant: str, sid: str
+    ) -> SubscriptionView | None:
+        logged = await uow.subscriptions.event_subscription(rid)
+        if logged is None:
+            return None
+        if logged != sid:
+            raise InvalidArgument.field("request_id", "already used for another subscription")
+        return await self._current(uow, tenant, sid)
+
+    async def _current(self, uow: UnitOfWork, tenant: str, sid: str) -> SubscriptionView:
+        sub = await uow.subscriptions.get(tenant, sid)
+        if sub is None:
+            raise _not_found()
+        return self.view(sub)

@@ -1,0 +1,174 @@
+"""Fixtures of quota's integration tests: one fresh, migrated database for the
+session, an in-process server with a fake authenticator and a movable clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from gateway_common.errors import Unauthenticated
+from gateway_common.identity_client import Authenticator
+from gateway_common.principal import Principal, Role
+from gateway_common.status import error_info
+from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
+from quota_svc import migrate
+from quota_svc.bootstrap import build
+from quota_svc.config import QuotaSettings
+from tests.support import INTERNAL_TOKEN, fresh_pg_database, running_server, sqlalchemy_url
+
+
+class FakeAuthenticator(Authenticator):
+    """Identity's answers without identity: api key -> principal."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Principal] = {}
+
+    async def authenticate(self, api_key: str, timeout: float = 5.0) -> Principal:
+        try:
+            return self.keys[api_key]
+        except KeyError:
+            raise Unauthenticated("invalid API key", "INVALID_API_KEY") from None
+
+
+class MovableClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+@dataclass
+class Tenant:
+    """A tenant with an admin key, and helpers for its users' keys."""
+
+    tenant_id: str
+    admin_key: str
+    auth: FakeAuthenticator
+
+    def user_key(self, user_id: str) -> str:
+        key = f"user-{user_id}"
+        self.auth.keys[key] = Principal(Role.USER, self.tenant_id, user_id, key_id=key)
+        return key
+
+
+@dataclass
+class Quota:
+    public: quota_pb2_grpc.QuotaServiceAsyncStub
+    internal: quota_pb2_grpc.QuotaInternalServiceAsyncStub
+    auth: FakeAuthenticator
+    clock: MovableClock
+    settings: QuotaSettings
+    platform_key: str = "platform"
+
+    def new_tenant(self, time_zone: str = "UTC") -> Tenant:
+        tenant_id = str(uuid.uuid4())
+        key = f"admin-{tenant_id}"
+        self.auth.keys[key] = Principal(
+            Role.TENANT_ADMIN, tenant_id, str(uuid.uuid4()), key_id=key, time_zone=time_zone
+        )
+        return Tenant(tenant_id, key, self.auth)
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+INTERNAL = (("x-internal-token", INTERNAL_TOKEN),)
+
+
+@pytest.fixture(scope="session")
+def quota_dsn() -> Iterator[str]:
+    with fresh_pg_database("quota") as dsn:
+        migrate.upgrade(dsn)
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def quota_settings(quota_dsn: str) -> QuotaSettings:
+    return QuotaSettings(
+        database_url=sqlalchemy_url(quota_dsn),
+        GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        db_pool_size=5,
+        settle_interval_seconds=0,  # tests settle explicitly
+        reservation_ttl_seconds=300,
+    )
+
+
+@pytest.fixture(scope="session")
+async def quota(quota_settings: QuotaSettings) -> AsyncIterator[Quota]:
+    auth = FakeAuthenticator()
+    auth.keys["platform"] = Principal(Role.PLATFORM_ADMIN, key_id="platform")
+    clock = MovableClock(datetime(2031, 3, 15, 12, 0, tzinfo=UTC))
+    spec = build(quota_settings, authenticator=auth, clock=clock)
+    async with running_server(quota_settings, spec) as (_, channel):
+        yield Quota(
+            quota_pb2_grpc.QuotaServiceStub(channel),
+            quota_pb2_grpc.QuotaInternalServiceStub(channel),
+            auth,
+            clock,
+            quota_settings,
+        )
+
+
+BASE_TIME = datetime(2031, 3, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock(request: pytest.FixtureRequest) -> None:
+    """Each test starts mid-March 2031 (tests move the clock freely)."""
+    if "quota" in request.fixturenames:
+        request.getfixturevalue("quota").clock.current = BASE_TIME
+
+
+async def new_plan(q: Quota, key: str, tenant_id: str = "", limit: int = 100) -> str:
+    reply = await q.public.CreatePlan(
+        quota_pb2.CreatePlanRequest(
+            plan=quota_pb2.Plan(
+                tenant_id=tenant_id, name=f"plan-{uuid.uuid4().hex[:8]}",
+                monthly_request_limit=limit,
+            )
+        ),
+        metadata=bearer(key),
+    )  # fmt: skip
+    return reply.plan.plan_id
+
+
+async def subscribe(
+    q: Quota, tenant: Tenant, plan_id: str, user_id: str = "", **extra: object
+) -> quota_pb2.Subscription:
+    reply = await q.public.CreateSubscription(
+        quota_pb2.CreateSubscriptionRequest(
+            tenant_id=tenant.tenant_id, user_id=user_id or str(uuid.uuid4()),
+            plan_id=plan_id, **extra,  # type: ignore[arg-type]
+        ),
+        metadata=bearer(tenant.admin_key),
+    )  # fmt: skip
+    return reply.subscription
+
+
+async def reserve(
+    q: Quota, tenant: Tenant, user_id: str, request_id: str = "", time_zone: str = ""
+) -> quota_pb2.Reservation:
+    reply = await q.internal.Reserve(
+        quota_pb2.ReserveRequest(
+            request_id=request_id or uuid.uuid4().hex, tenant_id=tenant.tenant_id,
+            user_id=user_id, time_zone=time_zone,
+        ),
+        metadata=INTERNAL,
+    )  # fmt: skip
+    return reply.reservation
+
+
+def reason_of(err: grpc.aio.AioRpcError) -> str:
+    info = error_info(err)
+    assert info is not None, "no ErrorInfo in the status"
+    return str(info.reason)
