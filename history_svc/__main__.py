@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from gateway_common import logs, metrics, server
+from gateway_common.entrypoint import serve_main
 from history_svc.bootstrap import build
 from history_svc.config import HistorySettings
 
 
 def main() -> None:
     settings = HistorySettings()
-    logs.configure("history", settings.log_level)
-    metrics.serve_metrics(settings.metrics_port)
-    asyncio.run(server.run(settings, build(settings)))
+    serve_main("history", settings, lambda: build(settings))
 
 
 if __name__ == "__main__":

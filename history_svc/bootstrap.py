@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+from pymongo import AsyncMongoClient
 
 from gateway_common import mongo
+from gateway_common.channels import open_channel
+from gateway_common.identity_client import IDEMPOTENT, Authenticator
 from gateway_common.server import ServiceSpec
 from history_svc.config import HistorySettings
+from history_svc.mongo_repository import LazyMongoRepository
+from history_svc.service import HistoryService, Limits
+from history_svc.servicer import HistoryInternalServicer, HistoryServicer
 from llmgw.history.v1 import history_pb2_grpc
 
 SERVICE_NAMES = ("llmgw.history.v1.HistoryService", "llmgw.history.v1.HistoryInternalService")
 
 
-def build(settings: HistorySettings) -> ServiceSpec:
-    client = mongo.make_client(settings.mongo_url)
+def build(
+    settings: HistorySettings,
+    *,
+    authenticator: Authenticator | None = None,
+    client: AsyncMongoClient[dict[str, Any]] | None = None,
+    text_search: bool | None = None,
+) -> ServiceSpec:
+    """``text_search`` None detects a text index; False forces the $regex fallback."""
+    client = client or mongo.make_client(settings.mongo_url, settings.mongo_timeout_ms)
+    identity: grpc.aio.Channel | None = None
+    if authenticator is None:
+        identity = open_channel(settings.identity_target, settings, idempotent=IDEMPOTENT)
+        authenticator = Authenticator(identity, ttl=settings.auth_cache_seconds)
+    repository = LazyMongoRepository(client, settings.database, text_search)
+    service = HistoryService(repository, limits(settings))
+    public = HistoryServicer(service, authenticator)
+    internal = HistoryInternalServicer(service, settings.internal_token.get_secret_value())
 
     def register(server: grpc.aio.Server) -> None:
-        history_pb2_grpc.add_HistoryServiceServicer_to_server(
-            history_pb2_grpc.HistoryServiceServicer(),  # type: ignore[abstract]
-            server,
-        )
-        history_pb2_grpc.add_HistoryInternalServiceServicer_to_server(
-            history_pb2_grpc.HistoryInternalServiceServicer(),  # type: ignore[abstract]
-            server,
-        )
+        history_pb2_grpc.add_HistoryServiceServicer_to_server(public, server)
+        history_pb2_grpc.add_HistoryInternalServiceServicer_to_server(internal, server)
 
     async def probe() -> None:
         await mongo.ping(client)
+        await repository.ready()
+
+    async def close() -> None:
+        if identity is not None:
+            await identity.close()
+        await client.close()
 
     return ServiceSpec(
         domain="history.llmgw",
         service_names=SERVICE_NAMES,
         register=register,
         probe=probe,
-        close=client.close,
+        close=close,
+    )
+
+
+def limits(settings: HistorySettings) -> Limits:
+    return Limits(
+        max_text_bytes=settings.max_text_bytes,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+        max_query_chars=settings.max_query_chars,
+        max_stats_days=settings.max_stats_days,
     )

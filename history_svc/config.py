@@ -16,3 +16,12 @@ class HistorySettings(ServiceSettings):
     mongo_url: str = Field(default="mongodb://127.0.0.1:27027/", validation_alias="MONGO_URL")
     database: str = "llmgw_history"
     identity_target: str = "127.0.0.1:50051"  # identity_svc address, for Authenticate
+    auth_cache_seconds: float = 2.0  # how long a resolved API key is trusted
+    # Question and answer limit each, in UTF-8 bytes (256 KiB). The gRPC message limit
+    # (max_message_bytes, 4 MiB) leaves room for both plus the rest of the interaction.
+    max_text_bytes: int = 262_144
+    default_page_size: int = 20
+    max_page_size: int = 200
+    max_query_chars: int = 200  # search keyword length
+    max_stats_days: int = 366  # longest GetUsageStats range
+    mongo_timeout_ms: int = 3000  # server selection / connect timeout

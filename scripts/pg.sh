@@ -10,7 +10,7 @@ PGDATA="$LOCAL_DIR/pg/data"
 PGRUN="$LOCAL_DIR/pg/run"
 PGLOG="$LOCAL_DIR/pg/postgres.log"
 PG_PORT="${PG_PORT:-55432}"
-PG_DATABASES="${PG_DATABASES:-identity quota}"
+PG_DATABASES="${PG_DATABASES:-identity quota ferretdb}"
 PG_USER_NAME="gateway"
 
 find_bin() {

@@ -21,10 +21,11 @@ grpc_ready() { "$PY" -m gateway_common.devstack.healthcheck "127.0.0.1:$1"; }
 
 deps_up() {
   "$ROOT/scripts/pg.sh" start
-  mkdir -p "$LOCAL_DIR/ferretdb"
+  # FerretDB on the PostgreSQL backend: it pushes equality filters down to SQL, where the
+  # SQLite backend scans and decodes whole collections in Go (see tools/ferretdb/README.md).
   "$PROC" start ferretdb "$(declare -f port_open); PY=$PY port_open $FERRETDB_PORT" -- \
-    "$TOOLS_BIN/ferretdb" --listen-addr="127.0.0.1:$FERRETDB_PORT" \
-    --handler=sqlite --sqlite-url="file:$LOCAL_DIR/ferretdb/" --log-level=error
+    "$TOOLS_BIN/ferretdb" --listen-addr="127.0.0.1:$FERRETDB_PORT" --handler=postgresql \
+    --postgresql-url="postgres://gateway:gateway@127.0.0.1:$PG_PORT/ferretdb" --log-level=error
   "$PROC" start fake-provider "$(declare -f port_open); PY=$PY port_open $FAKE_PROVIDER_PORT" -- \
     "$PY" -m gateway_common.devstack.fake_provider --port "$FAKE_PROVIDER_PORT"
 }

@@ -1,0 +1,138 @@
+"""proto <-> domain for history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from history_svc.domain import Bucket, Filter, GroupBy, Interaction, Metadata, Status
+from llmgw.history.v1 import history_pb2 as pb
+
+_STATUS_IN = {
+    pb.INTERACTION_STATUS_UNSPECIFIED: Status.OK,
+    pb.INTERACTION_STATUS_OK: Status.OK,
+    pb.INTERACTION_STATUS_ERROR: Status.ERROR,
+    pb.INTERACTION_STATUS_CANCELLED: Status.CANCELLED,
+}
+_STATUS_OUT = {
+    Status.OK: pb.INTERACTION_STATUS_OK,
+    Status.ERROR: pb.INTERACTION_STATUS_ERROR,
+    Status.CANCELLED: pb.INTERACTION_STATUS_CANCELLED,
+}
+GROUP_BY = {
+    pb.GROUP_BY_DAY: GroupBy.DAY,
+    pb.GROUP_BY_USER: GroupBy.USER,
+    pb.GROUP_BY_MODEL: GroupBy.MODEL,
+}
+
+
+def timestamp(ts: timestamp_pb2.Timestamp) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def optional_time(message: Any, name: str) -> dt.datetime | None:
+    return timestamp(getattr(message, name)) if message.HasField(name) else None
+
+
+def to_timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def interaction_in(msg: pb.Interaction) -> Interaction | None:
+    """The interaction to record; None when its timestamp is missing."""
+    if not msg.HasField("timestamp"):
+        return None
+    meta = msg.metadata
+    return Interaction(
+        interaction_id=msg.interaction_id,
+        tenant_id=msg.tenant_id,
+        user_id=msg.user_id,
+        timestamp=timestamp(msg.timestamp),
+        subscription_id=msg.subscription_id,
+        model_id=msg.model_id,
+        model_name=msg.model_name,
+        question=msg.question,
+        answer=msg.answer,
+        metadata=Metadata(
+            tokens_used=meta.tokens_used,
+            response_time_ms=meta.response_time_ms,
+            prompt_parameters=json_format.MessageToDict(meta.prompt_parameters),
+            prompt_tokens=meta.prompt_tokens,
+            completion_tokens=meta.completion_tokens,
+        ),
+        status=_STATUS_IN.get(msg.status, Status.OK),
+        error_reason=msg.error_reason,
+        request_id=msg.request_id,
+    )
+
+
+def interaction_out(item: Interaction) -> pb.Interaction:
+    meta = item.metadata
+    params = struct_pb2.Struct()
+    params.update(meta.prompt_parameters)
+    return pb.Interaction(
+        interaction_id=item.interaction_id,
+        tenant_id=item.tenant_id,
+        user_id=item.user_id,
+        subscription_id=item.subscription_id,
+        model_id=item.model_id,
+        model_name=item.model_name,
+        timestamp=to_timestamp(item.timestamp),
+        question=item.question,
+        answer=item.answer,
+        metadata=pb.InteractionMetadata(
+            tokens_used=meta.tokens_used,
+            response_time_ms=meta.response_time_ms,
+            prompt_parameters=params,
+            prompt_tokens=meta.prompt_tokens,
+            completion_tokens=meta.completion_tokens,
+        ),
+        status=_STATUS_OUT[item.status],
+        error_reason=item.error_reason,
+        request_id=item.request_id,
+    )
+
+
+def list_filter(req: pb.ListInteractionsRequest) -> Filter:
+    return Filter(
+        tenant_id=req.tenant_id,
+        user_id=req.user_id,
+        model_id=req.model_id,
+        start=optional_time(req, "start_time"),
+        end=optional_time(req, "end_time"),
+    )
+
+
+def search_filter(req: pb.SearchInteractionsRequest) -> Filter:
+    return Filter(
+        tenant_id=req.tenant_id,
+        user_id=req.user_id,
+        start=optional_time(req, "start_time"),
+        end=optional_time(req, "end_time"),
+        text=req.query,
+    )
+
+
+def stats_filter(req: pb.GetUsageStatsRequest) -> Filter:
+    return Filter(
+        tenant_id=req.tenant_id,
+        user_id=req.user_id,
+        start=optional_time(req, "start_time"),
+        end=optional_time(req, "end_time"),
+    )
+
+
+def bucket_out(bucket: Bucket) -> pb.UsageStatsBucket:
+    return pb.UsageStatsBucket(
+        key=bucket.key,
+        interactions=bucket.interactions,
+        tokens=bucket.tokens,
+        prompt_tokens=bucket.prompt_tokens,
+        completion_tokens=bucket.completion_tokens,
+        average_latency_ms=bucket.average_latency_ms,
+        errors=bucket.errors,
+    )

@@ -1,0 +1,230 @@
+"""The MongoDB adapter of InteractionRepository (collection ``interacoes``).
+
+Written for the subset both MongoDB and FerretDB v1 run: find with sort and
+limit, $match / $group with one $sum / $sort. FerretDB v1 has no text index
+(search falls back to a case-insensitive $regex) and computes only the first
+accumulator of a $group (FerretDB issue #4616), so each sum is its own pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from history_svc.documents import Document, escape_text, from_document, to_document
+from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
+from history_svc.repository import InteractionRepository
+
+log = logging.getLogger("history.repository")
+
+COLLECTION = "interacoes"
+TEXT_INDEX = "interacoes_texto"
+SORT = [("timestamp", DESCENDING), ("interacao_id", DESCENDING)]
+INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
+    # The spec's index: a user's recent interactions in a tenant.
+    ([("distribuidor_id", ASCENDING), ("usuario_id", ASCENDING), ("timestamp", DESCENDING)], {}),
+    ([("interacao_id", ASCENDING)], {"unique": True}),
+    # Keyset pages ordered by (timestamp, interacao_id), tenant-wide and per user.
+    ([("distribuidor_id", ASCENDING), *SORT], {}),
+    ([("distribuidor_id", ASCENDING), ("usuario_id", ASCENDING), *SORT], {}),
+]
+# Codes meaning "a text index is already there, defined differently": text works.
+_INDEX_CONFLICT = {85, 86}
+# Each sum of the statistics: (Bucket field, $sum operand, only errors).
+MEASURES: list[tuple[str, Any, bool]] = [
+    ("interactions", 1, False),
+    ("tokens", "$metadados.tokens_utilizados", False),
+    ("prompt_tokens", "$metadados.tokens_prompt", False),
+    ("completion_tokens", "$metadados.tokens_resposta", False),
+    ("latency_ms_sum", "$metadados.tempo_resposta_ms", False),
+    ("errors", 1, True),
+]
+
+Collection = AsyncCollection[Document]
+
+
+class MongoInteractionRepository(InteractionRepository):
+    def __init__(
+        self, collection: Collection, text_search: bool = False, escape_nul: bool = False
+    ) -> None:
+        self.collection = collection
+        self.text_search = text_search  # $text when True, else the $regex fallback
+        self.escape_nul = escape_nul  # texts escaped where the server cannot store U+0000
+
+    @classmethod
+    async def open(
+        cls, client: AsyncMongoClient[Document], database: str, text_search: bool | None = None
+    ) -> MongoInteractionRepository:
+        """Create the indexes; ``text_search`` None: use a text index if the server has one."""
+        collection = client[database][COLLECTION]
+        for keys, options in INDEXES:
+            await collection.create_index(keys, **options)
+        if text_search is None:
+            text_search = await create_text_index(collection)
+        escape_nul = not await stores_nul(client[database])
+        log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
+        return cls(collection, text_search, escape_nul)
+
+    async def insert(self, item: Interaction) -> bool:
+        try:
+            await self.collection.insert_one(to_document(item, self.escape_nul))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(
+        self, tenant_id: str, interaction_id: str, user_id: str = ""
+    ) -> Interaction | None:
+        query: Document = {"_id": interaction_id, "distribuidor_id": tenant_id}
+        if user_id:
+            query["usuario_id"] = user_id
+        doc = await self.collection.find_one(query)
+        return from_document(doc, self.escape_nul) if doc is not None else None
+
+    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+        query = self._match(where)
+        if after is not None:
+            keyset = [
+                {"timestamp": {"$lt": after.timestamp}},
+                {"timestamp": after.timestamp, "interacao_id": {"$lt": after.interaction_id}},
+            ]
+            # Equality fields stay at the root, where FerretDB pushes them down to SQL.
+            search = query.pop("$or", None)
+            if search is None:
+                query["$or"] = keyset
+            else:
+                query["$and"] = [{"$or": search}, {"$or": keyset}]
+        cursor = self.collection.find(query, sort=SORT, limit=limit)
+        return [from_document(doc, self.escape_nul) async for doc in cursor]
+
+    async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
+        match = self._match(where)
+        sums = await asyncio.gather(
+            *(self._sum(match, group_by, operand, errors) for _, operand, errors in MEASURES)
+        )
+        names = [name for name, _, _ in MEASURES]
+        keys = sorted(set().union(*(s.keys() for s in sums)))
+        return [
+            Bucket(key, **{name: s.get(key, 0) for name, s in zip(names, sums, strict=True)})
+            for key in keys
+        ]
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> int:
+        result = await self.collection.delete_many(
+            {"distribuidor_id": tenant_id, "usuario_id": user_id}
+        )
+        return int(result.deleted_count)
+
+    async def _sum(
+        self, match: Document, group_by: GroupBy, operand: Any, errors: bool
+    ) -> dict[str, int]:
+        if errors:
+            match = {**match, "status": Status.ERROR.value}
+        pipeline: list[Document] = [
+            {"$match": match},
+            {"$group": {"_id": f"${group_by.value}", "v": {"$sum": operand}}},
+            {"$sort": {"_id": ASCENDING}},
+        ]
+        cursor = await self.collection.aggregate(pipeline)
+        return {str(doc["_id"]): int(doc["v"]) async for doc in cursor}
+
+    def _match(self, where: Filter) -> Document:
+        query: Document = {"distribuidor_id": where.tenant_id}
+        if where.user_id:
+            query["usuario_id"] = where.user_id
+        if where.model_id:
+            query["llm_id"] = where.model_id
+        span: Document = {}
+        if where.start is not None:
+            span["$gte"] = where.start
+        if where.end is not None:
+            span["$lt"] = where.end
+        if span:
+            query["timestamp"] = span
+        if where.text:
+            if self.text_search:
+                query["$text"] = {"$search": where.text}
+            else:
+                needle = escape_text(where.text) if self.escape_nul else where.text
+                pattern = {"$regex": regex_literal(needle), "$options": "i"}
+                query["$or"] = [{"conteudo_pergunta": pattern}, {"conteudo_resposta": pattern}]
+        return query
+
+
+class LazyMongoRepository(InteractionRepository):
+    """Opens the repository (creating the indexes) on first use, so building the service
+    does no I/O and a store that is down at start only delays readiness."""
+
+    def __init__(
+        self, client: AsyncMongoClient[Document], database: str, text_search: bool | None
+    ) -> None:
+        self._client, self._database, self._text = client, database, text_search
+        self._repo: MongoInteractionRepository | None = None
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> MongoInteractionRepository:
+        if self._repo is None:
+            async with self._lock:
+                if self._repo is None:
+                    self._repo = await MongoInteractionRepository.open(
+                        self._client, self._database, self._text
+                    )
+        return self._repo
+
+    async def insert(self, item: Interaction) -> bool:
+        return await (await self.ready()).insert(item)
+
+    async def get(
+        self, tenant_id: str, interaction_id: str, user_id: str = ""
+    ) -> Interaction | None:
+        return await (await self.ready()).get(tenant_id, interaction_id, user_id)
+
+    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+        return await (await self.ready()).page(where, after, limit)
+
+    async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
+        return await (await self.ready()).stats(where, group_by)
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> int:
+        return await (await self.ready()).delete_user(tenant_id, user_id)
+
+
+async def stores_nul(database: Any) -> bool:
+    """Whether the server stores U+0000 in strings (MongoDB yes; FerretDB on PostgreSQL no)."""
+    probe = database["_capacidade_nul"]
+    try:
+        await probe.replace_one({"_id": "nul"}, {"_id": "nul", "v": "a\x00b"}, upsert=True)
+        doc = await probe.find_one({"_id": "nul"})
+    except OperationFailure:
+        return False
+    return doc is not None and doc.get("v") == "a\x00b"
+
+
+async def create_text_index(collection: Collection) -> bool:
+    """Try to create the text index; False when the server has none (FerretDB v1)."""
+    try:
+        await collection.create_index(
+            [("conteudo_pergunta", "text"), ("conteudo_resposta", "text")],
+            name=TEXT_INDEX,
+            default_language="none",
+        )
+    except OperationFailure as exc:
+        if exc.code in _INDEX_CONFLICT:
+            return True
+        log.info("no text index on this server; search uses $regex", extra={"code": exc.code})
+        return False
+    return True
+
+
+_REGEX_SPECIAL = frozenset("\\.^$*+?()[]{}|/-#")
+
+
+def regex_literal(text: str) -> str:
+    """``text`` as a pattern matching itself, valid in both PCRE (MongoDB) and RE2 (FerretDB):
+    only ASCII punctuation is escaped, which both read as the character itself."""
+    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in text)

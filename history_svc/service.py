@@ -1,0 +1,152 @@
+"""History's use cases. Every read is scoped to one tenant and checked against the caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from gateway_common import pagination
+from gateway_common.errors import AlreadyExists, InvalidArgument, NotFound
+from gateway_common.principal import Principal, Role
+from history_svc.domain import (
+    Bucket,
+    Cursor,
+    Filter,
+    GroupBy,
+    Interaction,
+    Page,
+    Stats,
+    canonical_id,
+    from_millis,
+    to_millis,
+)
+from history_svc.repository import InteractionRepository
+
+log = logging.getLogger("history.service")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_bytes: int = 262_144
+    default_page_size: int = 20
+    max_page_size: int = 200
+    max_query_chars: int = 200
+    max_stats_days: int = 366
+
+
+class HistoryService:
+    def __init__(self, repository: InteractionRepository, limits: Limits | None = None) -> None:
+        self.repository = repository
+        self.limits = limits or Limits()
+
+    async def record(self, item: Interaction) -> tuple[Interaction, bool]:
+        """Store once per interaction_id; a replay answers the stored one and False."""
+        item = item.normalized(self.limits.max_text_bytes)
+        if await self.repository.insert(item):
+            return item, True
+        stored = await self.repository.get(item.tenant_id, item.interaction_id)
+        if stored is None:
+            # The id is taken by an interaction of another tenant: never show it.
+            raise AlreadyExists(
+                "interaction_id already used by another interaction", "INTERACTION_ID_CONFLICT"
+            )
+        return stored, False
+
+    async def get(self, caller: Principal, tenant_id: str, interaction_id: str) -> Interaction:
+        _required("tenant_id", tenant_id)
+        caller.require_tenant_member(tenant_id, caller.user_id)
+        interaction_id = canonical_id(interaction_id, "interaction_id")
+        # A user reads only its own: another user's interaction is simply not found.
+        own = caller.user_id if caller.role is Role.USER else ""
+        found = await self.repository.get(tenant_id, interaction_id, own)
+        if found is None:
+            raise NotFound("interaction not found", "INTERACTION_NOT_FOUND")
+        return found
+
+    async def list(self, caller: Principal, where: Filter, page_size: int, page_token: str) -> Page:
+        """Newest first by (timestamp, interaction_id); stable while new ones arrive."""
+        where = self._scoped(caller, where)
+        if where.start and where.end and where.end <= where.start:
+            raise InvalidArgument.field("end_time", "must be after start_time")
+        size = pagination.clamp_page_size(
+            page_size, self.limits.default_page_size, self.limits.max_page_size
+        )
+        scope = where.scope()
+        key = pagination.decode_token(page_token, scope)
+        after = _cursor(key) if key is not None else None
+        rows = await self.repository.page(where, after, size + 1)
+        if len(rows) <= size:
+            return Page(rows, "")
+        last = rows[size - 1]
+        token = pagination.encode_token([to_millis(last.timestamp), last.interaction_id], scope)
+        return Page(rows[:size], token)
+
+    async def search(
+        self, caller: Principal, where: Filter, page_size: int, page_token: str
+    ) -> Page:
+        text = where.text.strip()
+        if not text or len(text) > self.limits.max_query_chars:
+            raise InvalidArgument.field(
+                "query", f"1 to {self.limits.max_query_chars} characters required"
+            )
+        return await self.list(caller, _with_text(where, text), page_size, page_token)
+
+    async def stats(self, caller: Principal, where: Filter, group_by: GroupBy) -> Stats:
+        where = self._scoped(caller, where)
+        if where.start is None or where.end is None:
+            raise InvalidArgument.field("start_time", "start_time and end_time are required")
+        if where.end <= where.start:
+            raise InvalidArgument.field("end_time", "must be after start_time")
+        if where.end - where.start > dt.timedelta(days=self.limits.max_stats_days):
+            raise InvalidArgument.field(
+                "end_time", f"the range may span at most {self.limits.max_stats_days} days"
+            )
+        buckets = await self.repository.stats(where, group_by)
+        total = sum(buckets, Bucket(""))
+        return Stats(buckets, total)
+
+    async def delete_user(
+        self, caller: Principal, tenant_id: str, user_id: str, request_id: str = ""
+    ) -> int:
+        _required("tenant_id", tenant_id)
+        caller.require_tenant_admin(tenant_id)
+        _required("user_id", user_id)
+        deleted = await self.repository.delete_user(tenant_id, user_id)
+        log.info(
+            "user interactions erased",
+            extra={
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "deleted": deleted,
+                "erasure_request_id": request_id,
+                "by_key": caller.key_id,
+            },
+        )
+        return deleted
+
+    def _scoped(self, caller: Principal, where: Filter) -> Filter:
+        """The filter the caller may run: its tenant; a user only its own interactions."""
+        _required("tenant_id", where.tenant_id)
+        user_id = where.user_id
+        if caller.role is Role.USER and not user_id:
+            user_id = caller.user_id
+        caller.require_tenant_member(where.tenant_id, user_id)
+        if user_id == where.user_id:
+            return where
+        return Filter(where.tenant_id, user_id, where.model_id, where.start, where.end, where.text)
+
+
+def _cursor(key: list[object]) -> Cursor:
+    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
+        raise InvalidArgument.field("page_token", "malformed page token")
+    return Cursor(from_millis(key[0]), key[1])
+
+
+def _with_text(where: Filter, text: str) -> Filter:
+    return Filter(where.tenant_id, where.user_id, where.model_id, where.start, where.end, text)
+
+
+def _required(name: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument.field(name, "required")

@@ -1,0 +1,102 @@
+"""Thin gRPC servicers: check the caller, parse, one service call, map back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from gateway_common import auth
+from gateway_common.channels import remaining
+from gateway_common.errors import InvalidArgument
+from gateway_common.identity_client import Authenticator
+from gateway_common.principal import Principal
+from history_svc import mapping
+from history_svc.service import HistoryService
+from llmgw.history.v1 import history_pb2 as pb
+from llmgw.history.v1 import history_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
+    def __init__(self, service: HistoryService, authenticator: Authenticator) -> None:
+        self.service = service
+        self.authenticator = authenticator
+
+    async def _caller(self, context: Context) -> Principal:
+        api_key = auth.bearer_token(context.invocation_metadata())
+        return await self.authenticator.authenticate(api_key, timeout=remaining(context, 5.0))
+
+    async def GetInteraction(
+        self, request: pb.GetInteractionRequest, context: Context
+    ) -> pb.GetInteractionResponse:
+        caller = await self._caller(context)
+        item = await self.service.get(caller, request.tenant_id, request.interaction_id)
+        return pb.GetInteractionResponse(interaction=mapping.interaction_out(item))
+
+    async def ListInteractions(
+        self, request: pb.ListInteractionsRequest, context: Context
+    ) -> pb.ListInteractionsResponse:
+        caller = await self._caller(context)
+        page = await self.service.list(
+            caller, mapping.list_filter(request), request.page_size, request.page_token
+        )
+        return pb.ListInteractionsResponse(
+            interactions=[mapping.interaction_out(i) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def SearchInteractions(
+        self, request: pb.SearchInteractionsRequest, context: Context
+    ) -> pb.SearchInteractionsResponse:
+        caller = await self._caller(context)
+        page = await self.service.search(
+            caller, mapping.search_filter(request), request.page_size, request.page_token
+        )
+        return pb.SearchInteractionsResponse(
+            interactions=[mapping.interaction_out(i) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GetUsageStats(
+        self, request: pb.GetUsageStatsRequest, context: Context
+    ) -> pb.GetUsageStatsResponse:
+        caller = await self._caller(context)
+        group_by = mapping.GROUP_BY.get(request.group_by)
+        if group_by is None:
+            raise InvalidArgument.field("group_by", "GROUP_BY_DAY, _USER or _MODEL required")
+        stats = await self.service.stats(caller, mapping.stats_filter(request), group_by)
+        return pb.GetUsageStatsResponse(
+            buckets=[mapping.bucket_out(b) for b in stats.buckets],
+            total=mapping.bucket_out(stats.total),
+        )
+
+    async def DeleteUserInteractions(
+        self, request: pb.DeleteUserInteractionsRequest, context: Context
+    ) -> pb.DeleteUserInteractionsResponse:
+        caller = await self._caller(context)
+        deleted = await self.service.delete_user(
+            caller, request.tenant_id, request.user_id, request.request_id
+        )
+        return pb.DeleteUserInteractionsResponse(deleted_count=deleted)
+
+
+class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
+    def __init__(self, service: HistoryService, internal_token: str) -> None:
+        self.service = service
+        self.internal_token = internal_token
+
+    async def RecordInteraction(
+        self, request: pb.RecordInteractionRequest, context: Context
+    ) -> pb.RecordInteractionResponse:
+        auth.require_internal(context.invocation_metadata(), self.internal_token)
+        if not request.HasField("interaction"):
+            raise InvalidArgument.field("interaction", "required")
+        item = mapping.interaction_in(request.interaction)
+        if item is None:
+            raise InvalidArgument.field("interaction.timestamp", "required")
+        stored, created = await self.service.record(item)
+        return pb.RecordInteractionResponse(
+            interaction=mapping.interaction_out(stored), created=created
+        )

@@ -1,0 +1,241 @@
+"""The gRPC surface through a real in-process server: codes, ErrorInfo reasons, limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from history_svc.documents import escape_text
+from history_svc.mongo_repository import stores_nul
+from llmgw.history.v1 import history_pb2 as pb
+from tests.integration.history.conftest import INTERNAL, Api, bearer
+from tests.integration.history.helpers import expect_error, record, to_proto, ts
+from tests.support import wait_serving
+from tests.unit.history.factories import BASE, interaction
+
+C = grpc.StatusCode
+KIB256 = 256 * 1024
+
+
+async def test_serving_once_the_store_answers(api: Api):
+    await wait_serving(api.target, timeout=10)
+
+
+async def test_record_needs_the_internal_token(api: Api):
+    req = pb.RecordInteractionRequest(interaction=to_proto(interaction()))
+    await expect_error(api.internal.RecordInteraction(req), C.UNAUTHENTICATED, "INTERNAL_ONLY")
+    wrong = (("x-internal-token", "nope"),)
+    await expect_error(
+        api.internal.RecordInteraction(req, metadata=wrong), C.UNAUTHENTICATED, "INTERNAL_ONLY"
+    )
+    await expect_error(
+        api.internal.RecordInteraction(req, metadata=bearer("key-platform")),
+        C.UNAUTHENTICATED,
+        "INTERNAL_ONLY",
+    )
+
+
+async def test_record_is_idempotent(api: Api):
+    item = interaction()
+    first = await record(api, item)
+    assert first.created
+    replay = await api.internal.RecordInteraction(
+        pb.RecordInteractionRequest(interaction=to_proto(item)), metadata=INTERNAL
+    )
+    assert not replay.created and replay.interaction == first.interaction
+    changed = pb.Interaction()
+    changed.CopyFrom(to_proto(item))
+    changed.answer = "something else"
+    again = await api.internal.RecordInteraction(
+        pb.RecordInteractionRequest(interaction=changed), metadata=INTERNAL
+    )
+    assert not again.created and again.interaction.answer == "Paris."
+    assert await api.collection.count_documents({"interacao_id": item.interaction_id}) == 1
+
+
+async def test_record_validation(api: Api):
+    no_time = to_proto(interaction())
+    no_time.ClearField("timestamp")
+    for bad in (pb.RecordInteractionRequest(), pb.RecordInteractionRequest(interaction=no_time)):
+        await expect_error(
+            api.internal.RecordInteraction(bad, metadata=INTERNAL), C.INVALID_ARGUMENT
+        )
+    no_id = to_proto(interaction())
+    no_id.interaction_id = "not-a-uuid"
+    await expect_error(
+        api.internal.RecordInteraction(
+            pb.RecordInteractionRequest(interaction=no_id), metadata=INTERNAL
+        ),
+        C.INVALID_ARGUMENT,
+    )
+
+
+async def test_256_kib_question_and_answer_pass_and_one_more_byte_is_refused(api: Api):
+    big = interaction(question="q" * (KIB256 - 2) + "é", answer="😀" * (KIB256 // 4))
+    stored = await record(api, big)
+    assert stored.created
+    got = await api.public.GetInteraction(
+        pb.GetInteractionRequest(tenant_id="tenant-a", interaction_id=big.interaction_id),
+        metadata=bearer("key-admin-a"),
+    )
+    assert got.interaction.question == big.question and got.interaction.answer == big.answer
+    for name in ("question", "answer"):
+        over = to_proto(interaction())
+        setattr(over, name, "a" * (KIB256 + 1))
+        err = await expect_error(
+            api.internal.RecordInteraction(
+                pb.RecordInteractionRequest(interaction=over), metadata=INTERNAL
+            ),
+            C.INVALID_ARGUMENT,
+        )
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+        bad = error_details_pb2.BadRequest()
+        assert status is not None and status.details[1].Unpack(bad)
+        assert bad.field_violations[0].field == f"interaction.{name}"
+
+
+UNICODE = [
+    "emoji 😀👍🏽👨‍👩‍👧‍👦🏳️‍🌈",
+    "CJK 中文 日本語 한국어 𠀋𡈽",
+    "RTL עברית العربية \u200f mixed \u202e",
+    "combining e\u0301 a\u0308 n\u0303 Z\u0351\u0333\u0300",
+    "controls \t\n\r \x00 nul \x7f \u2028 \ufeff",
+    "math \U0001d518\U0001d52b\U0001d526 \U0010fffd",
+]
+
+
+async def test_any_unicode_stored_and_returned_intact(api: Api):
+    # Where the server cannot hold U+0000 (FerretDB on PostgreSQL) the stored text is
+    # the reversible escape of it; on MongoDB it is the text itself.
+    raw_nul = await stores_nul(api.collection.database)
+    for i, text in enumerate(UNICODE):
+        item = interaction(question=text, answer=text[::-1], seconds=i)
+        await record(api, item)
+        got = await api.public.GetInteraction(
+            pb.GetInteractionRequest(tenant_id="tenant-a", interaction_id=item.interaction_id),
+            metadata=bearer("key-user-a1"),
+        )
+        assert got.interaction.question == text and got.interaction.answer == text[::-1]
+        doc = await api.collection.find_one({"_id": item.interaction_id})
+        assert doc is not None
+        assert doc["conteudo_pergunta"] == (text if raw_nul else escape_text(text))
+
+
+async def test_public_rpcs_need_a_valid_key(api: Api):
+    req = pb.ListInteractionsRequest(tenant_id="tenant-a")
+    await expect_error(api.public.ListInteractions(req), C.UNAUTHENTICATED, "MISSING_CREDENTIAL")
+    await expect_error(
+        api.public.ListInteractions(req, metadata=bearer("wrong")),
+        C.UNAUTHENTICATED,
+        "INVALID_API_KEY",
+    )
+    await expect_error(
+        api.public.ListInteractions(req, metadata=INTERNAL), C.UNAUTHENTICATED, "MISSING_CREDENTIAL"
+    )
+
+
+async def test_codes_of_the_public_rpcs(api: Api):
+    item = interaction(user="user-a2")
+    await record(api, item)
+    get = pb.GetInteractionRequest(tenant_id="tenant-a", interaction_id=item.interaction_id)
+    await expect_error(
+        api.public.GetInteraction(get, metadata=bearer("key-admin-b")),
+        C.PERMISSION_DENIED,
+        "TENANT_ACCESS_DENIED",
+    )
+    await expect_error(
+        api.public.GetInteraction(get, metadata=bearer("key-user-a1")),
+        C.NOT_FOUND,
+        "INTERACTION_NOT_FOUND",
+    )
+    assert (
+        await api.public.GetInteraction(get, metadata=bearer("key-user-a2"))
+    ).interaction.user_id == "user-a2"
+    await expect_error(
+        api.public.ListInteractions(
+            pb.ListInteractionsRequest(tenant_id="tenant-a", user_id="user-a2"),
+            metadata=bearer("key-user-a1"),
+        ),
+        C.PERMISSION_DENIED,
+        "USER_ACCESS_DENIED",
+    )
+    await expect_error(
+        api.public.ListInteractions(pb.ListInteractionsRequest(), metadata=bearer("key-platform")),
+        C.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        api.public.ListInteractions(
+            pb.ListInteractionsRequest(tenant_id="tenant-a", page_token="zzz"),
+            metadata=bearer("key-admin-a"),
+        ),
+        C.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        api.public.SearchInteractions(
+            pb.SearchInteractionsRequest(tenant_id="tenant-a"), metadata=bearer("key-admin-a")
+        ),
+        C.INVALID_ARGUMENT,
+    )
+    stats = pb.GetUsageStatsRequest(
+        tenant_id="tenant-a", start_time=ts(BASE), end_time=ts(BASE + dt.timedelta(days=1))
+    )
+    await expect_error(
+        api.public.GetUsageStats(stats, metadata=bearer("key-admin-a")), C.INVALID_ARGUMENT
+    )
+    stats.group_by = pb.GROUP_BY_USER
+    stats.end_time.CopyFrom(ts(BASE + dt.timedelta(days=367)))
+    await expect_error(
+        api.public.GetUsageStats(stats, metadata=bearer("key-admin-a")), C.INVALID_ARGUMENT
+    )
+    await expect_error(
+        api.public.DeleteUserInteractions(
+            pb.DeleteUserInteractionsRequest(tenant_id="tenant-a", user_id="user-a2"),
+            metadata=bearer("key-user-a2"),
+        ),
+        C.PERMISSION_DENIED,
+        "TENANT_ACCESS_DENIED",
+    )
+
+
+async def test_list_filters_and_stats_through_grpc(api: Api):
+    await record(api, interaction(seconds=0, model="m1"))
+    await record(
+        api,
+        interaction(seconds=10, model="m2", prompt_tokens=1, completion_tokens=1, latency_ms=40),
+    )
+    await record(api, interaction(seconds=20, model="m2", latency_ms=80))
+    admin = bearer("key-admin-a")
+    by_model = await api.public.ListInteractions(
+        pb.ListInteractionsRequest(tenant_id="tenant-a", model_id="m2"), metadata=admin
+    )
+    assert [i.model_id for i in by_model.interactions] == ["m2", "m2"]
+    window = await api.public.ListInteractions(
+        pb.ListInteractionsRequest(
+            tenant_id="tenant-a",
+            start_time=ts(BASE + dt.timedelta(seconds=10)),
+            end_time=ts(BASE + dt.timedelta(seconds=20)),
+        ),
+        metadata=admin,
+    )
+    assert [i.timestamp.ToDatetime(tzinfo=dt.UTC) for i in window.interactions] == [
+        BASE + dt.timedelta(seconds=10)
+    ]
+    stats = await api.public.GetUsageStats(
+        pb.GetUsageStatsRequest(
+            tenant_id="tenant-a",
+            start_time=ts(BASE),
+            end_time=ts(BASE + dt.timedelta(hours=1)),
+            group_by=pb.GROUP_BY_MODEL,
+        ),
+        metadata=admin,
+    )
+    assert [(b.key, b.interactions, b.tokens) for b in stats.buckets] == [
+        ("m1", 1, 9),
+        ("m2", 2, 11),
+    ]
+    assert stats.buckets[1].average_latency_ms == 60.0
+    assert (stats.total.key, stats.total.interactions, stats.total.prompt_tokens) == ("", 3, 15)
+    assert isinstance(stats.total.average_latency_ms, float)

@@ -1,0 +1,112 @@
+"""Fakes of history's seams: they subclass the real abstractions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gateway_common.errors import Unauthenticated
+from gateway_common.identity_client import Authenticator
+from gateway_common.principal import Principal, Role
+from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
+from history_svc.repository import InteractionRepository
+
+PLATFORM = Principal(Role.PLATFORM_ADMIN, key_id="k-platform")
+ADMIN_A = Principal(Role.TENANT_ADMIN, tenant_id="tenant-a", user_id="admin-a", key_id="k-aa")
+ADMIN_B = Principal(Role.TENANT_ADMIN, tenant_id="tenant-b", user_id="admin-b", key_id="k-ab")
+USER_A1 = Principal(Role.USER, tenant_id="tenant-a", user_id="user-a1", key_id="k-a1")
+USER_A2 = Principal(Role.USER, tenant_id="tenant-a", user_id="user-a2", key_id="k-a2")
+USER_B1 = Principal(Role.USER, tenant_id="tenant-b", user_id="user-b1", key_id="k-b1")
+KEYS = {
+    "key-platform": PLATFORM,
+    "key-admin-a": ADMIN_A,
+    "key-admin-b": ADMIN_B,
+    "key-user-a1": USER_A1,
+    "key-user-a2": USER_A2,
+    "key-user-b1": USER_B1,
+}
+
+
+class FakeAuthenticator(Authenticator):
+    """Resolves the fixed keys above; anything else is an invalid key."""
+
+    def __init__(self, keys: dict[str, Principal] | None = None) -> None:
+        self.keys = dict(KEYS if keys is None else keys)
+
+    async def authenticate(self, api_key: str, timeout: float = 5.0) -> Principal:
+        try:
+            return self.keys[api_key]
+        except KeyError:
+            raise Unauthenticated("invalid API key", "INVALID_API_KEY") from None
+
+
+class MemoryRepository(InteractionRepository):
+    """The contract of the Mongo repository, in memory, for the use-case tests."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Interaction] = {}
+
+    async def insert(self, item: Interaction) -> bool:
+        if item.interaction_id in self.rows:
+            return False
+        self.rows[item.interaction_id] = item
+        return True
+
+    async def get(
+        self, tenant_id: str, interaction_id: str, user_id: str = ""
+    ) -> Interaction | None:
+        row = self.rows.get(interaction_id)
+        if row is None or row.tenant_id != tenant_id or (user_id and row.user_id != user_id):
+            return None
+        return row
+
+    def _matches(self, row: Interaction, where: Filter) -> bool:
+        text = where.text.lower()
+        return (
+            row.tenant_id == where.tenant_id
+            and (not where.user_id or row.user_id == where.user_id)
+            and (not where.model_id or row.model_id == where.model_id)
+            and (where.start is None or row.timestamp >= where.start)
+            and (where.end is None or row.timestamp < where.end)
+            and (not text or text in row.question.lower() or text in row.answer.lower())
+        )
+
+    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+        rows = sorted(
+            (r for r in self.rows.values() if self._matches(r, where)),
+            key=lambda r: (r.timestamp, r.interaction_id),
+            reverse=True,
+        )
+        if after is not None:
+            rows = [
+                r
+                for r in rows
+                if (r.timestamp, r.interaction_id) < (after.timestamp, after.interaction_id)
+            ]
+        return rows[:limit]
+
+    async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
+        out: dict[str, Bucket] = {}
+        for r in self.rows.values():
+            if not self._matches(r, where):
+                continue
+            key = {GroupBy.DAY: r.day, GroupBy.USER: r.user_id, GroupBy.MODEL: r.model_id}[group_by]
+            m = r.metadata
+            one = Bucket(
+                key,
+                1,
+                m.tokens_used,
+                m.prompt_tokens,
+                m.completion_tokens,
+                m.response_time_ms,
+                int(r.status is Status.ERROR),
+            )
+            out[key] = dataclasses.replace(out.get(key, Bucket(key)) + one, key=key)
+        return [out[k] for k in sorted(out)]
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> int:
+        gone = [
+            k for k, r in self.rows.items() if r.tenant_id == tenant_id and r.user_id == user_id
+        ]
+        for k in gone:
+            del self.rows[k]
+        return len(gone)
