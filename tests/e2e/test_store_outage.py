@@ -62,3 +62,35 @@ async def test_starts_without_database_then_migrates_and_serves(module, prefix, 
         finally:
             proc.stop()
             await cable.unplug()
+
+
+async def test_history_follows_its_mongodb(log_dir):
+    from urllib.parse import urlparse
+
+    from tests.support import MONGO_URL, fresh_mongo_database
+
+    upstream = urlparse(MONGO_URL)
+    cable = Cable(upstream.port or 27017)
+    cable.port = free_port()
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    env = {
+        "HISTORY_PORT": str(port),
+        "MONGO_URL": f"mongodb://127.0.0.1:{cable.port}/?directConnection=true",
+        "HISTORY_DATABASE": fresh_mongo_database("outage"),
+        "HISTORY_HEALTH_INTERVAL_SECONDS": "0.2",
+        "HISTORY_MONGO_TIMEOUT_MS": "500",
+        "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+    }
+    proc = ServiceProcess("history_svc", env, log_dir).start()
+    try:
+        await wait_state(target, "NOT_SERVING")
+        await cable.plug()
+        await wait_state(target, "SERVING")
+        await cable.unplug()
+        await wait_state(target, "NOT_SERVING")
+        await cable.plug()
+        await wait_state(target, "SERVING")
+    finally:
+        proc.stop()
+        await cable.unplug()
