@@ -8,11 +8,13 @@ import grpc
 
 from gateway_common import auth
 from gateway_common.channels import remaining
+from gateway_common.errors import FailedPrecondition, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import mapping
 from quota_svc.counting import CountingService
+from quota_svc.metrics import REFUSALS
 from quota_svc.ports import SubscriptionDraft
 from quota_svc.service import PlanService, UsageService
 from quota_svc.subscriptions import SubscriptionService
@@ -161,9 +163,13 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
         self, request: quota_pb2.ReserveRequest, context: Ctx
     ) -> quota_pb2.ReserveResponse:
         self._check(context)
-        res = await self._counting.reserve(
-            request.request_id, request.tenant_id, request.user_id, request.time_zone
-        )
+        try:
+            res = await self._counting.reserve(
+                request.request_id, request.tenant_id, request.user_id, request.time_zone
+            )
+        except (ResourceExhausted, FailedPrecondition) as refused:
+            REFUSALS.labels(refused.reason).inc()
+            raise
         return quota_pb2.ReserveResponse(reservation=mapping.reservation(res))
 
     async def Commit(
