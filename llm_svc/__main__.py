@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from gateway_common import logs, metrics, server
+from gateway_common.entrypoint import serve_main
 from llm_svc.bootstrap import build
 from llm_svc.config import LlmSettings
 
 
 def main() -> None:
     settings = LlmSettings()
-    logs.configure("llm", settings.log_level)
-    metrics.serve_metrics(settings.metrics_port)
-    asyncio.run(server.run(settings, build(settings)))
+    serve_main("llm", settings, lambda: build(settings))
 
 
 if __name__ == "__main__":

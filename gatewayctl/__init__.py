@@ -1,0 +1,1 @@
+"""gatewayctl: the admin and ops command line of the LLM gateway (``python -m gatewayctl``)."""

@@ -1,0 +1,83 @@
+"""identity_svc, as llm_svc needs it: who is calling, and how to reach a tenant's model."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import json_format
+
+from gateway_common.channels import call_metadata
+from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.identity_client import Authenticator
+from gateway_common.principal import Principal
+from llm_svc.clients.errors import translate
+from llm_svc.domain import ResolvedModel
+from llm_svc.ports import IdentityPort, ModelPage
+from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
+
+IDEMPOTENT = (
+    ("llmgw.identity.v1.IdentityService", "Authenticate"),
+    ("llmgw.identity.v1.IdentityService", "ListModels"),
+    ("llmgw.identity.v1.IdentityInternalService", "ResolveModel"),
+)
+
+
+class GrpcIdentity(IdentityPort):
+    def __init__(
+        self, channel: grpc.aio.Channel, internal_token: str, auth_ttl: float = 2.0
+    ) -> None:
+        self._auth = Authenticator(channel, ttl=auth_ttl)
+        self._public = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._internal = identity_pb2_grpc.IdentityInternalServiceStub(channel)
+        self._token = internal_token
+
+    async def authenticate(self, api_key: str, timeout: float) -> Principal:
+        return await self._auth.authenticate(api_key, timeout)
+
+    async def resolve_model(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:
+        try:
+            reply = await self._internal.ResolveModel(
+                identity_pb2.ResolveModelRequest(tenant_id=tenant_id, model_name=model),
+                timeout=timeout,
+                metadata=call_metadata(internal_token=self._token),
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"unknown model {model!r}", "MODEL_NOT_FOUND") from None
+            if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(
+                    f"model {model!r} is not enabled for this tenant", "MODEL_NOT_ENABLED"
+                ) from None
+            raise translate(err, "identity") from None
+        return ResolvedModel(
+            model_id=reply.model.model_id,
+            name=reply.model.name,
+            config_id=reply.config_id,
+            base_url=reply.base_url,
+            credential=reply.credential,
+            token_limit=reply.token_limit if reply.HasField("token_limit") else None,
+            extra_parameters=json_format.MessageToDict(reply.extra_parameters),
+        )
+
+    async def list_models(
+        self, api_key: str, tenant_id: str, page_size: int, page_token: str, timeout: float
+    ) -> ModelPage:
+        try:
+            reply = await self._public.ListModels(
+                identity_pb2.ListModelsRequest(
+                    tenant_id=tenant_id, page_size=page_size, page_token=page_token
+                ),
+                timeout=timeout,
+                metadata=call_metadata(api_key=api_key),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, "identity") from None
+        models = [
+            {
+                "name": m.name,
+                "description": m.description,
+                "provider": m.provider,
+                "global": not m.tenant_id,
+            }
+            for m in reply.models
+        ]
+        return ModelPage(models, reply.next_page_token)

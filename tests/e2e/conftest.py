@@ -1,0 +1,169 @@
+"""The whole suite as separate processes: the fake provider and the four services on free
+ports, fresh PostgreSQL databases (identity, quota), a fresh FerretDB database (history),
+and a platform-admin key made by identity's own tool."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.support import (
+    INTERNAL_TOKEN,
+    MONGO_URL,
+    ROOT,
+    ServiceProcess,
+    free_port,
+    fresh_mongo_database,
+    fresh_pg_database,
+    sqlalchemy_url,
+    wait_serving,
+)
+
+
+@dataclass
+class Suite:
+    env: dict[str, str]
+    targets: dict[str, str]
+    provider_url: str  # OpenAI-compatible base URL of the fake provider
+    admin_key: str
+    log_dir: Path
+    spool_dir: Path
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        if name not in self.channels:
+            self.channels[name] = grpc.aio.insecure_channel(self.targets[name])
+        return self.channels[name]
+
+    def provider_stats(self) -> dict[str, Any]:
+        import json
+
+        base = self.provider_url.removesuffix("/v1")
+        with urllib.request.urlopen(f"{base}/_stats", timeout=5) as r:
+            return dict(json.load(r))
+
+    def start(self, name: str) -> None:
+        proc = ServiceProcess(f"{name}_svc", self.env, self.log_dir).start()
+        self.procs[name] = proc
+
+    async def restart(self, name: str) -> None:
+        self.start(name)
+        await wait_serving(self.targets[name], timeout=60)
+
+    def stop(self, name: str) -> None:
+        self.procs[name].stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{p.log()[-4000:]}" for n, p in self.procs.items())
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="session")
+def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with contextlib.ExitStack() as stack:
+        identity_dsn = stack.enter_context(fresh_pg_database("e2e_identity"))
+        quota_dsn = stack.enter_context(fresh_pg_database("e2e_quota"))
+        ports = {n: free_port() for n in ("identity", "quota", "history", "llm", "provider")}
+        targets = {n: f"127.0.0.1:{ports[n]}" for n in ("identity", "quota", "history", "llm")}
+        spool = tmp_path_factory.mktemp("spool")
+        env = {
+            "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "IDENTITY_PORT": str(ports["identity"]),
+            "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
+            "IDENTITY_AUTH_CACHE_TTL_SECONDS": "0.5",
+            "IDENTITY_RESOLVE_CACHE_TTL_SECONDS": "0.5",
+            "QUOTA_PORT": str(ports["quota"]),
+            "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
+            "QUOTA_IDENTITY_TARGET": targets["identity"],
+            "HISTORY_PORT": str(ports["history"]),
+            "HISTORY_DATABASE": fresh_mongo_database("e2e_history"),
+            "HISTORY_IDENTITY_TARGET": targets["identity"],
+            "MONGO_URL": MONGO_URL,
+            "LLM_PORT": str(ports["llm"]),
+            "LLM_IDENTITY_TARGET": targets["identity"],
+            "LLM_QUOTA_TARGET": targets["quota"],
+            "LLM_HISTORY_TARGET": targets["history"],
+            "LLM_SPOOL_DIR": str(spool),
+            "LLM_SPOOL_REPLAY_INTERVAL_SECONDS": "0.3",
+            "LLM_HISTORY_TIMEOUT_SECONDS": "1.0",
+            "LLM_AUTH_CACHE_SECONDS": "0.5",
+            "GATEWAY_IDENTITY_TARGET": targets["identity"],
+            "GATEWAY_QUOTA_TARGET": targets["quota"],
+            "GATEWAY_HISTORY_TARGET": targets["history"],
+            "GATEWAY_LLM_TARGET": targets["llm"],
+        }
+        for key in (
+            "IDENTITY_METRICS_PORT",
+            "QUOTA_METRICS_PORT",
+            "HISTORY_METRICS_PORT",
+            "LLM_METRICS_PORT",
+        ):
+            env[key] = "0"
+        yield {"env": env, "targets": targets, "ports": ports, "spool": spool}
+
+
+@pytest.fixture(scope="session")
+async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
+    env, targets = e2e_env["env"], e2e_env["targets"]
+    port = e2e_env["ports"]["provider"]
+    provider = subprocess.Popen(  # noqa: ASYNC220 - session setup
+        [sys.executable, "-m", "gateway_common.devstack.fake_provider", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(log_dir / "fake-provider.log").open("ab"),
+    )
+    s = Suite(env, targets, f"http://127.0.0.1:{port}/v1", "", log_dir, e2e_env["spool"])
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        s.start("identity")
+        await wait_serving(targets["identity"], timeout=60)
+        made = subprocess.run(  # noqa: ASYNC221 - session setup
+            [sys.executable, "-m", "identity_svc.create_admin_key", "--name", "e2e"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        s.admin_key = next(
+            line.split(":", 1)[1].strip()
+            for line in made.stdout.splitlines()
+            if line.startswith("api_key:")
+        )
+        for name in ("quota", "history", "llm"):
+            s.start(name)
+        for name in ("quota", "history", "llm"):
+            await wait_serving(targets[name], timeout=60)
+        yield s
+    except BaseException:
+        print(s.logs(), file=sys.stderr)
+        raise
+    finally:
+        for ch in s.channels.values():
+            await ch.close()
+        for proc in s.procs.values():
+            proc.stop()
+        provider.terminate()
+        provider.wait(10)

@@ -1,0 +1,214 @@
+"""LlmService through a real in-process gRPC server: codes, ErrorInfo reasons, what
+reaches the provider, quota and history."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from gateway_common.status import error_info
+from llmgw.history.v1 import history_pb2
+from llmgw.llm.v1 import llm_pb2
+from llmgw.quota.v1 import quota_pb2
+from tests.integration.llm.conftest import Stack
+
+USER = (("authorization", "Bearer user-key"), ("x-request-id", "req-123"))
+
+
+def chat(text: str = "hello there", model: str = "demo-model", **kw: object) -> llm_pb2.ChatRequest:
+    return llm_pb2.ChatRequest(
+        model=model,
+        messages=[llm_pb2.Message(role=llm_pb2.MESSAGE_ROLE_USER, content=text)],
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def fails(call: object, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call  # type: ignore[misc]
+    assert err.value.code() == code, err.value.details()
+    info = error_info(err.value)
+    assert info is not None and info.reason == reason and info.domain == "llm.llmgw"
+    return err.value
+
+
+async def test_chat_happy_path(stack: Stack) -> None:
+    reply = await stack.llm.Chat(chat(max_tokens=500), metadata=USER, timeout=5)
+    assert reply.content == "Echo: hello there" and reply.finish_reason == "stop"
+    assert reply.usage.prompt_tokens == 2 and reply.usage.completion_tokens == 3
+    assert reply.usage.total_tokens == 5 and reply.model == "demo-model"
+    # provider got the tenant's credential, the capped max_tokens, tenant parameters
+    assert stack.provider.last_authorization == "Bearer sk-tenant-A"
+    sent = stack.provider.last_request
+    assert sent["model"] == "demo-model" and sent["max_tokens"] == 50
+    assert sent["temperature"] == 0.3 and sent["seed"] == 42
+    assert stack.quota.committed() == 1
+    stored = stack.history.servicer.stored[reply.interaction_id]
+    assert stored.status == history_pb2.INTERACTION_STATUS_OK
+    assert stored.metadata.tokens_used == 5 and stored.request_id == "req-123"
+    assert stored.subscription_id == "sA" and stored.model_id == "mA"
+    assert stored.question == "hello there" and stored.answer == reply.content
+    # the deadline reached quota, and the request id reached identity
+    assert all(d is not None and d <= 5 for d in stack.quota.deadlines)
+    assert stack.identity.metadata_seen[-1]["x-request-id"] == "req-123"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code", "reason"),
+    [
+        ((), grpc.StatusCode.UNAUTHENTICATED, "MISSING_CREDENTIAL"),
+        ((("authorization", "Bearer wrong"),), grpc.StatusCode.UNAUTHENTICATED, "INVALID_API_KEY"),
+        (
+            (("authorization", "Bearer admin-key"),),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "USER_KEY_REQUIRED",
+        ),
+    ],
+)
+async def test_credentials(
+    stack: Stack, metadata: tuple, code: grpc.StatusCode, reason: str
+) -> None:
+    await fails(stack.llm.Chat(chat(), metadata=metadata, timeout=5), code, reason)
+    assert stack.provider.calls == 0 and not stack.quota.states
+
+
+async def test_model_codes(stack: Stack) -> None:
+    await fails(
+        stack.llm.Chat(chat(model="nope"), metadata=USER, timeout=5),
+        grpc.StatusCode.NOT_FOUND,
+        "MODEL_NOT_FOUND",
+    )
+    await fails(
+        stack.llm.Chat(chat(model="b-model"), metadata=USER, timeout=5),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "MODEL_NOT_ENABLED",
+    )
+    assert not stack.quota.states
+
+
+async def test_bad_request_has_field_violation(stack: Stack) -> None:
+    req = llm_pb2.ChatRequest(model="demo-model", messages=[llm_pb2.Message(content="x")])
+    err = await fails(
+        stack.llm.Chat(req, metadata=USER, timeout=5),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    status = rpc_status.from_call(err)
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details if d.Is(bad.DESCRIPTOR))
+    assert bad.field_violations[0].field == "messages[0].role"
+
+
+async def test_quota_exhausted_no_provider_call_and_details_kept(stack: Stack) -> None:
+    stack.quota.limit = 0
+    err = await fails(
+        stack.llm.Chat(chat(), metadata=USER, timeout=5),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "MONTHLY_LIMIT_REACHED",
+    )
+    assert error_info(err).metadata["reset_time"] == "2030-02-01T00:00:00Z"
+    status = rpc_status.from_call(err)
+    assert any(d.Is(error_details_pb2.QuotaFailure.DESCRIPTOR) for d in status.details)
+    assert stack.provider.calls == 0
+
+
+async def test_no_subscription(stack: Stack) -> None:
+    stack.quota.subscribed = False
+    await fails(
+        stack.llm.Chat(chat(), metadata=USER, timeout=5),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NO_ACTIVE_SUBSCRIPTION",
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "code", "reason"),
+    [
+        ("[[fail:503]]", grpc.StatusCode.UNAVAILABLE, "PROVIDER_ERROR"),
+        ("[[fail:400]]", grpc.StatusCode.INVALID_ARGUMENT, "PROVIDER_REJECTED_REQUEST"),
+        ("[[delay:3000]]", grpc.StatusCode.DEADLINE_EXCEEDED, "PROVIDER_TIMEOUT"),
+    ],
+)
+async def test_provider_failure_refunds_and_records_error(
+    stack: Stack, marker: str, code: grpc.StatusCode, reason: str
+) -> None:
+    await fails(stack.llm.Chat(chat(f"hi {marker}"), metadata=USER, timeout=1.5), code, reason)
+    assert list(stack.quota.states.values()) == [quota_pb2.RESERVATION_STATE_RELEASED]
+    [stored] = stack.history.servicer.stored.values()
+    assert stored.status == history_pb2.INTERACTION_STATUS_ERROR and stored.error_reason == reason
+
+
+async def test_stream_deltas_then_done(stack: Stack) -> None:
+    req = llm_pb2.ChatStreamRequest(
+        model="demo-model",
+        messages=[llm_pb2.Message(role=llm_pb2.MESSAGE_ROLE_USER, content="a b c")],
+    )
+    events = [e async for e in stack.llm.ChatStream(req, metadata=USER, timeout=5)]
+    deltas = [e.delta for e in events if e.WhichOneof("event") == "delta"]
+    assert "".join(deltas) == "Echo: a b c" and len(deltas) == 4
+    done = events[-1].done
+    assert done.usage.completion_tokens == 4 and done.content == "Echo: a b c"
+    assert stack.quota.committed() == 1
+    assert stack.provider.last_request["stream_options"] == {"include_usage": True}
+
+
+async def test_stream_cancel_keeps_charge_and_records_partial(stack: Stack) -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    req = llm_pb2.ChatStreamRequest(
+        model="demo-model",
+        messages=[
+            llm_pb2.Message(role=llm_pb2.MESSAGE_ROLE_USER, content=f"{words} [[slowstream:50]]")
+        ],
+    )
+    call = stack.llm.ChatStream(req, metadata=USER, timeout=10)
+    got = []
+    async for e in call:
+        got.append(e.delta)
+        if len(got) == 3:
+            call.cancel()
+            break
+    for _ in range(50):
+        if stack.history.servicer.stored:
+            break
+        await asyncio.sleep(0.05)
+    [stored] = stack.history.servicer.stored.values()
+    assert stored.status == history_pb2.INTERACTION_STATUS_CANCELLED
+    assert stored.answer.startswith("".join(got)) and len(stored.answer.split()) < 20
+    assert stack.quota.committed() == 1
+
+
+async def test_history_down_answer_returned_then_spool_replayed_once(stack: Stack) -> None:
+    await stack.history.stop()
+    replies = [await stack.llm.Chat(chat(f"q{i}"), metadata=USER, timeout=5) for i in range(3)]
+    assert all(r.content.startswith("Echo") for r in replies)
+    assert len(list(stack.spool_dir.glob("*.json"))) == 3
+    assert stack.quota.committed() == 3
+    await stack.history.start()
+    for _ in range(50):
+        if not list(stack.spool_dir.glob("*.json")):
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(stack.history.servicer.stored) == sorted(r.interaction_id for r in replies)
+
+
+async def test_idempotent_retry_charged_and_recorded_once(stack: Stack) -> None:
+    first = await stack.llm.Chat(chat(idempotency_key="abc"), metadata=USER, timeout=5)
+    second = await stack.llm.Chat(chat(idempotency_key="abc"), metadata=USER, timeout=5)
+    assert second.interaction_id == first.interaction_id and second.content == first.content
+    assert stack.provider.calls == 1 and stack.quota.committed() == 1
+    assert len(stack.history.servicer.stored) == 1
+
+
+async def test_list_models(stack: Stack) -> None:
+    reply = await stack.llm.ListModels(llm_pb2.ListModelsRequest(), metadata=USER, timeout=5)
+    [model] = reply.models
+    assert model.name == "demo-model" and getattr(model, "global") is False
+    await fails(
+        stack.llm.ListModels(llm_pb2.ListModelsRequest(page_size=-1), metadata=USER, timeout=5),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
