@@ -13,12 +13,18 @@ from typing import Any
 
 import openai
 
+from gateway_common import tracing
 from gateway_common.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
 from llm_svc import metrics
 from llm_svc.domain import ChatMessage, Completion, ResolvedModel, Usage
 from llm_svc.ports import ProviderPort, StreamChunk
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_TRACER = tracing.tracer("llm_svc.provider")
+
+
+def _span_attributes(model: ResolvedModel) -> dict[str, str]:
+    return {"gen_ai.request.model": model.name, "llmgw.model_id": model.model_id}
 
 
 class OpenAIProvider(ProviderPort):
@@ -35,16 +41,17 @@ class OpenAIProvider(ProviderPort):
         timeout: float,
     ) -> Completion:
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout):
-                reply = await self._client(model).chat.completions.create(
-                    model=model.name,
-                    messages=_messages(messages),
-                    timeout=timeout,
-                    extra_body=parameters,
-                )
-        except (openai.OpenAIError, TimeoutError) as exc:
-            raise _failed(model.name, exc) from None
+        with _TRACER.start_as_current_span("provider.chat", attributes=_span_attributes(model)):
+            try:
+                async with asyncio.timeout(timeout):
+                    reply = await self._client(model).chat.completions.create(
+                        model=model.name,
+                        messages=_messages(messages),
+                        timeout=timeout,
+                        extra_body=parameters,
+                    )
+            except (openai.OpenAIError, TimeoutError) as exc:
+                raise _failed(model.name, exc) from None
         metrics.PROVIDER_LATENCY.labels(model.name).observe(time.monotonic() - started)
         choice = reply.choices[0] if reply.choices else None
         usage = reply.usage
@@ -63,6 +70,8 @@ class OpenAIProvider(ProviderPort):
     ) -> AsyncGenerator[StreamChunk, None]:
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + timeout
+        # Not made current: a span cannot stay current across this generator's yields.
+        span = _TRACER.start_span("provider.chat_stream", attributes=_span_attributes(model))
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._client(model).chat.completions.create(
@@ -87,6 +96,8 @@ class OpenAIProvider(ProviderPort):
                 await response.close()  # on cancel too: the provider stops generating
         except (openai.OpenAIError, TimeoutError) as exc:
             raise _failed(model.name, exc) from None
+        finally:
+            span.end()
         metrics.PROVIDER_LATENCY.labels(model.name).observe(time.monotonic() - started)
 
     async def close(self) -> None:
