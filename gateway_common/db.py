@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,30 +29,33 @@ async def ping(engine: AsyncEngine) -> None:
 
 
 class PoolCollector:
-    """Prometheus gauges of an engine's connection pool (in use, idle, size, overflow)."""
+    """Prometheus gauges of the process's connection pools (in use, idle, size, overflow)."""
 
-    def __init__(self, engine: AsyncEngine, service: str) -> None:
-        self.engine = engine
-        self.service = service
+    def __init__(self) -> None:
+        self.engines: weakref.WeakKeyDictionary[AsyncEngine, str] = weakref.WeakKeyDictionary()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool: Any = self.engine.sync_engine.pool
         family = GaugeMetricFamily(
             "llmgw_db_pool_connections",
             "Database pool connections by state.",
-            labels=["service", "state"],
+            labels=["pool", "state"],
         )
-        for state, getter in (
-            ("in_use", "checkedout"),
-            ("idle", "checkedin"),
-            ("size", "size"),
-            ("overflow", "overflow"),
-        ):
-            if hasattr(pool, getter):
-                family.add_metric([self.service, state], float(getattr(pool, getter)()))
+        for engine, name in list(self.engines.items()):
+            pool: Any = engine.sync_engine.pool
+            for state, getter in _POOL_STATES:
+                if hasattr(pool, getter):
+                    family.add_metric([name, state], float(getattr(pool, getter)()))
         yield family
 
 
-def register_pool_metrics(engine: AsyncEngine, service: str) -> None:
-    """Expose the pool on the service's metrics port (once per process)."""
-    REGISTRY.register(PoolCollector(engine, service))
+_POOL_STATES = (("in_use", "checkedout"), ("idle", "checkedin"), ("size", "size"))
+_collector: PoolCollector | None = None
+
+
+def register_pool_metrics(engine: AsyncEngine, name: str) -> None:
+    """Expose ``engine``'s pool as ``llmgw_db_pool_connections{pool=name}``."""
+    global _collector
+    if _collector is None:
+        _collector = PoolCollector()
+        REGISTRY.register(_collector)
+    _collector.engines[engine] = name

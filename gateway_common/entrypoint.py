@@ -20,7 +20,7 @@ def serve_main(
     as the readiness step, retried while the database is down (NOT_SERVING until done)."""
     logs.configure(name, settings.log_level)
     tracing.configure_from_env(name)
-    metrics.serve_metrics(settings.metrics_port)
+    metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
 
     async def serve() -> None:
         spec = build()

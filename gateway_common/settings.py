@@ -15,6 +15,7 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"  # address to listen on; 0.0.0.0 in containers
     port: int = 50051  # gRPC port
     metrics_port: int = 0  # Prometheus HTTP port; 0 = off
+    metrics_host: str = "0.0.0.0"  # address of the metrics endpoint (scraped by Prometheus)
     log_level: str = "INFO"
     grace_seconds: float = 10.0  # drain time for in-flight calls on SIGTERM
     # Time between turning NOT_SERVING and closing the listener, so load balancers

@@ -65,6 +65,7 @@ def build(
     owned = engine is None and uow is None
     if owned:
         engine = db.make_engine(settings.database_url, settings.db_pool_size)
+        db.register_pool_metrics(engine, "identity")
     if uow is None:
         assert engine is not None
         uow = sql_uow_factory(engine)

@@ -44,6 +44,8 @@ def build(
         )
         authenticator = Authenticator(identity_channel, ttl=settings.identity_cache_seconds)
     clock = clock or SystemClock()
+    db.register_pool_metrics(engine, "quota")
+    db.register_pool_metrics(counting_engine, "quota_counting")
     uow = unit_of_work.factory(engine, counting_engine)
     counting = CountingService(uow, clock, settings.reservation_ttl_seconds, settings.settle_batch)
     public = QuotaServicer(

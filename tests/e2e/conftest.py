@@ -39,6 +39,7 @@ class Suite:
     admin_key: str
     log_dir: Path
     spool_dir: Path
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
@@ -114,14 +115,11 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "GATEWAY_HISTORY_TARGET": targets["history"],
             "GATEWAY_LLM_TARGET": targets["llm"],
         }
-        for key in (
-            "IDENTITY_METRICS_PORT",
-            "QUOTA_METRICS_PORT",
-            "HISTORY_METRICS_PORT",
-            "LLM_METRICS_PORT",
-        ):
-            env[key] = "0"
-        yield {"env": env, "targets": targets, "ports": ports, "spool": spool}
+        metrics = {n: free_port() for n in ("identity", "quota", "history", "llm")}
+        for name, port in metrics.items():
+            env[f"{name.upper()}_METRICS_PORT"] = str(port)
+            env[f"{name.upper()}_METRICS_HOST"] = "127.0.0.1"
+        yield {"env": env, "targets": targets, "ports": ports, "spool": spool, "metrics": metrics}
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +133,7 @@ async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
         stderr=(log_dir / "fake-provider.log").open("ab"),
     )
     s = Suite(env, targets, f"http://127.0.0.1:{port}/v1", "", log_dir, e2e_env["spool"])
+    s.metrics_ports = e2e_env["metrics"]
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
         s.start("identity")
