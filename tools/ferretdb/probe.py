@@ -20,7 +20,9 @@ def probe(name, fn):
     try:
         print(f"OK    {name}: {fn()}")
     except OperationFailure as e:
-        print(f"FAIL  {name}: code={e.code} ({e.details.get('codeName')}) {e.details.get('errmsg')!r}")
+        print(
+            f"FAIL  {name}: code={e.code} ({e.details.get('codeName')}) {e.details.get('errmsg')!r}"
+        )
 
 
 def group(spec):
@@ -32,17 +34,38 @@ probe("create_index", lambda: col.create_index([("cat", 1), ("n", -1)]))
 probe("create_index unique", lambda: col.create_index("txt", unique=True))
 probe("$group $sum", group({"total": {"$sum": "$n"}}))
 probe("$group $sum:1 (count)", group({"cnt": {"$sum": 1}}))
-probe("$group two accumulators (expect a=20/25, cnt=5)", group({"a": {"$sum": "$n"}, "cnt": {"$sum": 1}}))
+probe(
+    "$group two accumulators (expect a=20/25, cnt=5)",
+    group({"a": {"$sum": "$n"}, "cnt": {"$sum": 1}}),
+)
 for op in ("$avg", "$min", "$max", "$first", "$last", "$push", "$addToSet"):
     probe(f"$group {op}", group({"v": {op: "$n"}}))
 probe("$group $count", group({"v": {"$count": {}}}))
 probe("text index", lambda: col.create_index([("txt", "text")]))
 probe("$text query", lambda: list(col.find({"$text": {"$search": "hello"}})))
-probe("$project field path (expect x=0)", lambda: list(col.aggregate([{"$project": {"x": "$n"}}, {"$limit": 1}])))
-probe("$project $add", lambda: list(col.aggregate([{"$project": {"x": {"$add": ["$n", 1]}}}, {"$limit": 1}])))
+probe(
+    "$project field path (expect x=0)",
+    lambda: list(col.aggregate([{"$project": {"x": "$n"}}, {"$limit": 1}])),
+)
+probe(
+    "$project $add",
+    lambda: list(col.aggregate([{"$project": {"x": {"$add": ["$n", 1]}}}, {"$limit": 1}])),
+)
 probe("$expr in find", lambda: list(col.find({"$expr": {"$gt": ["$n", 5]}})))
-probe("$lookup", lambda: list(col.aggregate([{"$lookup": {"from": "items", "localField": "_id", "foreignField": "_id", "as": "x"}}])))
+probe(
+    "$lookup",
+    lambda: list(
+        col.aggregate(
+            [{"$lookup": {"from": "items", "localField": "_id", "foreignField": "_id", "as": "x"}}]
+        )
+    ),
+)
 probe("TTL index", lambda: col.create_index("ts", expireAfterSeconds=60))
 probe("partial index", lambda: col.create_index("n", partialFilterExpression={"n": {"$gt": 3}}))
-probe("transaction", lambda: client.start_session().with_transaction(lambda s: col.insert_one({"_id": 100}, session=s)))
+probe(
+    "transaction",
+    lambda: client.start_session().with_transaction(
+        lambda s: col.insert_one({"_id": 100}, session=s)
+    ),
+)
 db.drop_collection("items")
