@@ -55,9 +55,28 @@ def fresh_pg_database(prefix: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+CREATED_MONGO_DATABASES: list[str] = []
+
+
 def fresh_mongo_database(prefix: str) -> str:
-    """A database name nobody else uses (drop it with the client when done)."""
-    return f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+    """A database name nobody else uses; dropped at the end of the test session."""
+    name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+    CREATED_MONGO_DATABASES.append(name)
+    return name
+
+
+def drop_mongo_databases() -> None:
+    from pymongo import MongoClient
+
+    if not CREATED_MONGO_DATABASES:
+        return
+    client: MongoClient[dict[str, object]] = MongoClient(MONGO_URL, serverSelectionTimeoutMS=3000)
+    try:
+        for name in CREATED_MONGO_DATABASES:
+            client.drop_database(name)
+    finally:
+        client.close()
+    CREATED_MONGO_DATABASES.clear()
 
 
 @contextlib.asynccontextmanager
