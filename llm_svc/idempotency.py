@@ -9,6 +9,8 @@ the same interaction id (history keeps the first record):
 - reservation RESERVED and this process is still working on it: ABORTED;
 - RESERVED and the answer is already stored (the first call died before Commit):
   Commit and return it;
+- EXPIRED with a stored OK answer (served; its Commit was late, e.g. spooled): late Commit
+  and the stored answer;
 - RELEASED/EXPIRED (the first try failed, nothing charged): a next attempt id is used,
   so a retry after a failure really retries.
 """
@@ -77,7 +79,7 @@ class Gate:
         if principal.role is not Role.USER:
             raise PermissionDenied("only user keys may chat", "USER_KEY_REQUIRED")
         model = await self._identity.resolve_model(principal.tenant_id, request.model, remaining())
-        reservation = await self._reserve(principal, request.idempotency_key, remaining)
+        reservation = await self._reserve(api_key, principal, request.idempotency_key, remaining)
         admission = Admission(
             principal=principal,
             model=model,
@@ -98,7 +100,7 @@ class Gate:
         self._in_flight.discard(admission.request_id)
 
     async def _reserve(
-        self, principal: Principal, key: str, remaining: Callable[[], float]
+        self, api_key: str, principal: Principal, key: str, remaining: Callable[[], float]
     ) -> Reservation:
         for attempt in range(MAX_ATTEMPTS):
             rid = request_id_for(principal.tenant_id, principal.user_id, key, attempt)
@@ -108,6 +110,12 @@ class Gate:
                 self._release_later(rid)  # the caller left while quota was counting
                 raise
             if not key or reservation.state not in _SETTLED:
+                return reservation
+            if reservation.state is ReservationState.EXPIRED and await self._answered(
+                api_key, principal.tenant_id, rid, remaining
+            ):
+                # Served, but its Commit never reached quota before the expiry refunded it
+                # (e.g. still in the commit spool): late-commit it, never serve it twice.
                 return reservation
         raise Aborted(
             "too many failed tries with this idempotency key; use a new one",
@@ -148,6 +156,16 @@ class Gate:
             return None
         await self._quota.commit(admission.request_id, remaining())
         return replayed(stored)
+
+    async def _answered(
+        self, api_key: str, tenant_id: str, request_id: str, remaining: Callable[[], float]
+    ) -> bool:
+        interaction_id = interaction_id_for(request_id)
+        stored = await self._spool.get(interaction_id)
+        if stored is None:
+            with contextlib.suppress(Unavailable):
+                stored = await self._history.get(api_key, tenant_id, interaction_id, remaining())
+        return stored is not None and stored.outcome is Outcome.OK
 
     async def _stored(
         self, api_key: str, admission: Admission, remaining: Callable[[], float], *, strict: bool

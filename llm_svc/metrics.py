@@ -29,5 +29,12 @@ SPOOLED = Counter(
 )
 COMMIT_FAILURES = Counter(
     "llm_quota_commit_failures_total",
-    "Answers returned whose quota Commit failed (the reservation will expire: uncharged).",
+    "Answers returned whose quota Commit failed at once (transient ones are spooled).",
+)
+COMMIT_SPOOL_DEPTH = Gauge(
+    "llm_commit_spool_depth",
+    "Commits waiting in the local spool for quota to come back.",
+)
+COMMITS_SPOOLED = Counter(
+    "llm_commit_spooled_total", "Commits written to the spool because quota did not answer."
 )

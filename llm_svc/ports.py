@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
+from gateway_common.errors import Aborted, DeadlineExceeded, Unavailable
 from gateway_common.principal import Principal
 from llm_svc.domain import ChatMessage, Completion, Interaction, Reservation, ResolvedModel, Usage
 
@@ -98,3 +99,15 @@ class SpoolPort(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, interaction_id: str) -> Interaction | None: ...
+
+
+# Failures of a dependency that may pass (a retry later may succeed).
+TRANSIENT = (Unavailable, DeadlineExceeded, Aborted)
+
+
+class CommitSpoolPort(abc.ABC):
+    """Durable local store of quota Commits that failed for a reason that may pass;
+    a background task retries them until quota answers."""
+
+    @abc.abstractmethod
+    async def put(self, request_id: str) -> None: ...

@@ -3,7 +3,8 @@
 Charging rule: a request is charged (Commit) when the provider did the work (an answer,
 or a stream the caller cancelled part-way); it is refunded (Release) when the provider
 failed, timed out or rejected the request, or when the caller gave up before any answer.
-Every outcome is recorded in history, or in the local spool when history is down.
+Every outcome is recorded in history, or in the local spool when history is down; a
+Commit quota could not take goes to the commit spool and is retried until it lands.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from llm_svc.domain import (
     Usage,
 )
 from llm_svc.idempotency import Admission, Gate
-from llm_svc.ports import HistoryPort, IdentityPort, ModelPage, ProviderPort, QuotaPort, SpoolPort
+from llm_svc.ports import (
+    TRANSIENT,
+    CommitSpoolPort,
+    HistoryPort,
+    IdentityPort,
+    ModelPage,
+    ProviderPort,
+    QuotaPort,
+    SpoolPort,
+)
 
 log = logging.getLogger("llm.chat")
 T = TypeVar("T")
@@ -67,12 +77,15 @@ class ChatService:
         provider: ProviderPort,
         spool: SpoolPort,
         timeouts: Timeouts | None = None,
+        *,
+        commits: CommitSpoolPort,
     ) -> None:
         self._identity = identity
         self._quota = quota
         self._history = history
         self._provider = provider
         self._spool = spool
+        self._commits = commits
         self._t = timeouts or Timeouts()
         self._gate = Gate(identity, quota, history, spool)
         self._background: set[asyncio.Task[Any]] = set()
@@ -186,14 +199,25 @@ class ChatService:
         self, interaction: Interaction, call: Call, remaining: Remaining
     ) -> Interaction:
         stored = await self._record(interaction, remaining)
+        rid = call.admission.request_id
         try:
-            await self._quota.commit(call.admission.request_id, self._settle_timeout(remaining))
+            await self._quota.commit(rid, self._settle_timeout(remaining))
+        except TRANSIENT as exc:  # served: keep the Commit and retry it until quota answers
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("quota commit failed (%s): spooling", exc.reason, extra={"rid": rid})
+            await self._spool_commit(rid)
         except DomainError as exc:
             metrics.COMMIT_FAILURES.inc()
-            log.error(
-                "quota commit failed: %s", exc.reason, extra={"rid": call.admission.request_id}
-            )
+            log.error("quota refused the commit: %s", exc.reason, extra={"rid": rid})
         return stored
+
+    async def _spool_commit(self, request_id: str) -> None:
+        try:
+            await self._commits.put(request_id)
+        except OSError:  # the answer is still returned; the reservation will expire
+            log.exception("could not spool a commit: uncharged", extra={"rid": request_id})
+            return
+        metrics.COMMITS_SPOOLED.inc()
 
     async def _refund(
         self, interaction: Interaction, call: Call, reason: str, remaining: Remaining

@@ -58,26 +58,31 @@ class FileSpool(SpoolPort):
         return self.dir / f"{safe}{SUFFIX}"
 
     def _write(self, interaction: Interaction) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         final = self._path(interaction.interaction_id)
-        tmp = final.with_suffix(".tmp")
-        data = mapping.interaction_to_json(interaction).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(final, mapping.interaction_to_json(interaction).encode())
         self._update_gauge()
 
     def _update_gauge(self) -> None:
         metrics.SPOOL_DEPTH.set(self.depth())
+
+
+def write_atomic(final: Path, data: bytes) -> None:
+    """Write ``final`` so that a crash leaves the whole file or none: temporary file,
+    fsync, rename, fsync of the directory (the rename itself made durable)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class SpoolReplayer:

@@ -16,7 +16,7 @@ from gateway_common.errors import (
     QuotaViolation,
     ResourceExhausted,
 )
-from quota_svc import domain
+from quota_svc import domain, metrics
 from quota_svc.domain import Clock, Period, Refusal, Reservation, ReservationState
 from quota_svc.ports import DuplicateRequest, ReserveCall, Standing, UnitOfWork, UnitOfWorkFactory
 
@@ -78,10 +78,16 @@ class CountingService:
         return stored
 
     async def commit(self, request_id: str) -> Reservation:
+        """reserved -> committed. An expired one (refunded by the settlement) is
+        committed too and counted again: the caller only commits answers it served
+        (a "late commit", possibly past the limit by that request)."""
         rid = domain.request_id(request_id, required=True)
         async with self._uow(autocommit=True) as uow:
             done = await uow.ledger.commit(rid)
             if done is not None:
+                if done.reason == domain.LATE_COMMIT:
+                    metrics.LATE_COMMITS.inc()
+                    log.warning("late commit of an expired reservation", extra={"rid": rid})
                 return done
             stored = await uow.ledger.get(rid)
         if stored is None:

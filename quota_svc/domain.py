@@ -38,6 +38,11 @@ class ReservationState(enum.Enum):
     REFUSED = "refused"
 
 
+# motivo of a reservation committed after the settlement had expired (refunded) it:
+# counted again, see repo_ledger's commit statement.
+LATE_COMMIT = "LATE_COMMIT"
+
+
 class Refusal(enum.Enum):
     """Why Reserve said no; the value is the ErrorInfo reason."""
 

@@ -9,3 +9,7 @@ REFUSALS = Counter(
     "Reserve calls refused, by reason (QUOTA_EXCEEDED, NO_ACTIVE_SUBSCRIPTION, ...).",
     ["reason"],
 )
+LATE_COMMITS = Counter(
+    "llmgw_quota_late_commits_total",
+    "Commits of reservations the settlement had already expired (counted again).",
+)

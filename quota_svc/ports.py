@@ -149,7 +149,8 @@ class LedgerRepository(abc.ABC):
 
     @abc.abstractmethod
     async def commit(self, request_id: str) -> Reservation | None:
-        """reserved -> committed; None when the reservation was not open."""
+        """reserved -> committed, or expired -> committed and counted again (a late
+        commit); None when it was neither (committed, released, refused, unknown)."""
 
     @abc.abstractmethod
     async def release(self, request_id: str, reason: str) -> Reservation | None:

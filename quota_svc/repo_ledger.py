@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from quota_svc import rows
-from quota_svc.domain import Reservation
+from quota_svc.domain import LATE_COMMIT, Reservation
 from quota_svc.ports import DuplicateRequest, LedgerRepository, ReserveCall, Standing
 from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, UNIQUE_VIOLATION, uid
 
@@ -61,9 +61,27 @@ VALUES (:r, :a, :t, :u, :ps, :pe, 'refused', :used, :lim, :why, now())
 ON CONFLICT (request_id) DO NOTHING RETURNING {LEDGER_COLUMNS}
 """)
 
+# Commit also takes a reservation the settlement refunded (expired): llm_svc commits
+# only an answer it served, so a commit that could not reach us in time (it retries
+# from its spool) still charges the request: the "late commit". The CASE reads the
+# state the UPDATE found (after waiting for a concurrent sweep, if any), so motivo
+# 'LATE_COMMIT' marks exactly the rows refunded before and counted back here, once:
+# a replay finds the row committed and changes nothing. The count goes back only into
+# the period the reservation was counted in (after a month change the old period's
+# figure is the ledger, which now says committed); no limit check, as it was served.
 _COMMIT = text(f"""
-UPDATE reserva_requisicao SET estado = 'committed', liquidado_em = now()
-WHERE request_id = :r AND estado = 'reserved' RETURNING {LEDGER_COLUMNS}
+WITH led AS (
+  UPDATE reserva_requisicao r SET estado = 'committed', liquidado_em = now(),
+    motivo = CASE WHEN r.estado = 'expired' THEN '{LATE_COMMIT}' ELSE r.motivo END
+  WHERE r.request_id = :r AND r.estado IN ('reserved', 'expired')
+  RETURNING {LEDGER_COLUMNS}
+), sub AS (
+  UPDATE assinatura_plano s SET requisicoes_utilizadas_mes = s.requisicoes_utilizadas_mes + 1
+  FROM led WHERE led.motivo = '{LATE_COMMIT}' AND s.assinatura_id = led.assinatura_id
+    AND s.periodo_inicio = led.periodo_inicio
+  RETURNING 1
+)
+SELECT {LEDGER_COLUMNS} FROM led
 """)
 
 # The refund only touches the period the reservation was counted in: once the

@@ -27,6 +27,7 @@ from llm_svc.domain import (
     Usage,
 )
 from llm_svc.ports import (
+    CommitSpoolPort,
     HistoryPort,
     IdentityPort,
     ModelPage,
@@ -84,6 +85,8 @@ class FakeQuota(QuotaPort):
         self.states: dict[str, ReservationState] = {}
         self.calls: list[tuple[str, str]] = []
         self.subscribed = True
+        self.commit_error: DomainError | None = None
+        self.commits_applied = 0  # state changes to committed (a replay adds none)
 
     @property
     def charged(self) -> int:
@@ -110,7 +113,18 @@ class FakeQuota(QuotaPort):
         return Reservation(request_id, "s1", self.states[request_id])
 
     async def commit(self, request_id: str, timeout: float) -> None:
+        """Like quota: idempotent; a late commit of an expired one charges it; a released
+        one is refused; ``commit_error`` simulates quota failing."""
         self.calls.append(("commit", request_id))
+        if self.commit_error is not None:
+            raise self.commit_error
+        state = self.states.get(request_id)
+        if state is None:
+            raise NotFound("no reservation", "RESERVATION_NOT_FOUND")
+        if state is ReservationState.RELEASED:
+            raise FailedPrecondition("released", "RESERVATION_RELEASED")
+        if state is not ReservationState.COMMITTED:
+            self.commits_applied += 1
         self.states[request_id] = ReservationState.COMMITTED
 
     async def release(self, request_id: str, reason: str, timeout: float) -> None:
@@ -187,6 +201,14 @@ class FakeProvider(ProviderPort):
             yield StreamChunk(usage=Usage(3, len(words)))
         finally:
             self.closed = True
+
+
+class MemoryCommits(CommitSpoolPort):
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    async def put(self, request_id: str) -> None:
+        self.items.append(request_id)
 
 
 class MemorySpool(SpoolPort):

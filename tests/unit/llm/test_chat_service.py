@@ -24,6 +24,7 @@ from tests.unit.llm.fakes import (
     FakeIdentity,
     FakeProvider,
     FakeQuota,
+    MemoryCommits,
     MemorySpool,
     request,
 )
@@ -40,9 +41,11 @@ class World:
         self.history = FakeHistory()
         self.provider = FakeProvider()
         self.spool = MemorySpool()
+        self.commits = MemoryCommits()
         self.service = ChatService(
-            self.identity, self.quota, self.history, self.provider, self.spool
-        )
+            self.identity, self.quota, self.history, self.provider, self.spool,
+            commits=self.commits,
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -178,6 +181,18 @@ async def test_recorded_but_uncommitted_first_try_is_committed_on_retry(w: World
     again = await w.service.chat("user-key", request(key="k-1"), time_left)
     assert again.content == first.content and len(w.provider.calls) == 1
     assert w.quota.charged == 1
+
+
+async def test_served_answer_whose_commit_expired_is_late_committed_not_served_again(
+    w: World,
+) -> None:
+    first = await w.service.chat("user-key", request(key="k-1"), time_left)
+    rid = next(iter(w.quota.states))
+    # Its Commit never reached quota and the settlement sweep refunded it meanwhile.
+    w.quota.states[rid] = ReservationState.EXPIRED
+    again = await w.service.chat("user-key", request(key="k-1"), time_left)
+    assert again.content == first.content and len(w.provider.calls) == 1
+    assert w.quota.charged == 1 and len(w.quota.states) == 1
 
 
 async def test_stream_sends_deltas_then_done_and_charges(w: World) -> None:
