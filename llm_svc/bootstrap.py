@@ -72,6 +72,7 @@ def _wire(
         channel(settings.identity_target, identity_client.IDEMPOTENT),
         token,
         settings.auth_cache_seconds,
+        settings.resolve_cache_seconds,
     )
     quota = o.quota or quota_client.GrpcQuota(
         channel(settings.quota_target, quota_client.IDEMPOTENT), token

@@ -27,3 +27,4 @@ class LlmSettings(ServiceSettings):
     # Provider base URL when a configuration names none.
     default_provider_url: str = Field(default="https://api.openai.com/v1")
     auth_cache_seconds: float = 2.0  # how long a key's principal is cached
+    resolve_cache_seconds: float = 2.0  # how long a (tenant, model) resolution is cached

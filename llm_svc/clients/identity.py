@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+
 import grpc
 from google.protobuf import json_format
 
@@ -14,6 +17,7 @@ from llm_svc.domain import ResolvedModel
 from llm_svc.ports import IdentityPort, ModelPage
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
 
+RESOLVE_CACHE_MAX = 10_000
 IDEMPOTENT = (
     ("llmgw.identity.v1.IdentityService", "Authenticate"),
     ("llmgw.identity.v1.IdentityService", "ListModels"),
@@ -23,17 +27,39 @@ IDEMPOTENT = (
 
 class GrpcIdentity(IdentityPort):
     def __init__(
-        self, channel: grpc.aio.Channel, internal_token: str, auth_ttl: float = 2.0
+        self,
+        channel: grpc.aio.Channel,
+        internal_token: str,
+        auth_ttl: float = 2.0,
+        resolve_ttl: float = 2.0,
     ) -> None:
         self._auth = Authenticator(channel, ttl=auth_ttl)
         self._public = identity_pb2_grpc.IdentityServiceStub(channel)
         self._internal = identity_pb2_grpc.IdentityInternalServiceStub(channel)
         self._token = internal_token
+        # Resolved models are cached briefly (hot path: one hop less per Chat); a changed
+        # configuration applies within this TTL plus identity's own resolve cache.
+        self._resolve_ttl = resolve_ttl
+        self._resolved: OrderedDict[tuple[str, str], tuple[float, ResolvedModel]] = OrderedDict()
 
     async def authenticate(self, api_key: str, timeout: float) -> Principal:
         return await self._auth.authenticate(api_key, timeout)
 
     async def resolve_model(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:
+        key = (tenant_id, model)
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        resolved = await self._resolve(tenant_id, model, timeout)
+        if self._resolve_ttl > 0:
+            self._resolved[key] = (now + self._resolve_ttl, resolved)
+            self._resolved.move_to_end(key)
+            while len(self._resolved) > RESOLVE_CACHE_MAX:
+                self._resolved.popitem(last=False)
+        return resolved
+
+    async def _resolve(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:
         try:
             reply = await self._internal.ResolveModel(
                 identity_pb2.ResolveModelRequest(tenant_id=tenant_id, model_name=model),

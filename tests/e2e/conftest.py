@@ -95,6 +95,7 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
             "IDENTITY_AUTH_CACHE_TTL_SECONDS": "0.5",
             "IDENTITY_RESOLVE_CACHE_TTL_SECONDS": "0.5",
+            "LLM_RESOLVE_CACHE_SECONDS": "0.5",
             "QUOTA_PORT": str(ports["quota"]),
             "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
             "QUOTA_IDENTITY_TARGET": targets["identity"],

@@ -57,6 +57,14 @@ async def test_chat_happy_path(stack: Stack) -> None:
     assert stack.identity.metadata_seen[-1]["x-request-id"] == "req-123"
 
 
+async def test_resolved_model_is_cached_for_a_short_time(stack: Stack) -> None:
+    before = len(stack.identity.metadata_seen)  # one entry per ResolveModel call
+    for _ in range(3):
+        await stack.llm.Chat(chat(), metadata=USER, timeout=5)
+    assert len(stack.identity.metadata_seen) - before <= 1
+    assert stack.quota.committed() == 3
+
+
 @pytest.mark.parametrize(
     ("metadata", "code", "reason"),
     [
