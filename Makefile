@@ -74,7 +74,7 @@ test-e2e: stack-up
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc
+	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc gatewayctl bench
 	cd protos && $(VENV)/bin/buf lint
 
 fmt: venv
@@ -88,3 +88,8 @@ lock: venv
 
 clean: stop
 	rm -rf $(LOCAL_DIR)
+
+# Load tests with ghz (bench/README.md): its own ports and fresh databases, so a `make run`
+# stack is left alone; report in bench/results/<time>/. BENCH_PROFILE=1 adds py-spy on Chat.
+bench: stack-up
+	scripts/bench.sh

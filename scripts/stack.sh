@@ -44,6 +44,11 @@ services_up() {
     port_var="$(echo "$svc" | tr a-z A-Z)_PORT"; port="${!port_var}"
     "$PROC" start "$svc" "$(declare -f grpc_ready); PY=$PY grpc_ready $port" -- "$PY" -m "${svc}_svc"
   done
+  if [ "$MONGO_URL" = "mongodb://127.0.0.1:$FERRETDB_PORT/" ]; then
+    # FerretDB on PostgreSQL: a GIN index for history's tenant/user filters (see the module).
+    "$PY" -m gateway_common.devstack.ferretdb_tune \
+      "postgresql://gateway:gateway@127.0.0.1:$PG_PORT/ferretdb" "${HISTORY_DATABASE:-llmgw_history}"
+  fi
 }
 
 status() {

@@ -1,0 +1,1 @@
+"""Load tests of the suite with ghz: ``make bench`` (see bench/README.md)."""

@@ -1,0 +1,162 @@
+"""report.md from the summary dict (the same dict written to summary.json). Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.summary import Scenario
+
+METHOD_NOTES = [
+    "Load generators: ghz for the gRPC scenarios (one HTTP/2 connection, `c` workers, "
+    "`--duration-stop wait` so no call is cut off), hey for LiteLLM's HTTP API "
+    "(`c` workers, one keep-alive connection each). Both are Go binaries sharing the "
+    "2 cores with the suite, its databases and the provider fake.",
+    "req/s counts every finished call; ok req/s only the successful ones (ratios and "
+    "targets use ok req/s). Latencies are per call, errors included.",
+    "Reserve+Commit: ghz calls one RPC per run, so each concurrency runs Reserve for the "
+    "fixed duration with request ids `<prefix><RequestNumber>`, then Commit on exactly "
+    "those ids (`-n` = the Reserve count). pairs/s = 1 / (1/Reserve ok req/s + 1/Commit "
+    "ok req/s); pair latencies are Reserve + Commit per percentile (exact for the mean, "
+    "an upper bound for p95/p99).",
+    "Chat is the whole path (auth + quota Reserve/Commit + provider + history record); "
+    "LiteLLM is its bare proxy (master key auth, no database, one worker) against the "
+    "same fake provider with latency 0.",
+]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{code} {n}" for code, n in sorted(errors.items())) or "0"
+
+
+def scenario_table(scenario: Scenario) -> list[str]:
+    lines = [
+        "| c | req/s | ok req/s | p50 ms | p95 ms | p99 ms | mean ms | calls | errors by code "
+        "| x echo req/s | x echo p99 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in scenario.runs:
+        lat = r.latency_ms
+        lines.append(
+            f"| {r.concurrency} | {r.rps:.1f} | {r.ok_rps:.1f} | {_ms(lat.get('p50'))} "
+            f"| {_ms(lat.get('p95'))} | {_ms(lat.get('p99'))} | {_ms(lat.get('mean'))} "
+            f"| {r.count} | {_errors(r.errors)} | {_ratio(r.ratio_rps)} | {_ratio(r.ratio_p99)} |"
+        )
+    return lines
+
+
+def _header(summary: dict[str, Any]) -> list[str]:
+    meta = summary.get("meta", {})
+    versions = meta.get("versions", {})
+    failures = summary.get("failures", [])
+    lines = [
+        f"# Benchmark {meta.get('started', '')}",
+        "",
+        f"Machine: **{meta.get('cpu_count', '?')} CPUs** ({meta.get('cpu_model', '?')}), "
+        f"{meta.get('platform', '')}. Suite, databases, provider fake and load generators "
+        "all on this machine. Load average before the run "
+        f"{meta.get('load_average', '?')}, after {meta.get('load_average_end', '?')} "
+        "(well above 0 before: other work shared the CPUs and the figures are low).",
+        "",
+        "Versions: " + "; ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        f"Settings: {meta.get('duration_s', '?')} s per run at concurrency "
+        f"{', '.join(str(c) for c in meta.get('concurrencies', []))}; warm-up "
+        f"{meta.get('warmup_s', 0)} s; services at log level {meta.get('log_level', '?')}"
+        f"{'; py-spy attached during Chat (numbers perturbed)' if meta.get('profile') else ''}.",
+        "",
+        f"**Result: {'FAIL' if failures else 'PASS'}**"
+        + (" (zero errors, quota counts exact)" if not failures else ""),
+    ]
+    lines += [f"- {f}" for f in failures]
+    return lines
+
+
+def _targets(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Targets",
+        "",
+        "| target | c | status | verdict |",
+        "|---|---:|---|---|",
+    ]
+    for t in summary.get("targets", []):
+        lines.append(f"| {t['name']} | {t['concurrency']} | {t['status']} | {t['verdict']} |")
+    return lines
+
+
+def _quota(summary: dict[str, Any]) -> list[str]:
+    check = summary.get("quota_check") or {}
+    lines = ["", "## Quota counts after the run", ""]
+    lines.append(f"Status: **{check.get('status', 'not run')}** {check.get('reason', '')}".rstrip())
+    rows = check.get("checks", [])
+    if rows:
+        lines += ["", "| subject | expected (successful calls) | GetUsage used | equal |"]
+        lines.append("|---|---:|---:|---|")
+        for row in rows:
+            lines.append(
+                f"| {row['subject']} | {row['expected']} | {row['actual']} "
+                f"| {'yes' if row['ok'] else 'NO'} |"
+            )
+    return lines
+
+
+def _scenarios(summary: dict[str, Any]) -> list[str]:
+    lines = ["", "## Scenarios"]
+    for data in summary.get("scenarios", []):
+        scenario = Scenario.from_dict(data)
+        lines += [
+            "",
+            f"### {scenario.title} (`{scenario.name}`)",
+            "",
+            f"Service: {scenario.service}; tool: {scenario.tool}; status: **{scenario.status}**"
+            + (f" ({scenario.reason})" if scenario.reason else ""),
+        ]
+        lines += [f"- {note}" for note in scenario.notes]
+        if scenario.runs:
+            lines += ["", *scenario_table(scenario)]
+        messages = [m for r in scenario.runs for m in r.messages]
+        if messages:
+            lines += ["", "Errors seen:"] + [f"- `{m}`" for m in messages[:5]]
+    return lines
+
+
+def _extras(summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    seed = summary.get("seed")
+    if seed:
+        lines += ["", "## Seeding", ""]
+        lines += [f"- {k}: {v}" for k, v in seed.items()]
+    plots = summary.get("plots", [])
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    profile = summary.get("profile")
+    if profile:
+        lines += ["", "## Profile", ""]
+        lines += [f"- {item}" for item in profile.get("files", [])]
+        for key, title in (("top", "by own time"), ("ours", "our code, by inclusive time")):
+            lines += _profile_table(profile.get(key, []), title)
+    lines += ["", "## Method", ""] + [f"- {n}" for n in METHOD_NOTES]
+    lines += [f"- {n}" for n in summary.get("meta", {}).get("notes", [])]
+    return lines
+
+
+def _profile_table(top: list[dict[str, Any]], title: str) -> list[str]:
+    if not top:
+        return []
+    lines = ["", f"| llm_svc during Chat, {title} | self % | total % |", "|---|---:|---:|"]
+    lines += [f"| `{t['frame']}` | {t['self_pct']:.1f} | {t['total_pct']:.1f} |" for t in top]
+    return lines
+
+
+def render(summary: dict[str, Any]) -> str:
+    lines = _header(summary) + _targets(summary) + _scenarios(summary)
+    lines += _quota(summary) + _extras(summary)
+    return "\n".join(lines) + "\n"

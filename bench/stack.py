@@ -1,0 +1,263 @@
+"""The benchmark's own stack: fresh databases, the four services, the provider fake, the
+echo baseline and the LiteLLM proxy, each on a free port, logs in the results folder."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_PORT = int(os.environ.get("PG_PORT", "55432"))
+PG_ADMIN_DSN = os.environ.get(
+    "BENCH_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
+)
+MONGO_URL = os.environ.get(
+    "BENCH_MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
+)
+SERVICES = ("identity", "quota", "history", "llm")
+# Env of the shell that must not leak into the bench stack (e.g. a `make run` setup).
+_PREFIXES = ("IDENTITY_", "QUOTA_", "HISTORY_", "LLM_", "GATEWAY_")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env.pop("MONGO_URL", None)
+    return env
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Stack:
+    tag: str
+    logs: Path
+    internal_token: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
+    encryption_key: str = field(
+        default_factory=lambda: "bench:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+    litellm_key: str = field(default_factory=lambda: "sk-bench-" + secrets.token_hex(24))
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, Proc] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)  # identity/quota -> db name
+    mongo_db: str = ""
+    log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        for name in (*SERVICES, "fake", "echo", "litellm"):
+            self.ports[name] = free_port()
+        self.mongo_db = f"bench_history_{self.tag}"
+
+    def target(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    # -- databases -------------------------------------------------------------------
+    def dsn(self, db: str) -> str:
+        return PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + self.databases[db]
+
+    def sqlalchemy_url(self, db: str) -> str:
+        return self.dsn(db).replace("postgresql://", "postgresql+psycopg://", 1)
+
+    def create_databases(self) -> None:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            for db in ("identity", "quota"):
+                name = f"bench_{db}_{self.tag}"
+                conn.execute(f'CREATE DATABASE "{name}"')
+                self.databases[db] = name
+
+    def drop_databases(self) -> None:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            for name in self.databases.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, object]]
+        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=3000) as client:
+            client.drop_database(self.mongo_db)
+
+    # -- processes -------------------------------------------------------------------
+    def service_env(self, svc: str) -> dict[str, str]:
+        up = svc.upper()
+        env = clean_env()
+        env.update(
+            {
+                "GATEWAY_INTERNAL_TOKEN": self.internal_token,
+                f"{up}_HOST": "127.0.0.1",
+                f"{up}_PORT": str(self.ports[svc]),
+                f"{up}_METRICS_PORT": str(free_port()),
+                f"{up}_LOG_LEVEL": self.log_level,
+            }
+        )
+        identity = self.target("identity")
+        if svc == "identity":
+            env["IDENTITY_DATABASE_URL"] = self.sqlalchemy_url("identity")
+            env["IDENTITY_ENCRYPTION_KEYS"] = self.encryption_key
+        elif svc == "quota":
+            env["QUOTA_DATABASE_URL"] = self.sqlalchemy_url("quota")
+            env["QUOTA_IDENTITY_TARGET"] = identity
+        elif svc == "history":
+            env.update(
+                MONGO_URL=MONGO_URL,
+                HISTORY_DATABASE=self.mongo_db,
+                HISTORY_IDENTITY_TARGET=identity,
+            )
+        elif svc == "llm":
+            env.update(
+                LLM_IDENTITY_TARGET=identity,
+                LLM_QUOTA_TARGET=self.target("quota"),
+                LLM_HISTORY_TARGET=self.target("history"),
+                LLM_SPOOL_DIR=str(self.logs.parent / "spool"),
+            )
+        return env
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> Proc:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        proc = Proc(name, popen, log, self.ports.get(name, 0))
+        self.procs[name] = proc
+        return proc
+
+    def migrate(self, svc: str) -> str:
+        """Run ``python -m <svc>_svc.migrate`` when the service has one; '' or the error."""
+        if not (ROOT / f"{svc}_svc" / "migrate.py").exists():
+            return ""
+        done = subprocess.run(
+            [sys.executable, "-m", f"{svc}_svc.migrate"],
+            env=self.service_env(svc),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if done.returncode != 0:
+            return f"{svc} migrate failed: {(done.stderr or done.stdout).strip()[-500:]}"
+        return ""
+
+    def start_service(self, svc: str) -> Proc:
+        # BENCH_<SVC>_ARGV replaces `python -m <svc>_svc` (e.g. to try a patched entry point).
+        custom = os.environ.get(f"BENCH_{svc.upper()}_ARGV", "")
+        argv = shlex.split(custom) if custom else [sys.executable, "-m", f"{svc}_svc"]
+        return self.spawn(svc, argv, self.service_env(svc))
+
+    def start_fake(self) -> Proc:
+        argv = [sys.executable, "-m", "gateway_common.devstack.fake_provider"]
+        argv += ["--port", str(self.ports["fake"]), "--latency-ms", "0"]
+        return self.spawn("fake", argv, clean_env())
+
+    def start_echo(self) -> Proc:
+        argv = [sys.executable, "-m", "bench.echo_server", "--port", str(self.ports["echo"])]
+        return self.spawn("echo", argv, clean_env())
+
+    def start_litellm(self, bench_venv: Path) -> Proc:
+        config = self.logs.parent / "litellm.yaml"
+        config.write_text(
+            "model_list:\n"
+            "  - model_name: bench-model\n"
+            "    litellm_params:\n"
+            "      model: openai/bench-model\n"
+            f"      api_base: http://127.0.0.1:{self.ports['fake']}/v1\n"
+            "      api_key: fake-provider-key\n"
+            "litellm_settings:\n"
+            "  telemetry: false\n"
+        )
+        env = clean_env()
+        env.update(
+            LITELLM_MASTER_KEY=self.litellm_key,
+            LITELLM_LOCAL_MODEL_COST_MAP="True",
+            LITELLM_LOG="ERROR",
+        )
+        env.pop("DATABASE_URL", None)
+        argv = [str(bench_venv / "bin" / "litellm"), "--config", str(config)]
+        argv += ["--host", "127.0.0.1", "--port", str(self.ports["litellm"]), "--num_workers", "1"]
+        return self.spawn("litellm", argv, env, cwd=self.logs.parent)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            proc.stop()
+
+
+async def wait_grpc(proc: Proc, target: str, timeout: float = 90.0) -> str:
+    """'' once the server's health says SERVING, else why not."""
+    from gateway_common.devstack.healthcheck import check
+
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            return f"{proc.name} exited ({proc.popen.returncode}): {proc.tail()}"
+        state = await check(target, timeout=1.0)
+        if state == "SERVING":
+            return ""
+        await asyncio.sleep(0.3)
+    return f"{proc.name} not SERVING after {timeout:.0f}s (last: {state}): {proc.tail()}"
+
+
+async def wait_http(proc: Proc, url: str, timeout: float = 120.0) -> str:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                return f"{proc.name} exited ({proc.popen.returncode}): {proc.tail()}"
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return ""
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.5)
+    return f"{proc.name} not answering {url} after {timeout:.0f}s: {proc.tail()}"
+
+
+def new_tag() -> str:
+    return time.strftime("%Y%m%d_%H%M%S") + "_" + uuid.uuid4().hex[:4]

@@ -1,0 +1,46 @@
+"""Scenario files: env templates resolved for the runner, every file a valid ghz config."""
+
+import json
+
+import pytest
+
+from bench.catalog import SPECS
+from bench.drivers import SCENARIO_DIR, load_scenario, resolve
+
+
+def test_resolve_env_templates_with_defaults_and_escaping():
+    text = (
+        '{"a": "Bearer {{env `KEY`}}", "b": "{{env `M` | default `bench-model`}}",'
+        ' "c": "{{.UUID}}"}'
+    )
+    out = json.loads(resolve(text, {"KEY": 'k"1'}))
+    assert out == {"a": 'Bearer k"1', "b": "bench-model", "c": "{{.UUID}}"}
+    assert json.loads(resolve(text, {"KEY": "", "M": "gpt"}))["b"] == "gpt"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIO_DIR.glob("*.json")), ids=lambda p: p.name)
+def test_scenario_files_are_complete(path):
+    config = load_scenario(path.name, {})
+    if path.name.startswith("litellm"):
+        assert config["path"] == "/v1/chat/completions" and config["body"]["model"]
+        return
+    assert config["call"].startswith(("llmgw.", "bench.echo."))
+    assert "/" in config["call"] and config["insecure"] is True
+    assert "data" in config
+    assert "{{env" not in json.dumps(config)  # the runner leaves no per-call env lookups
+
+
+def test_every_spec_has_its_files():
+    for spec in SPECS:
+        assert (SCENARIO_DIR / spec.file).exists()
+        if spec.commit:
+            assert (SCENARIO_DIR / spec.commit).exists()
+
+
+def test_reserve_and_commit_use_the_same_ids():
+    values = {"BENCH_ID_PREFIX": "run1-"}
+    reserve = load_scenario("quota_reserve.json", values)
+    commit = load_scenario("quota_commit.json", values)
+    assert (
+        reserve["data"]["request_id"] == commit["data"]["request_id"] == "run1-{{.RequestNumber}}"
+    )
