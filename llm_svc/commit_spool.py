@@ -18,7 +18,6 @@ which is logged at ERROR). Other refusals are set aside in ``commits/rejected/``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 from gateway_common.errors import DomainError, FailedPrecondition, NotFound
 from llm_svc import metrics
 from llm_svc.ports import TRANSIENT, CommitSpoolPort, QuotaPort
-from llm_svc.spool import write_atomic
+from llm_svc.spool import PeriodicReplayer, write_atomic
 
 log = logging.getLogger("llm.commit_spool")
 SUFFIX = ".commit"
@@ -72,35 +71,16 @@ class CommitSpool(CommitSpoolPort):
         metrics.COMMIT_SPOOL_DEPTH.set(self.depth())
 
 
-class CommitReplayer:
-    """Background task: every ``interval`` seconds, retry the spooled Commits."""
+class CommitReplayer(PeriodicReplayer):
+    """Retry the spooled Commits."""
 
     def __init__(
         self, spool: CommitSpool, quota: QuotaPort, interval: float = 1.0, timeout: float = 5.0
     ) -> None:
-        self._spool = spool
+        super().__init__(spool, interval)
+        self._spool: CommitSpool = spool
         self._quota = quota
-        self._interval = interval
         self._timeout = timeout
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._spool.prepare()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.replay_once()
-            except Exception:
-                log.exception("commit spool replay failed")
-            await asyncio.sleep(self._interval)
 
     async def replay_once(self) -> int:
         """Retry every pending Commit; stop at the first transient failure (quota still

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from gateway_common.errors import DeadlineExceeded, DomainError, Unavailable
 from llm_svc import mapping, metrics
@@ -85,16 +86,13 @@ def write_atomic(final: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-class SpoolReplayer:
-    """Background task: every ``interval`` seconds, send what is spooled to history."""
+class PeriodicReplayer:
+    """A background task calling ``replay_once`` every ``interval`` seconds; subclasses say
+    what one round replays."""
 
-    def __init__(
-        self, spool: FileSpool, history: HistoryPort, interval: float = 1.0, timeout: float = 5.0
-    ) -> None:
+    def __init__(self, spool: Any, interval: float) -> None:
         self._spool = spool
-        self._history = history
         self._interval = interval
-        self._timeout = timeout
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -112,8 +110,23 @@ class SpoolReplayer:
             try:
                 await self.replay_once()
             except Exception:
-                log.exception("spool replay failed")
+                log.exception("%s round failed", type(self).__name__)
             await asyncio.sleep(self._interval)
+
+    async def replay_once(self) -> int:
+        raise NotImplementedError
+
+
+class SpoolReplayer(PeriodicReplayer):
+    """Send what is spooled to history."""
+
+    def __init__(
+        self, spool: FileSpool, history: HistoryPort, interval: float = 1.0, timeout: float = 5.0
+    ) -> None:
+        super().__init__(spool, interval)
+        self._spool: FileSpool = spool
+        self._history = history
+        self._timeout = timeout
 
     async def replay_once(self) -> int:
         """Send every spooled file; stop at the first failure. Returns how many were sent."""
