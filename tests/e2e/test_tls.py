@@ -27,6 +27,7 @@ def pki(tmp_path_factory) -> tuple[Pair, Pair, Pair]:
 
 @pytest.fixture(scope="module")
 def tls_suite(pki, log_dir) -> Iterator[dict[str, int]]:
+    """The four services over mTLS; the key ``identity_dsn`` holds identity's database."""
     ca, service, _ = pki
     tls = {
         "GATEWAY_TLS_CERT_FILE": str(service.cert),
@@ -46,7 +47,7 @@ def tls_suite(pki, log_dir) -> Iterator[dict[str, int]]:
         )
         procs = [ServiceProcess(m, envs[m], log_dir).start() for m in MODULES]
         try:
-            yield ports
+            yield {**ports, "identity_dsn": identity_dsn}  # type: ignore[dict-item]
         finally:
             for proc in procs:
                 proc.stop()
@@ -72,7 +73,8 @@ async def test_services_serve_over_mutual_tls(tls_suite, pki, monkeypatch):
     monkeypatch.setenv("GATEWAY_TLS_CA_FILE", str(ca.cert))
     monkeypatch.setenv("GATEWAY_TLS_CERT_FILE", str(service.cert))
     monkeypatch.setenv("GATEWAY_TLS_KEY_FILE", str(service.key))
-    for module, port in tls_suite.items():
+    for module in MODULES:
+        port = tls_suite[module]
         await wait_serving(f"127.0.0.1:{port}", timeout=60), module
         async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds(ca, service)) as channel:
             assert await health(channel) == health_pb2.HealthCheckResponse.SERVING
@@ -92,3 +94,58 @@ async def test_client_without_a_valid_certificate_is_refused(tls_suite, pki, cli
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await health(channel)
     assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_chat_crosses_the_whole_suite_over_mutual_tls(tls_suite, pki, tmp_path):
+    """llm reaches identity, quota and history over mTLS with the internal credential."""
+    from aiohttp import web
+
+    from gateway_common.devstack.fake_provider import FakeProvider
+    from identity_svc.create_admin_key import create_key
+    from tests.e2e.conftest import Suite
+    from tests.e2e.world import make_tenant
+    from tests.support import sqlalchemy_url
+
+    ca, service, _ = pki
+    for module in MODULES:
+        await wait_serving_tls(f"127.0.0.1:{tls_suite[module]}", ca, service)
+    provider = FakeProvider()
+    runner = web.AppRunner(provider.app())
+    await runner.setup()
+    provider_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", provider_port).start()
+    _, admin_key = await create_key(sqlalchemy_url(tls_suite["identity_dsn"]), "tls")
+    names = {"identity": "identity_svc", "quota": "quota_svc", "history": "history_svc"}
+    names["llm"] = "llm_svc"
+    targets = {n: f"127.0.0.1:{tls_suite[m]}" for n, m in names.items()}
+    url = f"http://127.0.0.1:{provider_port}/v1"
+    suite = Suite({}, targets, url, admin_key, tmp_path, tmp_path)
+    for name, target in targets.items():
+        suite.channels[name] = grpc.aio.secure_channel(target, creds(ca, service))
+    try:
+        tenant = await make_tenant(suite)
+        reply = await tenant.chat("over mutual TLS")
+        assert reply.content == "Echo: over mutual TLS"
+        assert await tenant.used() == 1
+        [stored] = await tenant.interactions()
+        assert stored.interaction_id == reply.interaction_id
+    finally:
+        for channel in suite.channels.values():
+            await channel.close()
+        await runner.cleanup()
+
+
+async def wait_serving_tls(target: str, ca: Pair, client: Pair, timeout: float = 60.0) -> None:
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with grpc.aio.secure_channel(target, creds(ca, client)) as channel:
+                if await health(channel) == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.aio.AioRpcError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(target)
+        await asyncio.sleep(0.2)
