@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -33,6 +33,7 @@ class PoolCollector:
 
     def __init__(self) -> None:
         self.engines: weakref.WeakKeyDictionary[AsyncEngine, str] = weakref.WeakKeyDictionary()
+        self.stats: dict[str, Callable[[], dict[str, int]]] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -45,6 +46,11 @@ class PoolCollector:
             for state, getter in _POOL_STATES:
                 if hasattr(pool, getter):
                     family.add_metric([name, state], float(getattr(pool, getter)()))
+        for name, stats in list(self.stats.items()):
+            figures = stats()  # psycopg_pool's get_stats()
+            size, idle = figures.get("pool_size", 0), figures.get("pool_available", 0)
+            for state, value in (("in_use", size - idle), ("idle", idle), ("size", size)):
+                family.add_metric([name, state], float(value))
         yield family
 
 
@@ -52,10 +58,19 @@ _POOL_STATES = (("in_use", "checkedout"), ("idle", "checkedin"), ("size", "size"
 _collector: PoolCollector | None = None
 
 
-def register_pool_metrics(engine: AsyncEngine, name: str) -> None:
-    """Expose ``engine``'s pool as ``llmgw_db_pool_connections{pool=name}``."""
+def _pools() -> PoolCollector:
     global _collector
     if _collector is None:
         _collector = PoolCollector()
         REGISTRY.register(_collector)
-    _collector.engines[engine] = name
+    return _collector
+
+
+def register_pool_metrics(engine: AsyncEngine, name: str) -> None:
+    """Expose ``engine``'s pool as ``llmgw_db_pool_connections{pool=name}``."""
+    _pools().engines[engine] = name
+
+
+def register_pool_stats(name: str, stats: Callable[[], dict[str, int]]) -> None:
+    """Expose a psycopg pool (its ``get_stats``) the same way."""
+    _pools().stats[name] = stats

@@ -34,7 +34,7 @@ def build(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    counting_engine = unit_of_work.make_counting_engine(
+    counting_pool = unit_of_work.make_counting_pool(
         settings.database_url, settings.db_pool_size, settings.db_max_overflow
     )
     identity_channel: grpc.aio.Channel | None = None
@@ -45,8 +45,8 @@ def build(
         authenticator = Authenticator(identity_channel, ttl=settings.identity_cache_seconds)
     clock = clock or SystemClock()
     db.register_pool_metrics(engine, "quota")
-    db.register_pool_metrics(counting_engine, "quota_counting")
-    uow = unit_of_work.factory(engine, counting_engine)
+    db.register_pool_stats("quota_counting", counting_pool.get_stats)
+    uow = unit_of_work.factory(engine, counting_pool)
     counting = CountingService(uow, clock, settings.reservation_ttl_seconds, settings.settle_batch)
     public = QuotaServicer(
         authenticator,
@@ -75,7 +75,7 @@ def build(
         if identity_channel is not None:
             await identity_channel.close()
         await engine.dispose()
-        await counting_engine.dispose()
+        await counting_pool.close()
 
     return ServiceSpec(
         domain="quota.llmgw",

@@ -9,22 +9,31 @@ the counter and the ledger row change together or not at all."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+import psycopg
+from psycopg.rows import dict_row
 
 from quota_svc import rows
 from quota_svc.domain import LATE_COMMIT, Reservation
 from quota_svc.ports import DuplicateRequest, LedgerRepository, ReserveCall, Standing
-from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, UNIQUE_VIOLATION, uid
+from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, uid
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _sql(query: str) -> str:
+    """``:name`` placeholders (readable, as in the other repositories) -> psycopg's."""
+    return _NAMED.sub(r"%(\1)s", query)
+
 
 # The subscription row lock serialises a user's reserves; the re-check after the
 # wait sees the new count, so exactly `limit` succeed. A new month starts from
 # zero (the CASE). The ledger INSERT has no ON CONFLICT on purpose: a replayed
 # request_id raises unique_violation, which undoes this statement's UPDATE.
-_RESERVE = text(f"""
+_RESERVE = _sql(f"""
 WITH upd AS (
   UPDATE assinatura_plano s SET
     requisicoes_utilizadas_mes = CASE WHEN s.periodo_inicio < :ps THEN 1
@@ -46,7 +55,7 @@ SELECT :r, assinatura_id, :t, :u, periodo_inicio, :pe, 'reserved',
 RETURNING {LEDGER_COLUMNS}
 """)
 
-_STANDINGS = text(f"""
+_STANDINGS = _sql(f"""
 SELECT {", ".join("s." + c.strip() for c in SUB_COLUMNS.split(","))},
        p.limite_requisicoes_mes
 FROM assinatura_plano s JOIN plano_de_uso p ON p.plano_id = s.plano_id
@@ -54,7 +63,7 @@ WHERE s.usuario_id = :u AND s.distribuidor_id = :t
 ORDER BY s.data_inicio DESC LIMIT 10
 """)
 
-_REFUSE = text(f"""
+_REFUSE = _sql(f"""
 INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
   periodo_inicio, periodo_fim, estado, usado, limite, motivo, liquidado_em)
 VALUES (:r, :a, :t, :u, :ps, :pe, 'refused', :used, :lim, :why, now())
@@ -69,7 +78,7 @@ ON CONFLICT (request_id) DO NOTHING RETURNING {LEDGER_COLUMNS}
 # a replay finds the row committed and changes nothing. The count goes back only into
 # the period the reservation was counted in (after a month change the old period's
 # figure is the ledger, which now says committed); no limit check, as it was served.
-_COMMIT = text(f"""
+_COMMIT = _sql(f"""
 WITH led AS (
   UPDATE reserva_requisicao r SET estado = 'committed', liquidado_em = now(),
     motivo = CASE WHEN r.estado = 'expired' THEN '{LATE_COMMIT}' ELSE r.motivo END
@@ -86,7 +95,7 @@ SELECT {LEDGER_COLUMNS} FROM led
 
 # The refund only touches the period the reservation was counted in: once the
 # month rolled over, the counter already restarted from zero.
-_RELEASE = text("""
+_RELEASE = _sql("""
 WITH r AS (
   UPDATE reserva_requisicao SET estado = 'released', motivo = :why, liquidado_em = now()
   WHERE request_id = :r AND estado = 'reserved'
@@ -100,12 +109,14 @@ WITH r AS (
 SELECT r.usado, (SELECT requisicoes_utilizadas_mes FROM sub) AS agora FROM r
 """)
 
-_RECORD_RELEASE = text(
+_GET = _sql(f"SELECT {LEDGER_COLUMNS} FROM reserva_requisicao WHERE request_id = :r")
+
+_RECORD_RELEASE = _sql(
     f"UPDATE reserva_requisicao SET usado = :n WHERE request_id = :r RETURNING {LEDGER_COLUMNS}"
 )
 
 # SKIP LOCKED: replicas sweeping together take disjoint rows.
-_SETTLE = text("""
+_SETTLE = _sql("""
 WITH due AS (
   SELECT request_id FROM reserva_requisicao
   WHERE estado = 'reserved' AND expira_em <= :now
@@ -127,9 +138,17 @@ SELECT count(*) FROM led
 """)
 
 
-class SqlLedger(LedgerRepository):
-    def __init__(self, conn: AsyncConnection) -> None:
+class PgLedger(LedgerRepository):
+    """On a psycopg connection in autocommit mode: the hot path skips SQLAlchemy, whose
+    async execution costs ~3x psycopg's own CPU per statement (measured: 215 vs 70 us)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
+
+    async def _one(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        async with self._conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params, prepare=True)
+            return await cur.fetchone()
 
     async def reserve(self, call: ReserveCall) -> Reservation | None:
         params = {
@@ -143,19 +162,16 @@ class SqlLedger(LedgerRepository):
             "exp": call.expires,
         }
         try:
-            row = (await self._conn.execute(_RESERVE, params)).first()
-        except IntegrityError as exc:
-            if rows.sqlstate(exc) == UNIQUE_VIOLATION:
-                raise DuplicateRequest(call.request_id) from None
-            raise
+            row = await self._one(_RESERVE, params)
+        except psycopg.errors.UniqueViolation:
+            raise DuplicateRequest(call.request_id) from None
         return rows.reservation(row) if row else None
 
     async def standings(self, tenant_id: str, user_id: str) -> list[Standing]:
-        result = await self._conn.execute(_STANDINGS, {"u": uid(user_id), "t": uid(tenant_id)})
-        return [
-            Standing(rows.subscription(r), int(r._mapping["limite_requisicoes_mes"]))
-            for r in result
-        ]
+        async with self._conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_STANDINGS, {"u": uid(user_id), "t": uid(tenant_id)})
+            found = await cur.fetchall()
+        return [Standing(rows.subscription(r), int(r["limite_requisicoes_mes"])) for r in found]
 
     async def store_refusal(self, call: ReserveCall, refusal: Reservation) -> bool:
         params = {
@@ -169,26 +185,26 @@ class SqlLedger(LedgerRepository):
             "lim": refusal.limit,
             "why": refusal.reason,
         }
-        return (await self._conn.execute(_REFUSE, params)).first() is not None
+        return await self._one(_REFUSE, params) is not None
 
     async def get(self, request_id: str) -> Reservation | None:
-        sql = text(f"SELECT {LEDGER_COLUMNS} FROM reserva_requisicao WHERE request_id = :r")
-        row = (await self._conn.execute(sql, {"r": request_id})).first()
+        row = await self._one(_GET, {"r": request_id})
         return rows.reservation(row) if row else None
 
     async def commit(self, request_id: str) -> Reservation | None:
-        row = (await self._conn.execute(_COMMIT, {"r": request_id})).first()
+        row = await self._one(_COMMIT, {"r": request_id})
         return rows.reservation(row) if row else None
 
     async def release(self, request_id: str, reason: str) -> Reservation | None:
-        row = (await self._conn.execute(_RELEASE, {"r": request_id, "why": reason})).first()
+        row = await self._one(_RELEASE, {"r": request_id, "why": reason})
         if row is None:
             return None
         # After a month change the old period's count is frozen: keep its number.
-        now_used = row.agora if row.agora is not None else row.usado
-        result = await self._conn.execute(_RECORD_RELEASE, {"n": now_used, "r": request_id})
-        return rows.reservation(result.one())
+        now_used = row["agora"] if row["agora"] is not None else row["usado"]
+        recorded = await self._one(_RECORD_RELEASE, {"n": now_used, "r": request_id})
+        assert recorded is not None  # the row was just updated
+        return rows.reservation(recorded)
 
     async def settle_expired(self, now: datetime, batch: int) -> int:
-        result = await self._conn.execute(_SETTLE, {"now": now, "n": batch})
-        return int(result.scalar_one())
+        row = await self._one(_SETTLE, {"now": now, "n": batch})
+        return int(row["count"]) if row else 0

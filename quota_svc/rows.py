@@ -43,8 +43,13 @@ def plan(row: Any) -> Plan:
     )
 
 
+def _fields(row: Any) -> Any:
+    """A SQLAlchemy Row's mapping, or a psycopg dict row as it is."""
+    return row if isinstance(row, dict) else row._mapping
+
+
 def subscription(row: Any) -> Subscription:
-    m = row._mapping
+    m = _fields(row)
     return Subscription(
         subscription_id=str(m["assinatura_id"]),
         tenant_id=str(m["distribuidor_id"]),
@@ -61,7 +66,7 @@ def subscription(row: Any) -> Subscription:
 
 
 def reservation(row: Any) -> Reservation:
-    m = row._mapping
+    m = _fields(row)
     return Reservation(
         request_id=m["request_id"],
         subscription_id=text_id(m["assinatura_id"]),

@@ -1,33 +1,70 @@
-"""The SQL unit of work: one connection, one transaction (or autocommit, where
-every statement is its own transaction: Reserve and Commit are one statement each)."""
+"""The SQL units of work: one connection, one transaction (or autocommit, where
+every statement is its own transaction: Reserve and Commit are one statement each).
+
+Counting (autocommit) runs on a psycopg pool of its own, without SQLAlchemy: it is the
+hot path. Everything else runs on the SQLAlchemy engine."""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Any
 
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway_common.errors import Unavailable
 from quota_svc.ports import UnitOfWork
-from quota_svc.repo_ledger import SqlLedger
+from quota_svc.repo_ledger import PgLedger
 from quota_svc.repo_plans import SqlPlans
 from quota_svc.repo_subscriptions import SqlSubscriptions
 
 
-def make_counting_engine(url: str, pool_size: int, max_overflow: int) -> AsyncEngine:
-    """The hot path's engine: autocommit (each counting statement is its own
-    transaction) and no pre-ping round trip per checkout (a dead connection
-    fails one call, which the caller may retry; recycling keeps them fresh)."""
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=False,
-        pool_recycle=600,
-        isolation_level="AUTOCOMMIT",
+def make_counting_pool(url: str, pool_size: int, max_overflow: int) -> AsyncConnectionPool:
+    """The hot path's pool: autocommit connections (each counting statement is its own
+    transaction), opened on first use (building the service does no I/O)."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=pool_size,
+        max_size=pool_size + max_overflow,
+        kwargs={"autocommit": True},
+        max_lifetime=600,
+        timeout=5.0,
+        open=False,
     )
+
+
+class CountingUnitOfWork(UnitOfWork):
+    """Autocommit statements on a connection of the counting pool; only ``ledger``."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._ctx: Any = None
+
+    async def __aenter__(self) -> CountingUnitOfWork:
+        try:
+            if self._pool.closed:
+                await self._pool.open(wait=False)
+            self._ctx = self._pool.connection()
+            conn = await self._ctx.__aenter__()
+        except (PoolTimeout, psycopg.OperationalError, OSError) as exc:
+            raise Unavailable("quota database unavailable", "DATABASE_UNAVAILABLE") from exc
+        self.ledger = PgLedger(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            await ctx.__aexit__(exc_type, exc, tb)
+        if isinstance(exc, psycopg.OperationalError):
+            raise Unavailable("quota database unavailable", "DATABASE_UNAVAILABLE") from exc
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -41,10 +78,15 @@ class SqlUnitOfWork(UnitOfWork):
             conn = await self._engine.connect()
         except (DBAPIError, OSError) as exc:
             raise Unavailable("quota database unavailable", "DATABASE_UNAVAILABLE") from exc
+        if not self._autocommit:
+            # Begun here, not on the first SQLAlchemy statement, so the ledger's statements
+            # on the same driver connection are inside it and commit (or roll back) with it.
+            await conn.begin()
         self._conn = conn
         self.plans = SqlPlans(conn)
         self.subscriptions = SqlSubscriptions(conn)
-        self.ledger = SqlLedger(conn)
+        raw = await conn.get_raw_connection()
+        self.ledger = PgLedger(raw.driver_connection)  # type: ignore[arg-type]
         return self
 
     async def __aexit__(
@@ -67,12 +109,14 @@ class SqlUnitOfWork(UnitOfWork):
             await conn.close()
 
 
-def factory(engine: AsyncEngine, counting_engine: AsyncEngine | None = None) -> Any:
-    """``make(autocommit=...)``: autocommit units use ``counting_engine``."""
-    if counting_engine is None:
-        counting_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+def factory(engine: AsyncEngine, counting_pool: AsyncConnectionPool | None = None) -> Any:
+    """``make(autocommit=...)``: autocommit units use ``counting_pool`` when given (the
+    service), else the engine in autocommit mode (tests that build their own engine)."""
+    autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def make(*, autocommit: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(counting_engine if autocommit else engine, autocommit=autocommit)
+    def make(*, autocommit: bool = False) -> UnitOfWork:
+        if autocommit and counting_pool is not None:
+            return CountingUnitOfWork(counting_pool)
+        return SqlUnitOfWork(autocommit_engine if autocommit else engine, autocommit=autocommit)
 
     return make
