@@ -34,10 +34,26 @@ as_owner() {
 
 psql_cmd() { as_owner "$PGBIN/psql" -h "$PGRUN" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 
+# As root the server runs as `postgres`, which must be able to traverse every folder above
+# its data directory (a checkout under a 0700 folder, e.g. from mktemp -d, is not).
+grant_traverse() {
+  local dir
+  dir="$(dirname "$LOCAL_DIR/pg")"
+  while [ "$dir" != "/" ]; do
+    if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+      if ! { command -v setfacl >/dev/null && setfacl -m u:postgres:x "$dir" 2>/dev/null; }; then
+        chmod o+x "$dir"
+      fi
+      echo "pg: let postgres traverse $dir"
+    fi
+    dir="$(dirname "$dir")"
+  done
+}
+
 start() {
   ensure_installed
   mkdir -p "$PGDATA" "$PGRUN"
-  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$LOCAL_DIR/pg"; fi
+  if [ "$(id -u)" -eq 0 ]; then grant_traverse; chown -R postgres:postgres "$LOCAL_DIR/pg"; fi
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "pg: initdb $PGDATA"
     as_owner "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
