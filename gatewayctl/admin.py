@@ -36,14 +36,30 @@ def rid(args: argparse.Namespace) -> str:
     return getattr(args, "request_id", "") or str(uuid.uuid4())
 
 
+def principal_of(s: Session) -> Any:
+    """Who the caller's own key stands for (asked once per run)."""
+    if s.principal is None:
+        request = pb.AuthenticateRequest(api_key=s.api_key)
+        s.principal = s.call(stub(s).Authenticate, request, with_key=False).principal
+    return s.principal
+
+
 def tenant_of(s: Session, args: argparse.Namespace) -> str:
     """--tenant, else the tenant of the caller's own key."""
     if getattr(args, "tenant", ""):
         return str(args.tenant)
-    reply = s.call(stub(s).Authenticate, pb.AuthenticateRequest(api_key=s.api_key), with_key=False)
-    if not reply.principal.tenant_id:
+    principal = principal_of(s)
+    if not principal.tenant_id:
         raise CliError("--tenant is required for a platform admin key", 2)
-    return str(reply.principal.tenant_id)
+    return str(principal.tenant_id)
+
+
+def user_of(s: Session, args: argparse.Namespace) -> str:
+    """--user, else the caller itself when its key is a user key (users see only their own)."""
+    if getattr(args, "user", ""):
+        return str(args.user)
+    principal = principal_of(s)
+    return str(principal.user_id) if principal.role == pb.ROLE_USER else ""
 
 
 def pages(s: Session, method: Any, request: Any, field: str, args: argparse.Namespace) -> Result:

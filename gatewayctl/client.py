@@ -71,6 +71,7 @@ class Session:
     api_key: str = ""
     timeout: float = 30.0
     targets: dict[str, str] = field(default_factory=dict)
+    principal: Any = None  # the key's principal, once asked (gatewayctl.admin.principal_of)
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     @classmethod

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from gatewayctl.admin import Result, pages, rid, tenant_of
+from gatewayctl.admin import Result, pages, rid, tenant_of, user_of
 from gatewayctl.client import Session
 from gatewayctl.output import as_dict
 from llmgw.history.v1 import history_pb2 as hpb
@@ -100,7 +100,7 @@ def subscriptions(s: Session, a: argparse.Namespace) -> Result:
 
 
 def usage(s: Session, a: argparse.Namespace) -> Result:
-    req = qpb.GetUsageRequest(tenant_id=tenant_of(s, a), user_id=a.user)
+    req = qpb.GetUsageRequest(tenant_id=tenant_of(s, a), user_id=user_of(s, a))
     return as_dict(s.call(quota(s).GetUsage, req)), []
 
 
@@ -114,11 +114,12 @@ def history(s: Session, a: argparse.Namespace) -> Result:
     req: Any
     st = hrpc.HistoryServiceStub(s.channel("history"))
     tenant = tenant_of(s, a)
+    user = user_of(s, a)
     if a.action == "list":
-        req = hpb.ListInteractionsRequest(tenant_id=tenant, user_id=a.user, model_id=a.model_id)
+        req = hpb.ListInteractionsRequest(tenant_id=tenant, user_id=user, model_id=a.model_id)
         return pages(s, st.ListInteractions, req, "interactions", a)[0], INTERACTION_COLS
     if a.action == "search":
-        req = hpb.SearchInteractionsRequest(tenant_id=tenant, query=a.query, user_id=a.user)
+        req = hpb.SearchInteractionsRequest(tenant_id=tenant, query=a.query, user_id=user)
         return pages(s, st.SearchInteractions, req, "interactions", a)[0], INTERACTION_COLS
     if a.action == "get":
         req = hpb.GetInteractionRequest(tenant_id=tenant, interaction_id=a.id)
@@ -129,7 +130,7 @@ def history(s: Session, a: argparse.Namespace) -> Result:
         start_time=_ts(end - timedelta(days=a.days)),
         end_time=_ts(end),
         group_by=GROUPS[a.group_by],
-        user_id=a.user,
+        user_id=user,
     )
     reply = s.call(st.GetUsageStats, req)
     rows = [as_dict(b) for b in reply.buckets] + [{**as_dict(reply.total), "key": "TOTAL"}]

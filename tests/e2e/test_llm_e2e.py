@@ -210,6 +210,17 @@ async def test_gatewayctl_demo_seed_then_chat(suite: Suite, tmp_path: Path) -> N
     )
     assert usage.returncode == 0, usage.stderr
     assert '"used": "1"' in usage.stdout or '"used": 1' in usage.stdout
+    # A user key needs no ids: its own tenant and user are the default scope.
+    own = await asyncio.to_thread(
+        gatewayctl, suite, "usage", "--key", key, "--json", local=tmp_path
+    )
+    assert own.returncode == 0, own.stderr
+    assert '"used": "1"' in own.stdout or '"used": 1' in own.stdout
+    listed = await asyncio.to_thread(
+        gatewayctl, suite, "history", "list", "--key", key, "--json", local=tmp_path
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Echo: hello" in listed.stdout
 
 
 def _user_of(local: Path) -> str:
