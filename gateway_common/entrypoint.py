@@ -19,6 +19,7 @@ def serve_main(
     """Serve until SIGTERM. ``build`` runs inside the event loop; ``migrate`` (blocking) runs
     as the readiness step, retried while the database is down (NOT_SERVING until done)."""
     logs.configure(name, settings.log_level)
+    settings.check_production_safety()
     tracing.configure_from_env(name)
     metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_INTERNAL_TOKEN = "dev-internal-token"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
 
 class ServiceSettings(BaseSettings):
     """Knobs common to the four services. Env names get the service's prefix,
@@ -26,7 +29,7 @@ class ServiceSettings(BaseSettings):
     event_loop: str = Field(default="uvloop", validation_alias="GATEWAY_EVENT_LOOP")  # or "asyncio"
     # Shared secret the suite's services present to each other's internal RPCs.
     internal_token: SecretStr = Field(
-        default=SecretStr("dev-internal-token"), validation_alias="GATEWAY_INTERNAL_TOKEN"
+        default=SecretStr(DEV_INTERNAL_TOKEN), validation_alias="GATEWAY_INTERNAL_TOKEN"
     )
     # TLS: server certificate and key; a CA makes the server require client certs (mTLS).
     tls_cert_file: str = Field(default="", validation_alias="GATEWAY_TLS_CERT_FILE")
@@ -35,3 +38,12 @@ class ServiceSettings(BaseSettings):
     tls_require_client_cert: bool = Field(
         default=False, validation_alias="GATEWAY_TLS_REQUIRE_CLIENT_CERT"
     )
+
+    def check_production_safety(self) -> None:
+        """Refuse the public development credential on a listener others can reach."""
+        dev_token = self.internal_token.get_secret_value() == DEV_INTERNAL_TOKEN
+        if dev_token and self.host not in LOOPBACK_HOSTS:
+            raise SystemExit(
+                f"refusing to listen on {self.host} with the development internal token: "
+                "set GATEWAY_INTERNAL_TOKEN to a secret shared by the suite's services"
+            )

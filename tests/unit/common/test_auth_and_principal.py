@@ -50,3 +50,13 @@ def test_retry_policy_only_on_unavailable_for_named_methods():
     assert method["name"] == [{"service": "svc.v1.S", "method": "Get"}]
     assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     assert json.loads(retry_service_config([])) == {"methodConfig": []}
+
+
+def test_development_internal_token_is_refused_off_loopback():
+    from gateway_common.settings import ServiceSettings
+
+    ServiceSettings(host="127.0.0.1").check_production_safety()  # local runs: fine
+    ServiceSettings(host="0.0.0.0", GATEWAY_INTERNAL_TOKEN="s3cret-value").check_production_safety()
+    with pytest.raises(SystemExit) as exc:
+        ServiceSettings(host="0.0.0.0").check_production_safety()
+    assert "GATEWAY_INTERNAL_TOKEN" in str(exc.value)
