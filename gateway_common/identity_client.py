@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from typing import Any
 
 import grpc
 
-from gateway_common.channels import call_metadata
+from gateway_common.auth import bearer_token
+from gateway_common.channels import call_metadata, remaining
 from gateway_common.errors import InvalidArgument, Unauthenticated, Unavailable
 from gateway_common.principal import Principal, Role
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -47,6 +49,12 @@ class Authenticator:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return principal
+
+    async def authenticate_call(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+        """The principal of an incoming call's ``authorization: Bearer <key>``, asked within
+        the caller's remaining deadline (5 s at most)."""
+        api_key = bearer_token(context.invocation_metadata())
+        return await self.authenticate(api_key, timeout=remaining(context, 5.0))
 
     async def _call(self, api_key: str, timeout: float) -> Principal:
         try:

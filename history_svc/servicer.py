@@ -7,7 +7,6 @@ from typing import Any
 import grpc
 
 from gateway_common import auth
-from gateway_common.channels import remaining
 from gateway_common.errors import InvalidArgument
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
@@ -25,8 +24,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self.authenticator = authenticator
 
     async def _caller(self, context: Context) -> Principal:
-        api_key = auth.bearer_token(context.invocation_metadata())
-        return await self.authenticator.authenticate(api_key, timeout=remaining(context, 5.0))
+        return await self.authenticator.authenticate_call(context)
 
     async def GetInteraction(
         self, request: pb.GetInteractionRequest, context: Context

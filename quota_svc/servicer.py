@@ -7,7 +7,6 @@ from typing import Any
 import grpc
 
 from gateway_common import auth
-from gateway_common.channels import remaining
 from gateway_common.errors import FailedPrecondition, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
@@ -36,8 +35,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         self._usage = usage
 
     async def _principal(self, context: Ctx) -> Principal:
-        key = auth.bearer_token(context.invocation_metadata())
-        return await self._auth.authenticate(key, timeout=remaining(context, 5.0))
+        return await self._auth.authenticate_call(context)
 
     async def CreatePlan(
         self, request: quota_pb2.CreatePlanRequest, context: Ctx
