@@ -52,8 +52,10 @@ async def test_chat_happy_path(stack: Stack) -> None:
     assert stored.metadata.tokens_used == 5 and stored.request_id == "req-123"
     assert stored.subscription_id == "sA" and stored.model_id == "mA"
     assert stored.question == "hello there" and stored.answer == reply.content
-    # the deadline reached quota, and the request id reached identity
-    assert all(d is not None and d <= 5 for d in stack.quota.deadlines)
+    # the caller's 5 s deadline reached quota (not the 10 s default), and the request id
+    # reached identity; the grpc-timeout header is re-anchored on arrival, so the server
+    # may see a few ms more than was sent (measured once: 5.009 s)
+    assert all(d is not None and d <= 5.05 for d in stack.quota.deadlines), stack.quota.deadlines
     assert stack.identity.metadata_seen[-1]["x-request-id"] == "req-123"
 
 
