@@ -85,6 +85,38 @@ GROUP_BY_MODEL: GroupBy.ValueType  # 3
 """llm_id."""
 Global___GroupBy: _TypeAlias = GroupBy  # noqa: Y015
 
+class _RecordOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_OUTCOME_UNSPECIFIED: _RecordOutcome.ValueType  # 0
+    """Not set."""
+    RECORD_OUTCOME_CREATED: _RecordOutcome.ValueType  # 1
+    """Stored now."""
+    RECORD_OUTCOME_DUPLICATE: _RecordOutcome.ValueType  # 2
+    """Already stored under this interaction_id; nothing changed."""
+    RECORD_OUTCOME_ERASED: _RecordOutcome.ValueType  # 3
+    """Its user was erased after it happened: dropped, never stored."""
+    RECORD_OUTCOME_REJECTED: _RecordOutcome.ValueType  # 4
+    """Refused for its content (reason says why); retrying it will not help."""
+
+class RecordOutcome(_RecordOutcome, metaclass=_RecordOutcomeEnumTypeWrapper):
+    """RecordOutcome is what RecordInteractions did with one interaction."""
+
+RECORD_OUTCOME_UNSPECIFIED: RecordOutcome.ValueType  # 0
+"""Not set."""
+RECORD_OUTCOME_CREATED: RecordOutcome.ValueType  # 1
+"""Stored now."""
+RECORD_OUTCOME_DUPLICATE: RecordOutcome.ValueType  # 2
+"""Already stored under this interaction_id; nothing changed."""
+RECORD_OUTCOME_ERASED: RecordOutcome.ValueType  # 3
+"""Its user was erased after it happened: dropped, never stored."""
+RECORD_OUTCOME_REJECTED: RecordOutcome.ValueType  # 4
+"""Refused for its content (reason says why); retrying it will not help."""
+Global___RecordOutcome: _TypeAlias = RecordOutcome  # noqa: Y015
+
 @_typing.final
 class InteractionMetadata(_message.Message):
     """InteractionMetadata is interacoes.metadados."""
@@ -144,6 +176,8 @@ class Interaction(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ERROR_REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FINISH_REASON_FIELD_NUMBER: _builtins.int
+    ANSWER_TRUNCATED_FIELD_NUMBER: _builtins.int
     interaction_id: _builtins.str
     """interacao_id, a UUID chosen by the recorder; the idempotency key."""
     tenant_id: _builtins.str
@@ -166,6 +200,14 @@ class Interaction(_message.Message):
     """Why it failed, for INTERACTION_STATUS_ERROR."""
     request_id: _builtins.str
     """The request id of the call, for tracing."""
+    finish_reason: _builtins.str
+    """Why the model stopped: stop, length, tool_calls, content_filter,
+    cancelled.
+    """
+    answer_truncated: _builtins.bool
+    """True when the answer was cut to the size history stores
+    (GATEWAY_MAX_TEXT_BYTES); finish_reason is then "length".
+    """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """timestamp: when the request arrived."""
@@ -190,68 +232,192 @@ class Interaction(_message.Message):
         status: Global___InteractionStatus.ValueType = ...,
         error_reason: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        finish_reason: _builtins.str = ...,
+        answer_truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "error_reason", b"error_reason", "interaction_id", b"interaction_id", "metadata", b"metadata", "model_id", b"model_id", "model_name", b"model_name", "question", b"question", "request_id", b"request_id", "status", b"status", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "timestamp", b"timestamp", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_truncated", b"answer_truncated", "error_reason", b"error_reason", "finish_reason", b"finish_reason", "interaction_id", b"interaction_id", "metadata", b"metadata", "model_id", b"model_id", "model_name", b"model_name", "question", b"question", "request_id", b"request_id", "status", b"status", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "timestamp", b"timestamp", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Interaction: _TypeAlias = Interaction  # noqa: Y015
 
 @_typing.final
-class RecordInteractionRequest(_message.Message):
-    """RecordInteractionRequest is the input of RecordInteraction."""
+class RecordInteractionsRequest(_message.Message):
+    """RecordInteractionsRequest is the input of RecordInteractions."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    INTERACTION_FIELD_NUMBER: _builtins.int
+    INTERACTIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def interaction(self) -> Global___Interaction:
-        """The interaction; interaction_id, tenant_id, user_id and timestamp
-        required.
+    def interactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Interaction]:
+        """The interactions, 1..500; interaction_id, tenant_id, user_id and
+        timestamp required in each.
         """
 
     def __init__(
         self,
         *,
-        interaction: Global___Interaction | None = ...,
+        interactions: _abc.Iterable[Global___Interaction] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interactions", b"interactions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RecordInteractionRequest: _TypeAlias = RecordInteractionRequest  # noqa: Y015
+Global___RecordInteractionsRequest: _TypeAlias = RecordInteractionsRequest  # noqa: Y015
 
 @_typing.final
-class RecordInteractionResponse(_message.Message):
-    """RecordInteractionResponse is the output of RecordInteraction."""
+class RecordResult(_message.Message):
+    """RecordResult is the result for one interaction of a batch."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    INTERACTION_FIELD_NUMBER: _builtins.int
-    CREATED_FIELD_NUMBER: _builtins.int
-    created: _builtins.bool
-    """False when the id was already stored."""
+    INTERACTION_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    interaction_id: _builtins.str
+    """The interaction's id."""
+    outcome: Global___RecordOutcome.ValueType
+    """What was done with it."""
+    reason: _builtins.str
+    """For REJECTED: a machine-readable reason (e.g. FIELD_TOO_LONG)."""
+    message: _builtins.str
+    """For REJECTED: a human-readable message."""
+    def __init__(
+        self,
+        *,
+        interaction_id: _builtins.str = ...,
+        outcome: Global___RecordOutcome.ValueType = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interaction_id", b"interaction_id", "message", b"message", "outcome", b"outcome", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordResult: _TypeAlias = RecordResult  # noqa: Y015
+
+@_typing.final
+class RecordInteractionsResponse(_message.Message):
+    """RecordInteractionsResponse is the output of RecordInteractions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def interaction(self) -> Global___Interaction:
-        """The interaction as stored (the first one, on a replay)."""
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordResult]:
+        """One result per interaction, in request order."""
 
     def __init__(
         self,
         *,
-        interaction: Global___Interaction | None = ...,
-        created: _builtins.bool = ...,
+        results: _abc.Iterable[Global___RecordResult] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "interaction", b"interaction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RecordInteractionResponse: _TypeAlias = RecordInteractionResponse  # noqa: Y015
+Global___RecordInteractionsResponse: _TypeAlias = RecordInteractionsResponse  # noqa: Y015
+
+@_typing.final
+class ListErasuresRequest(_message.Message):
+    """ListErasuresRequest is the input of ListErasures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_TIME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Defaults to 100, clamped to 500."""
+    page_token: _builtins.str
+    """From a previous response."""
+    @_builtins.property
+    def since_time(self) -> _timestamp_pb2.Timestamp:
+        """Erasures recorded at or after this time; all when unset."""
+
+    def __init__(
+        self,
+        *,
+        since_time: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since_time", b"since_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "since_time", b"since_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErasuresRequest: _TypeAlias = ListErasuresRequest  # noqa: Y015
+
+@_typing.final
+class Erasure(_message.Message):
+    """Erasure is one right-to-erasure request carried out (a tombstone)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ERASE_TIME_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant."""
+    user_id: _builtins.str
+    """The erased user."""
+    @_builtins.property
+    def erase_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was carried out: interactions at or before it are dropped."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        erase_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erase_time", b"erase_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erase_time", b"erase_time", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Erasure: _TypeAlias = Erasure  # noqa: Y015
+
+@_typing.final
+class ListErasuresResponse(_message.Message):
+    """ListErasuresResponse is the output of ListErasures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERASURES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def erasures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Erasure]:
+        """The erasures, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        erasures: _abc.Iterable[Global___Erasure] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erasures", b"erasures", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErasuresResponse: _TypeAlias = ListErasuresResponse  # noqa: Y015
 
 @_typing.final
 class GetInteractionRequest(_message.Message):

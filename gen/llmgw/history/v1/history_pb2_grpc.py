@@ -294,8 +294,9 @@ class HistoryService:
 
 class HistoryInternalServiceStub:
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
     def __init__(self, channel):
@@ -304,24 +305,46 @@ class HistoryInternalServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.RecordInteraction = channel.unary_unary(
-                '/llmgw.history.v1.HistoryInternalService/RecordInteraction',
-                request_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionRequest.SerializeToString,
-                response_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionResponse.FromString,
+        self.RecordInteractions = channel.unary_unary(
+                '/llmgw.history.v1.HistoryInternalService/RecordInteractions',
+                request_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsResponse.FromString,
+                _registered_method=True)
+        self.ListErasures = channel.unary_unary(
+                '/llmgw.history.v1.HistoryInternalService/ListErasures',
+                request_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.FromString,
                 _registered_method=True)
 
 
 class HistoryInternalServiceServicer:
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
-    def RecordInteraction(self, request, context):
-        """RecordInteraction stores one interaction, idempotent on interaction_id:
-        a second call with the same id stores nothing and answers the same.
-        Limits: question and answer up to 256 KiB each (UTF-8). Codes: OK,
-        INVALID_ARGUMENT, UNAUTHENTICATED.
+    def RecordInteractions(self, request, context):
+        """RecordInteractions stores a batch of interactions, each idempotent on
+        interaction_id: a replayed id stores nothing and answers DUPLICATE. Each
+        interaction gets its own result, in request order: one refused for its
+        content (REJECTED, with a reason) does not fail the others. An
+        interaction of a user erased after it happened (timestamp at or before
+        the erasure) is dropped and answers ERASED. Limits: up to 500
+        interactions per call; question and answer up to GATEWAY_MAX_TEXT_BYTES
+        each (UTF-8, 256 KiB by default). Codes: OK, INVALID_ARGUMENT (the batch
+        itself: empty or too large), UNAUTHENTICATED, UNAVAILABLE (the store is
+        down: nothing in the batch is known stored; retry it whole).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListErasures(self, request, context):
+        """ListErasures lists the erasures (DeleteUserInteractions) recorded at or
+        after since_time, oldest first, so that a relay holding records for
+        delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
+        UNAUTHENTICATED, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -330,10 +353,15 @@ class HistoryInternalServiceServicer:
 
 def add_HistoryInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'RecordInteraction': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordInteraction,
-                    request_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionRequest.FromString,
-                    response_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionResponse.SerializeToString,
+            'RecordInteractions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInteractions,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsResponse.SerializeToString,
+            ),
+            'ListErasures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListErasures,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,12 +373,13 @@ def add_HistoryInternalServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class HistoryInternalService:
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
     @staticmethod
-    def RecordInteraction(request,
+    def RecordInteractions(request,
             target,
             options=(),
             channel_credentials=None,
@@ -363,9 +392,36 @@ class HistoryInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/llmgw.history.v1.HistoryInternalService/RecordInteraction',
-            llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionRequest.SerializeToString,
-            llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionResponse.FromString,
+            '/llmgw.history.v1.HistoryInternalService/RecordInteractions',
+            llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_history__pb2.RecordInteractionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListErasures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.history.v1.HistoryInternalService/ListErasures',
+            llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -175,52 +175,97 @@ def add_HistoryServiceServicer_to_server(servicer: HistoryServiceServicer, serve
 
 class HistoryInternalServiceStub:
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> HistoryInternalServiceAsyncStub: ...
-    RecordInteraction: _grpc.UnaryUnaryMultiCallable[_history_pb2.RecordInteractionRequest, _history_pb2.RecordInteractionResponse]
-    """RecordInteraction stores one interaction, idempotent on interaction_id:
-    a second call with the same id stores nothing and answers the same.
-    Limits: question and answer up to 256 KiB each (UTF-8). Codes: OK,
-    INVALID_ARGUMENT, UNAUTHENTICATED.
+    RecordInteractions: _grpc.UnaryUnaryMultiCallable[_history_pb2.RecordInteractionsRequest, _history_pb2.RecordInteractionsResponse]
+    """RecordInteractions stores a batch of interactions, each idempotent on
+    interaction_id: a replayed id stores nothing and answers DUPLICATE. Each
+    interaction gets its own result, in request order: one refused for its
+    content (REJECTED, with a reason) does not fail the others. An
+    interaction of a user erased after it happened (timestamp at or before
+    the erasure) is dropped and answers ERASED. Limits: up to 500
+    interactions per call; question and answer up to GATEWAY_MAX_TEXT_BYTES
+    each (UTF-8, 256 KiB by default). Codes: OK, INVALID_ARGUMENT (the batch
+    itself: empty or too large), UNAUTHENTICATED, UNAVAILABLE (the store is
+    down: nothing in the batch is known stored; retry it whole).
+    """
+    ListErasures: _grpc.UnaryUnaryMultiCallable[_history_pb2.ListErasuresRequest, _history_pb2.ListErasuresResponse]
+    """ListErasures lists the erasures (DeleteUserInteractions) recorded at or
+    after since_time, oldest first, so that a relay holding records for
+    delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
+    UNAUTHENTICATED, UNAVAILABLE.
     """
 
 @_typing.type_check_only
 class HistoryInternalServiceAsyncStub(HistoryInternalServiceStub):
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    RecordInteraction: _aio.UnaryUnaryMultiCallable[_history_pb2.RecordInteractionRequest, _history_pb2.RecordInteractionResponse]  # type: ignore[assignment]
-    """RecordInteraction stores one interaction, idempotent on interaction_id:
-    a second call with the same id stores nothing and answers the same.
-    Limits: question and answer up to 256 KiB each (UTF-8). Codes: OK,
-    INVALID_ARGUMENT, UNAUTHENTICATED.
+    RecordInteractions: _aio.UnaryUnaryMultiCallable[_history_pb2.RecordInteractionsRequest, _history_pb2.RecordInteractionsResponse]  # type: ignore[assignment]
+    """RecordInteractions stores a batch of interactions, each idempotent on
+    interaction_id: a replayed id stores nothing and answers DUPLICATE. Each
+    interaction gets its own result, in request order: one refused for its
+    content (REJECTED, with a reason) does not fail the others. An
+    interaction of a user erased after it happened (timestamp at or before
+    the erasure) is dropped and answers ERASED. Limits: up to 500
+    interactions per call; question and answer up to GATEWAY_MAX_TEXT_BYTES
+    each (UTF-8, 256 KiB by default). Codes: OK, INVALID_ARGUMENT (the batch
+    itself: empty or too large), UNAUTHENTICATED, UNAVAILABLE (the store is
+    down: nothing in the batch is known stored; retry it whole).
+    """
+    ListErasures: _aio.UnaryUnaryMultiCallable[_history_pb2.ListErasuresRequest, _history_pb2.ListErasuresResponse]  # type: ignore[assignment]
+    """ListErasures lists the erasures (DeleteUserInteractions) recorded at or
+    after since_time, oldest first, so that a relay holding records for
+    delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
+    UNAUTHENTICATED, UNAVAILABLE.
     """
 
 class HistoryInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """HistoryInternalService records interactions. Called only by the suite's
-    own services (llm_svc), which present the internal service credential in
-    the `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    own services (quota_svc's settlement relay delivers its outbox here), which
+    present the internal service credential in the `x-internal-token`
+    metadata; any other caller gets UNAUTHENTICATED.
     """
 
     @_abc_1.abstractmethod
-    def RecordInteraction(
+    def RecordInteractions(
         self,
-        request: _history_pb2.RecordInteractionRequest,
+        request: _history_pb2.RecordInteractionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_history_pb2.RecordInteractionResponse, _abc.Awaitable[_history_pb2.RecordInteractionResponse]]:
-        """RecordInteraction stores one interaction, idempotent on interaction_id:
-        a second call with the same id stores nothing and answers the same.
-        Limits: question and answer up to 256 KiB each (UTF-8). Codes: OK,
-        INVALID_ARGUMENT, UNAUTHENTICATED.
+    ) -> _typing.Union[_history_pb2.RecordInteractionsResponse, _abc.Awaitable[_history_pb2.RecordInteractionsResponse]]:
+        """RecordInteractions stores a batch of interactions, each idempotent on
+        interaction_id: a replayed id stores nothing and answers DUPLICATE. Each
+        interaction gets its own result, in request order: one refused for its
+        content (REJECTED, with a reason) does not fail the others. An
+        interaction of a user erased after it happened (timestamp at or before
+        the erasure) is dropped and answers ERASED. Limits: up to 500
+        interactions per call; question and answer up to GATEWAY_MAX_TEXT_BYTES
+        each (UTF-8, 256 KiB by default). Codes: OK, INVALID_ARGUMENT (the batch
+        itself: empty or too large), UNAUTHENTICATED, UNAVAILABLE (the store is
+        down: nothing in the batch is known stored; retry it whole).
+        """
+
+    @_abc_1.abstractmethod
+    def ListErasures(
+        self,
+        request: _history_pb2.ListErasuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_history_pb2.ListErasuresResponse, _abc.Awaitable[_history_pb2.ListErasuresResponse]]:
+        """ListErasures lists the erasures (DeleteUserInteractions) recorded at or
+        after since_time, oldest first, so that a relay holding records for
+        delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
+        UNAUTHENTICATED, UNAVAILABLE.
         """
 
 def add_HistoryInternalServiceServicer_to_server(servicer: HistoryInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

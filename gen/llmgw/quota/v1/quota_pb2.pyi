@@ -18,6 +18,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from llmgw.history.v1 import history_pb2 as _history_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -60,6 +61,58 @@ RESERVATION_STATE_RELEASED: ReservationState.ValueType  # 3
 RESERVATION_STATE_EXPIRED: ReservationState.ValueType  # 4
 """Left open past the settlement time and refunded by the settle rule."""
 Global___ReservationState: _TypeAlias = ReservationState  # noqa: Y015
+
+class _SettleAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettleActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettleAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLE_ACTION_UNSPECIFIED: _SettleAction.ValueType  # 0
+    """Not set; refused."""
+    SETTLE_ACTION_COMMIT: _SettleAction.ValueType  # 1
+    """The request was served: charge it."""
+    SETTLE_ACTION_RELEASE: _SettleAction.ValueType  # 2
+    """The request failed: refund it."""
+
+class SettleAction(_SettleAction, metaclass=_SettleActionEnumTypeWrapper):
+    """SettleAction is how a reservation ends."""
+
+SETTLE_ACTION_UNSPECIFIED: SettleAction.ValueType  # 0
+"""Not set; refused."""
+SETTLE_ACTION_COMMIT: SettleAction.ValueType  # 1
+"""The request was served: charge it."""
+SETTLE_ACTION_RELEASE: SettleAction.ValueType  # 2
+"""The request failed: refund it."""
+Global___SettleAction: _TypeAlias = SettleAction  # noqa: Y015
+
+class _DeliveryState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_STATE_UNSPECIFIED: _DeliveryState.ValueType  # 0
+    """Not set."""
+    DELIVERY_STATE_PENDING: _DeliveryState.ValueType  # 1
+    """Waiting for (another) delivery attempt."""
+    DELIVERY_STATE_DELIVERED: _DeliveryState.ValueType  # 2
+    """History has it."""
+    DELIVERY_STATE_DEAD: _DeliveryState.ValueType  # 3
+    """Refused permanently too many times: parked until retried by ops."""
+
+class DeliveryState(_DeliveryState, metaclass=_DeliveryStateEnumTypeWrapper):
+    """DeliveryState is where an outbox entry stands."""
+
+DELIVERY_STATE_UNSPECIFIED: DeliveryState.ValueType  # 0
+"""Not set."""
+DELIVERY_STATE_PENDING: DeliveryState.ValueType  # 1
+"""Waiting for (another) delivery attempt."""
+DELIVERY_STATE_DELIVERED: DeliveryState.ValueType  # 2
+"""History has it."""
+DELIVERY_STATE_DEAD: DeliveryState.ValueType  # 3
+"""Refused permanently too many times: parked until retried by ops."""
+Global___DeliveryState: _TypeAlias = DeliveryState  # noqa: Y015
 
 @_typing.final
 class Plan(_message.Message):
@@ -878,6 +931,7 @@ class ReserveRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-supplied unique id of the request being counted."""
     tenant_id: _builtins.str
@@ -886,6 +940,8 @@ class ReserveRequest(_message.Message):
     """The user."""
     time_zone: _builtins.str
     """The tenant's IANA time zone for the period; empty means UTC."""
+    idempotency_key: _builtins.str
+    """The client's idempotency key (up to 200 characters); empty for none."""
     def __init__(
         self,
         *,
@@ -893,10 +949,11 @@ class ReserveRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         time_zone: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -909,9 +966,79 @@ class ReserveResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when the idempotency key was already served: reservation is the
+    first request's and nothing new was counted.
+    """
     @_builtins.property
     def reservation(self) -> Global___Reservation:
-        """The reservation."""
+        """The reservation: this request's, or, when replayed, the committed one
+        of the first request with the same idempotency key.
+        """
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replayed", b"replayed", "reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveResponse: _TypeAlias = ReserveResponse  # noqa: Y015
+
+@_typing.final
+class SettleRequest(_message.Message):
+    """SettleRequest is the input of Settle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    INTERACTION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The id given to Reserve."""
+    action: Global___SettleAction.ValueType
+    """Commit (served) or release (failed)."""
+    reason: _builtins.str
+    """Why, for a release (kept in the ledger), up to 500 characters."""
+    @_builtins.property
+    def interaction(self) -> _history_pb2.Interaction:
+        """The interaction to record; its interaction_id must be request_id, and
+        its tenant and user the reservation's.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        action: Global___SettleAction.ValueType = ...,
+        reason: _builtins.str = ...,
+        interaction: _history_pb2.Interaction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "interaction", b"interaction", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleRequest: _TypeAlias = SettleRequest  # noqa: Y015
+
+@_typing.final
+class SettleResponse(_message.Message):
+    """SettleResponse is the output of Settle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation after the transition."""
 
     def __init__(
         self,
@@ -924,11 +1051,11 @@ class ReserveResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ReserveResponse: _TypeAlias = ReserveResponse  # noqa: Y015
+Global___SettleResponse: _TypeAlias = SettleResponse  # noqa: Y015
 
 @_typing.final
-class CommitRequest(_message.Message):
-    """CommitRequest is the input of Commit."""
+class GetSettlementRequest(_message.Message):
+    """GetSettlementRequest is the input of GetSettlement."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -946,78 +1073,186 @@ class CommitRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CommitRequest: _TypeAlias = CommitRequest  # noqa: Y015
+Global___GetSettlementRequest: _TypeAlias = GetSettlementRequest  # noqa: Y015
 
 @_typing.final
-class CommitResponse(_message.Message):
-    """CommitResponse is the output of Commit."""
+class GetSettlementResponse(_message.Message):
+    """GetSettlementResponse is the output of GetSettlement."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
+    INTERACTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def reservation(self) -> Global___Reservation:
-        """The reservation, committed."""
+        """The reservation."""
+
+    @_builtins.property
+    def interaction(self) -> _history_pb2.Interaction:
+        """The interaction recorded with it."""
 
     def __init__(
         self,
         *,
         reservation: Global___Reservation | None = ...,
+        interaction: _history_pb2.Interaction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction", "reservation", b"reservation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction", "reservation", b"reservation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CommitResponse: _TypeAlias = CommitResponse  # noqa: Y015
+Global___GetSettlementResponse: _TypeAlias = GetSettlementResponse  # noqa: Y015
 
 @_typing.final
-class ReleaseRequest(_message.Message):
-    """ReleaseRequest is the input of Release."""
+class DeadLetter(_message.Message):
+    """DeadLetter is an outbox entry history refused permanently."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.str
-    """The id given to Reserve."""
-    reason: _builtins.str
-    """Why (kept in the ledger), up to 500 characters."""
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    FAILURE_CLASS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The entry's id (the interaction id)."""
+    tenant_id: _builtins.str
+    """The tenant."""
+    user_id: _builtins.str
+    """The user."""
+    attempts: _builtins.int
+    """Delivery attempts made."""
+    failure_class: _builtins.str
+    """The last failure's class (e.g. REJECTED) and reason."""
+    last_error: _builtins.str
+    """The last failure's message."""
+    state: Global___DeliveryState.ValueType
+    """Delivery state (DEAD here)."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was written."""
+
     def __init__(
         self,
         *,
-        request_id: _builtins.str = ...,
-        reason: _builtins.str = ...,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        failure_class: _builtins.str = ...,
+        last_error: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___DeliveryState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "failure_class", b"failure_class", "id", b"id", "last_error", b"last_error", "state", b"state", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersRequest(_message.Message):
+    """ListDeadLettersRequest is the input of ListDeadLetters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Defaults to 50, clamped to 500."""
+    page_token: _builtins.str
+    """From a previous response."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ReleaseRequest: _TypeAlias = ReleaseRequest  # noqa: Y015
+Global___ListDeadLettersRequest: _TypeAlias = ListDeadLettersRequest  # noqa: Y015
 
 @_typing.final
-class ReleaseResponse(_message.Message):
-    """ReleaseResponse is the output of Release."""
+class ListDeadLettersResponse(_message.Message):
+    """ListDeadLettersResponse is the output of ListDeadLetters."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    RESERVATION_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def reservation(self) -> Global___Reservation:
-        """The reservation, released."""
+    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]:
+        """Oldest first."""
 
     def __init__(
         self,
         *,
-        reservation: Global___Reservation | None = ...,
+        dead_letters: _abc.Iterable[Global___DeadLetter] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letters", b"dead_letters", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ReleaseResponse: _TypeAlias = ReleaseResponse  # noqa: Y015
+Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class RetryDeadLettersRequest(_message.Message):
+    """RetryDeadLettersRequest is the input of RetryDeadLetters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The entries to retry; empty retries all of them."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLettersRequest: _TypeAlias = RetryDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class RetryDeadLettersResponse(_message.Message):
+    """RetryDeadLettersResponse is the output of RetryDeadLetters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETRIED_FIELD_NUMBER: _builtins.int
+    retried: _builtins.int
+    """How many went back to the delivery queue."""
+    def __init__(
+        self,
+        *,
+        retried: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retried", b"retried"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLettersResponse: _TypeAlias = RetryDeadLettersResponse  # noqa: Y015

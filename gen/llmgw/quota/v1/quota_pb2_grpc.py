@@ -90,6 +90,16 @@ class QuotaServiceStub:
                 request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/llmgw.quota.v1.QuotaService/ListDeadLetters',
+                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetters = channel.unary_unary(
+                '/llmgw.quota.v1.QuotaService/RetryDeadLetters',
+                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersRequest.SerializeToString,
+                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class QuotaServiceServicer:
@@ -206,6 +216,24 @@ class QuotaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters lists settlement records that history refused
+        permanently (parked, not retried), oldest first. Caller: platform admin.
+        Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetters(self, request, context):
+        """RetryDeadLetters puts dead letters back in the delivery queue (all of
+        them, or the ids given). Caller: platform admin. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuotaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -263,6 +291,16 @@ def add_QuotaServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetUsageRequest.FromString,
                     response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetters,
+                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersRequest.FromString,
+                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -573,6 +611,60 @@ class QuotaService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.quota.v1.QuotaService/ListDeadLetters',
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersRequest.SerializeToString,
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.quota.v1.QuotaService/RetryDeadLetters',
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersRequest.SerializeToString,
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.RetryDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class QuotaInternalServiceStub:
     """QuotaInternalService counts requests. Called only by the suite's own
@@ -593,15 +685,15 @@ class QuotaInternalServiceStub:
                 request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReserveRequest.SerializeToString,
                 response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReserveResponse.FromString,
                 _registered_method=True)
-        self.Commit = channel.unary_unary(
-                '/llmgw.quota.v1.QuotaInternalService/Commit',
-                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitRequest.SerializeToString,
-                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitResponse.FromString,
+        self.Settle = channel.unary_unary(
+                '/llmgw.quota.v1.QuotaInternalService/Settle',
+                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleRequest.SerializeToString,
+                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleResponse.FromString,
                 _registered_method=True)
-        self.Release = channel.unary_unary(
-                '/llmgw.quota.v1.QuotaInternalService/Release',
-                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseRequest.SerializeToString,
-                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseResponse.FromString,
+        self.GetSettlement = channel.unary_unary(
+                '/llmgw.quota.v1.QuotaInternalService/GetSettlement',
+                request_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementRequest.SerializeToString,
+                response_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementResponse.FromString,
                 _registered_method=True)
 
 
@@ -620,24 +712,36 @@ class QuotaInternalServiceServicer:
         OK, INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
         subscription), RESOURCE_EXHAUSTED (limit reached; QuotaFailure and
         the period's reset time in ErrorInfo metadata).
+
+        With an idempotency_key, the key is leased to this request_id while it
+        is open: another Reserve with the same key (from any replica) gets
+        ABORTED (IDEMPOTENCY_KEY_IN_PROGRESS); once the first is committed, it
+        gets that committed reservation back (replayed = true), so the caller
+        serves the stored answer (GetSettlement) instead of calling the model
+        again; once it is released or expired, the key is free for a new try.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Commit(self, request, context):
-        """Commit confirms a reservation. Codes: OK, INVALID_ARGUMENT,
-        UNAUTHENTICATED, NOT_FOUND (unknown request_id), FAILED_PRECONDITION
-        (already released or expired).
+    def Settle(self, request, context):
+        """Settle ends a reservation in one transaction: the ledger transition
+        (COMMIT charges it, RELEASE refunds it) and the interaction record,
+        stored in the outbox for delivery to history (at least once, to an
+        idempotent receiver). Idempotent on request_id: a replay returns the
+        first result. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND
+        (unknown request_id), FAILED_PRECONDITION (RESERVATION_EXPIRED: the
+        reservation expired and was refunded and recorded as an error, or
+        RESERVATION_SETTLED: settled the other way).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Release(self, request, context):
-        """Release refunds a reservation (the provider failed). Codes: OK,
-        INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION
-        (already committed).
+    def GetSettlement(self, request, context):
+        """GetSettlement reads the interaction stored by Settle for a request (kept
+        for the outbox retention period after delivery), for idempotent replays.
+        Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -651,15 +755,15 @@ def add_QuotaInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReserveRequest.FromString,
                     response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReserveResponse.SerializeToString,
             ),
-            'Commit': grpc.unary_unary_rpc_method_handler(
-                    servicer.Commit,
-                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitRequest.FromString,
-                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitResponse.SerializeToString,
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleRequest.FromString,
+                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleResponse.SerializeToString,
             ),
-            'Release': grpc.unary_unary_rpc_method_handler(
-                    servicer.Release,
-                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseRequest.FromString,
-                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseResponse.SerializeToString,
+            'GetSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlement,
+                    request_deserializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementRequest.FromString,
+                    response_serializer=llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -705,7 +809,7 @@ class QuotaInternalService:
             _registered_method=True)
 
     @staticmethod
-    def Commit(request,
+    def Settle(request,
             target,
             options=(),
             channel_credentials=None,
@@ -718,9 +822,9 @@ class QuotaInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/llmgw.quota.v1.QuotaInternalService/Commit',
-            llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitRequest.SerializeToString,
-            llmgw_dot_quota_dot_v1_dot_quota__pb2.CommitResponse.FromString,
+            '/llmgw.quota.v1.QuotaInternalService/Settle',
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleRequest.SerializeToString,
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.SettleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -732,7 +836,7 @@ class QuotaInternalService:
             _registered_method=True)
 
     @staticmethod
-    def Release(request,
+    def GetSettlement(request,
             target,
             options=(),
             channel_credentials=None,
@@ -745,9 +849,9 @@ class QuotaInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/llmgw.quota.v1.QuotaInternalService/Release',
-            llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseRequest.SerializeToString,
-            llmgw_dot_quota_dot_v1_dot_quota__pb2.ReleaseResponse.FromString,
+            '/llmgw.quota.v1.QuotaInternalService/GetSettlement',
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementRequest.SerializeToString,
+            llmgw_dot_quota_dot_v1_dot_quota__pb2.GetSettlementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,6 +107,16 @@ class QuotaServiceStub:
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND, FAILED_PRECONDITION (user without subscription).
     """
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_quota_pb2.ListDeadLettersRequest, _quota_pb2.ListDeadLettersResponse]
+    """ListDeadLetters lists settlement records that history refused
+    permanently (parked, not retried), oldest first. Caller: platform admin.
+    Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    RetryDeadLetters: _grpc.UnaryUnaryMultiCallable[_quota_pb2.RetryDeadLettersRequest, _quota_pb2.RetryDeadLettersResponse]
+    """RetryDeadLetters puts dead letters back in the delivery queue (all of
+    them, or the ids given). Caller: platform admin. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
 
 @_typing.type_check_only
 class QuotaServiceAsyncStub(QuotaServiceStub):
@@ -178,6 +188,16 @@ class QuotaServiceAsyncStub(QuotaServiceStub):
     platform admin, a tenant admin of that tenant, or the user for itself.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND, FAILED_PRECONDITION (user without subscription).
+    """
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_quota_pb2.ListDeadLettersRequest, _quota_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """ListDeadLetters lists settlement records that history refused
+    permanently (parked, not retried), oldest first. Caller: platform admin.
+    Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    RetryDeadLetters: _aio.UnaryUnaryMultiCallable[_quota_pb2.RetryDeadLettersRequest, _quota_pb2.RetryDeadLettersResponse]  # type: ignore[assignment]
+    """RetryDeadLetters puts dead letters back in the delivery queue (all of
+    them, or the ids given). Caller: platform admin. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
     """
 
 class QuotaServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -315,6 +335,28 @@ class QuotaServiceServicer(metaclass=_abc_1.ABCMeta):
         NOT_FOUND, FAILED_PRECONDITION (user without subscription).
         """
 
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _quota_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quota_pb2.ListDeadLettersResponse, _abc.Awaitable[_quota_pb2.ListDeadLettersResponse]]:
+        """ListDeadLetters lists settlement records that history refused
+        permanently (parked, not retried), oldest first. Caller: platform admin.
+        Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryDeadLetters(
+        self,
+        request: _quota_pb2.RetryDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quota_pb2.RetryDeadLettersResponse, _abc.Awaitable[_quota_pb2.RetryDeadLettersResponse]]:
+        """RetryDeadLetters puts dead letters back in the delivery queue (all of
+        them, or the ids given). Caller: platform admin. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
 def add_QuotaServiceServicer_to_server(servicer: QuotaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class QuotaInternalServiceStub:
@@ -336,16 +378,28 @@ class QuotaInternalServiceStub:
     OK, INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
     subscription), RESOURCE_EXHAUSTED (limit reached; QuotaFailure and
     the period's reset time in ErrorInfo metadata).
+
+    With an idempotency_key, the key is leased to this request_id while it
+    is open: another Reserve with the same key (from any replica) gets
+    ABORTED (IDEMPOTENCY_KEY_IN_PROGRESS); once the first is committed, it
+    gets that committed reservation back (replayed = true), so the caller
+    serves the stored answer (GetSettlement) instead of calling the model
+    again; once it is released or expired, the key is free for a new try.
     """
-    Commit: _grpc.UnaryUnaryMultiCallable[_quota_pb2.CommitRequest, _quota_pb2.CommitResponse]
-    """Commit confirms a reservation. Codes: OK, INVALID_ARGUMENT,
-    UNAUTHENTICATED, NOT_FOUND (unknown request_id), FAILED_PRECONDITION
-    (already released or expired).
+    Settle: _grpc.UnaryUnaryMultiCallable[_quota_pb2.SettleRequest, _quota_pb2.SettleResponse]
+    """Settle ends a reservation in one transaction: the ledger transition
+    (COMMIT charges it, RELEASE refunds it) and the interaction record,
+    stored in the outbox for delivery to history (at least once, to an
+    idempotent receiver). Idempotent on request_id: a replay returns the
+    first result. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND
+    (unknown request_id), FAILED_PRECONDITION (RESERVATION_EXPIRED: the
+    reservation expired and was refunded and recorded as an error, or
+    RESERVATION_SETTLED: settled the other way).
     """
-    Release: _grpc.UnaryUnaryMultiCallable[_quota_pb2.ReleaseRequest, _quota_pb2.ReleaseResponse]
-    """Release refunds a reservation (the provider failed). Codes: OK,
-    INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION
-    (already committed).
+    GetSettlement: _grpc.UnaryUnaryMultiCallable[_quota_pb2.GetSettlementRequest, _quota_pb2.GetSettlementResponse]
+    """GetSettlement reads the interaction stored by Settle for a request (kept
+    for the outbox retention period after delivery), for idempotent replays.
+    Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND.
     """
 
 @_typing.type_check_only
@@ -365,16 +419,28 @@ class QuotaInternalServiceAsyncStub(QuotaInternalServiceStub):
     OK, INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
     subscription), RESOURCE_EXHAUSTED (limit reached; QuotaFailure and
     the period's reset time in ErrorInfo metadata).
+
+    With an idempotency_key, the key is leased to this request_id while it
+    is open: another Reserve with the same key (from any replica) gets
+    ABORTED (IDEMPOTENCY_KEY_IN_PROGRESS); once the first is committed, it
+    gets that committed reservation back (replayed = true), so the caller
+    serves the stored answer (GetSettlement) instead of calling the model
+    again; once it is released or expired, the key is free for a new try.
     """
-    Commit: _aio.UnaryUnaryMultiCallable[_quota_pb2.CommitRequest, _quota_pb2.CommitResponse]  # type: ignore[assignment]
-    """Commit confirms a reservation. Codes: OK, INVALID_ARGUMENT,
-    UNAUTHENTICATED, NOT_FOUND (unknown request_id), FAILED_PRECONDITION
-    (already released or expired).
+    Settle: _aio.UnaryUnaryMultiCallable[_quota_pb2.SettleRequest, _quota_pb2.SettleResponse]  # type: ignore[assignment]
+    """Settle ends a reservation in one transaction: the ledger transition
+    (COMMIT charges it, RELEASE refunds it) and the interaction record,
+    stored in the outbox for delivery to history (at least once, to an
+    idempotent receiver). Idempotent on request_id: a replay returns the
+    first result. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND
+    (unknown request_id), FAILED_PRECONDITION (RESERVATION_EXPIRED: the
+    reservation expired and was refunded and recorded as an error, or
+    RESERVATION_SETTLED: settled the other way).
     """
-    Release: _aio.UnaryUnaryMultiCallable[_quota_pb2.ReleaseRequest, _quota_pb2.ReleaseResponse]  # type: ignore[assignment]
-    """Release refunds a reservation (the provider failed). Codes: OK,
-    INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION
-    (already committed).
+    GetSettlement: _aio.UnaryUnaryMultiCallable[_quota_pb2.GetSettlementRequest, _quota_pb2.GetSettlementResponse]  # type: ignore[assignment]
+    """GetSettlement reads the interaction stored by Settle for a request (kept
+    for the outbox retention period after delivery), for idempotent replays.
+    Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND.
     """
 
 class QuotaInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -397,28 +463,40 @@ class QuotaInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         OK, INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
         subscription), RESOURCE_EXHAUSTED (limit reached; QuotaFailure and
         the period's reset time in ErrorInfo metadata).
+
+        With an idempotency_key, the key is leased to this request_id while it
+        is open: another Reserve with the same key (from any replica) gets
+        ABORTED (IDEMPOTENCY_KEY_IN_PROGRESS); once the first is committed, it
+        gets that committed reservation back (replayed = true), so the caller
+        serves the stored answer (GetSettlement) instead of calling the model
+        again; once it is released or expired, the key is free for a new try.
         """
 
     @_abc_1.abstractmethod
-    def Commit(
+    def Settle(
         self,
-        request: _quota_pb2.CommitRequest,
+        request: _quota_pb2.SettleRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_quota_pb2.CommitResponse, _abc.Awaitable[_quota_pb2.CommitResponse]]:
-        """Commit confirms a reservation. Codes: OK, INVALID_ARGUMENT,
-        UNAUTHENTICATED, NOT_FOUND (unknown request_id), FAILED_PRECONDITION
-        (already released or expired).
+    ) -> _typing.Union[_quota_pb2.SettleResponse, _abc.Awaitable[_quota_pb2.SettleResponse]]:
+        """Settle ends a reservation in one transaction: the ledger transition
+        (COMMIT charges it, RELEASE refunds it) and the interaction record,
+        stored in the outbox for delivery to history (at least once, to an
+        idempotent receiver). Idempotent on request_id: a replay returns the
+        first result. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND
+        (unknown request_id), FAILED_PRECONDITION (RESERVATION_EXPIRED: the
+        reservation expired and was refunded and recorded as an error, or
+        RESERVATION_SETTLED: settled the other way).
         """
 
     @_abc_1.abstractmethod
-    def Release(
+    def GetSettlement(
         self,
-        request: _quota_pb2.ReleaseRequest,
+        request: _quota_pb2.GetSettlementRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_quota_pb2.ReleaseResponse, _abc.Awaitable[_quota_pb2.ReleaseResponse]]:
-        """Release refunds a reservation (the provider failed). Codes: OK,
-        INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION
-        (already committed).
+    ) -> _typing.Union[_quota_pb2.GetSettlementResponse, _abc.Awaitable[_quota_pb2.GetSettlementResponse]]:
+        """GetSettlement reads the interaction stored by Settle for a request (kept
+        for the outbox retention period after delivery), for idempotent replays.
+        Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND.
         """
 
 def add_QuotaInternalServiceServicer_to_server(servicer: QuotaInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
