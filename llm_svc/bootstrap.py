@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 
@@ -13,13 +12,11 @@ from gateway_common.server import ServiceSpec
 from llm_svc.clients import history as history_client
 from llm_svc.clients import identity as identity_client
 from llm_svc.clients import quota as quota_client
-from llm_svc.commit_spool import CommitReplayer, CommitSpool
 from llm_svc.config import LlmSettings
 from llm_svc.ports import HistoryPort, IdentityPort, ProviderPort, QuotaPort
 from llm_svc.provider import OpenAIProvider
 from llm_svc.service import ChatService, Timeouts
 from llm_svc.servicer import LlmServicer
-from llm_svc.spool import FileSpool, SpoolReplayer
 from llmgw.llm.v1 import llm_pb2_grpc
 
 SERVICE_NAMES = ("llmgw.llm.v1.LlmService",)
@@ -43,10 +40,8 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
     closers: list[Callable[[], Awaitable[None]]] = []
 
     def register(server: grpc.aio.Server) -> None:
-        service, replayers = _wire(settings, o, closers)
+        service = _wire(settings, o, closers)
         llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmServicer(service), server)
-        for replayer in replayers:
-            replayer.start()
 
     async def close() -> None:
         for closer in closers:
@@ -59,7 +54,7 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
 
 def _wire(
     settings: LlmSettings, o: Overrides, closers: list[Callable[[], Awaitable[None]]]
-) -> tuple[ChatService, tuple[SpoolReplayer, CommitReplayer]]:
+) -> ChatService:
     token = settings.internal_token.get_secret_value()
     opened: list[grpc.aio.Channel] = []
 
@@ -78,28 +73,23 @@ def _wire(
         channel(settings.quota_target, quota_client.IDEMPOTENT), token
     )
     history = o.history or history_client.GrpcHistory(
-        channel(settings.history_target, history_client.IDEMPOTENT), token
+        channel(settings.history_target, history_client.IDEMPOTENT)
     )
     provider = o.provider or OpenAIProvider(settings.default_provider_url)
-    spool = FileSpool(settings.spool_dir)
-    replayer = SpoolReplayer(spool, history, settings.spool_replay_interval_seconds)
-    commits = CommitSpool(Path(settings.spool_dir) / "commits")
-    committer = CommitReplayer(commits, quota, settings.spool_replay_interval_seconds)
     timeouts = Timeouts(
         provider_margin=settings.provider_margin_seconds,
         settle_floor=settings.settle_timeout_seconds,
-        history=settings.history_timeout_seconds,
     )
-    service = ChatService(identity, quota, history, provider, spool, timeouts, commits=commits)
+    service = ChatService(
+        identity, quota, history, provider, timeouts, max_text_bytes=settings.max_text_bytes
+    )
 
     async def close() -> None:
         await service.drain()
-        await replayer.stop()
-        await committer.stop()
         if isinstance(provider, OpenAIProvider):
             await provider.close()
         for ch in opened:
             await ch.close()
 
     closers.append(close)
-    return service, (replayer, committer)
+    return service

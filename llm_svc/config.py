@@ -15,12 +15,7 @@ class LlmSettings(ServiceSettings):
     identity_target: str = "127.0.0.1:50051"
     quota_target: str = "127.0.0.1:50052"
     history_target: str = "127.0.0.1:50053"
-    # Durable spool of interactions history could not take (LLM_SPOOL_DIR).
-    spool_dir: str = ".local/spool"
-    spool_replay_interval_seconds: float = 1.0  # how often the spool is replayed to history
-    # Time given to history before an interaction is spooled instead.
-    history_timeout_seconds: float = 2.0
-    # Least time for Record/Commit/Release after the provider, even past the caller's deadline.
+    # Least time a failed call's release (Settle) gets, even past the caller's deadline.
     settle_timeout_seconds: float = 3.0
     # Kept from the caller's deadline so a provider timeout can still be settled in time.
     provider_margin_seconds: float = 0.25

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,9 +14,6 @@ MAX_TEXT_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 128
 # Keys of the provider request we set ourselves; tenant or request parameters never override them.
 RESERVED_PARAMETERS = frozenset({"model", "messages", "stream", "stream_options", "n"})
-# Namespaces of the deterministic ids (fixed forever: changing them breaks retries in flight).
-_REQUEST_NS = uuid.UUID("5b0f7a1e-8f4c-4b0e-9a4e-6c2f3d1e7a01")
-_INTERACTION_NS = uuid.UUID("a7d3c2b1-1e2f-4a5b-8c6d-7e8f9a0b1c02")
 
 
 class ChatRole(enum.Enum):
@@ -97,6 +93,8 @@ class Reservation:
     request_id: str
     subscription_id: str
     state: ReservationState
+    expires: datetime | None = None  # while reserved: when quota refunds it unsettled
+    replayed: bool = False  # the idempotency key was served before: this is that request
 
 
 @dataclass(frozen=True)
@@ -138,6 +136,7 @@ class Interaction:
     request_id: str
     error_reason: str = ""
     finish_reason: str = ""
+    truncated: bool = False  # the answer was cut to the size history stores
 
 
 @dataclass(frozen=True)
@@ -150,21 +149,15 @@ class ChatAnswer:
     latency_ms: int
 
 
-def request_id_for(tenant_id: str, user_id: str, idempotency_key: str, attempt: int = 0) -> str:
-    """The quota request id: derived from the idempotency key (so a retry hits the same
-    reservation), else random. ``attempt`` moves past a reservation an earlier failed
-    try already released."""
-    if not idempotency_key:
-        return str(uuid.uuid4())
-    name = f"{tenant_id}|{user_id}|{idempotency_key}"
-    if attempt:
-        name += f"|{attempt}"
-    return str(uuid.uuid5(_REQUEST_NS, name))
-
-
-def interaction_id_for(request_id: str) -> str:
-    """One interaction per reservation, so replays of the record are no-ops."""
-    return str(uuid.uuid5(_INTERACTION_NS, request_id))
+def cut_text(text: str, max_bytes: int) -> tuple[str, bool]:
+    """``text`` within ``max_bytes`` of UTF-8 (cut on a character boundary), and whether
+    it was cut."""
+    if len(text) * 4 <= max_bytes:  # fast path: cannot be over
+        return text, False
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text, False
+    return raw[:max_bytes].decode("utf-8", "ignore"), True
 
 
 def provider_parameters(request: ChatRequest, model: ResolvedModel) -> dict[str, Any]:

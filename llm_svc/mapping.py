@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from datetime import UTC
-from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -100,6 +97,8 @@ def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
         status=_OUTCOMES[i.outcome],
         error_reason=i.error_reason,
         request_id=i.request_id,
+        finish_reason=i.finish_reason,
+        answer_truncated=i.truncated,
     )
 
 
@@ -121,17 +120,6 @@ def interaction_from_proto(p: history_pb2.Interaction) -> Interaction:
         outcome=_STATUSES.get(p.status, Outcome.OK),
         request_id=p.request_id,
         error_reason=p.error_reason,
+        finish_reason=p.finish_reason,
+        truncated=p.answer_truncated,
     )
-
-
-def interaction_to_json(i: Interaction) -> str:
-    """The spool's file format: history's own JSON mapping of the record, plus the finish reason."""
-    body: dict[str, Any] = json_format.MessageToDict(interaction_to_proto(i))
-    return json.dumps({"interaction": body, "finish_reason": i.finish_reason})
-
-
-def interaction_from_json(text: str) -> Interaction:
-    data = json.loads(text)
-    proto = json_format.ParseDict(data["interaction"], history_pb2.Interaction())
-    i = interaction_from_proto(proto)
-    return dataclasses.replace(i, finish_reason=str(data.get("finish_reason", "")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 PROVIDER_LATENCY = Histogram(
     "llm_provider_latency_seconds",
@@ -20,21 +20,16 @@ TOKENS = Counter(
     "Tokens reported by the provider, by tenant, model and kind (prompt/completion).",
     ["tenant", "model", "kind"],
 )
-SPOOL_DEPTH = Gauge(
-    "llm_history_spool_depth",
-    "Interactions waiting in the local spool for history to come back.",
+SETTLE_RETRIES = Counter(
+    "llm_settle_retries_total",
+    "Settle attempts that failed for a reason that may pass (quota unreachable) and were retried.",
 )
-SPOOLED = Counter(
-    "llm_history_spooled_total", "Interactions written to the spool because history failed."
+SETTLEMENTS_EXPIRED = Counter(
+    "llm_settlements_expired_total",
+    "Served answers whose settlement could not be made durable before their reservation "
+    "expired: uncharged (the one documented case).",
 )
-COMMIT_FAILURES = Counter(
-    "llm_quota_commit_failures_total",
-    "Answers returned whose quota Commit failed at once (transient ones are spooled).",
-)
-COMMIT_SPOOL_DEPTH = Gauge(
-    "llm_commit_spool_depth",
-    "Commits waiting in the local spool for quota to come back.",
-)
-COMMITS_SPOOLED = Counter(
-    "llm_commit_spooled_total", "Commits written to the spool because quota did not answer."
+TRUNCATED = Counter(
+    "llm_answers_truncated_total",
+    "Answers cut to the size history stores (GATEWAY_MAX_TEXT_BYTES), finish_reason length.",
 )

@@ -39,21 +39,22 @@ class IdentityPort(abc.ABC):
 class QuotaPort(abc.ABC):
     @abc.abstractmethod
     async def reserve(
-        self, request_id: str, principal: Principal, timeout: float
-    ) -> Reservation: ...
+        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+    ) -> Reservation:
+        """Counts the request; with a key already served, the first request's committed
+        reservation (``replayed``)."""
 
     @abc.abstractmethod
-    async def commit(self, request_id: str, timeout: float) -> None: ...
+    async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:
+        """Commits (served) or releases (failed) the reservation ``interaction_id`` and
+        stores the record for history, in one transaction; idempotent."""
 
     @abc.abstractmethod
-    async def release(self, request_id: str, reason: str, timeout: float) -> None: ...
+    async def settlement(self, request_id: str, timeout: float) -> Interaction | None:
+        """The record a settlement stored (None once it left the outbox)."""
 
 
 class HistoryPort(abc.ABC):
-    @abc.abstractmethod
-    async def record(self, interaction: Interaction, timeout: float) -> Interaction:
-        """Store it (idempotent on interaction_id); returns what is stored (the first one)."""
-
     @abc.abstractmethod
     async def get(
         self, api_key: str, tenant_id: str, interaction_id: str, timeout: float
@@ -91,23 +92,5 @@ class ProviderPort(abc.ABC):
         """Chunks as the provider sends them; closing the iterator cancels the call."""
 
 
-class SpoolPort(abc.ABC):
-    """Durable local store of interactions history could not take."""
-
-    @abc.abstractmethod
-    async def put(self, interaction: Interaction) -> None: ...
-
-    @abc.abstractmethod
-    async def get(self, interaction_id: str) -> Interaction | None: ...
-
-
 # Failures of a dependency that may pass (a retry later may succeed).
 TRANSIENT = (Unavailable, DeadlineExceeded, Aborted)
-
-
-class CommitSpoolPort(abc.ABC):
-    """Durable local store of quota Commits that failed for a reason that may pass;
-    a background task retries them until quota answers."""
-
-    @abc.abstractmethod
-    async def put(self, request_id: str) -> None: ...

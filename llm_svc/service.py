@@ -1,57 +1,54 @@
-"""The chat use case: authenticate, resolve, reserve, call the provider, record, commit.
+"""The chat use case: admit (authenticate, resolve, reserve), call the provider, settle.
 
-Charging rule: a request is charged (Commit) when the provider did the work (an answer,
-or a stream the caller cancelled part-way); it is refunded (Release) when the provider
-failed, timed out or rejected the request, or when the caller gave up before any answer.
-Every outcome is recorded in history, or in the local spool when history is down; a
-Commit quota could not take goes to the commit spool and is retried until it lands.
+The invariant (llm_svc/README.md): an answer is returned, or a stream's final event
+sent, only once its settlement is durable, and every admitted request ends as exactly
+one ledger transition and one history record, both written by one quota Settle:
+- served: committed, recorded OK (an answer over history's size is cut to it,
+  finish_reason ``length``, and flagged);
+- a stream the caller cancelled after some deltas: committed, recorded CANCELLED with
+  the part sent;
+- failed (provider error, timeout, the caller gone before any answer): released,
+  recorded ERROR;
+- never settled (llm died, quota unreachable until the reservation expired): quota's
+  sweep releases it and records ERROR.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
-from gateway_common.errors import DeadlineExceeded, DomainError, Unavailable
+from gateway_common.errors import DeadlineExceeded, DomainError
 from gateway_common.principal import Principal
 from llm_svc import metrics
+from llm_svc.admission import Admission, Gate
 from llm_svc.domain import (
     ChatAnswer,
     ChatRequest,
     Completion,
     Interaction,
     Outcome,
+    Reservation,
+    ReservationState,
     ResolvedModel,
     Usage,
+    cut_text,
 )
-from llm_svc.idempotency import Admission, Gate
-from llm_svc.ports import (
-    TRANSIENT,
-    CommitSpoolPort,
-    HistoryPort,
-    IdentityPort,
-    ModelPage,
-    ProviderPort,
-    QuotaPort,
-    SpoolPort,
-)
+from llm_svc.ports import HistoryPort, IdentityPort, ModelPage, ProviderPort, QuotaPort
+from llm_svc.settlement import Settler
 
-log = logging.getLogger("llm.chat")
-T = TypeVar("T")
 Remaining = Callable[[], float]
 StreamEvent = str | ChatAnswer
+_NOTHING = Completion("", "", Usage())
 
 
 @dataclass(frozen=True)
 class Timeouts:
     provider_margin: float = 0.25  # kept from the caller's deadline to settle after a timeout
-    settle_floor: float = 3.0  # least time given to Record/Commit/Release, even past the deadline
-    history: float = 2.0  # beyond this, the interaction goes to the spool
+    settle_floor: float = 3.0  # least time a failed call's release is given past the deadline
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,7 @@ class Call:
     request: ChatRequest
     received: datetime
     request_id_header: str
+    started: float
 
     @property
     def model(self) -> ResolvedModel:
@@ -75,50 +73,93 @@ class ChatService:
         quota: QuotaPort,
         history: HistoryPort,
         provider: ProviderPort,
-        spool: SpoolPort,
         timeouts: Timeouts | None = None,
         *,
-        commits: CommitSpoolPort,
+        max_text_bytes: int = 256 * 1024,
     ) -> None:
         self._identity = identity
-        self._quota = quota
-        self._history = history
         self._provider = provider
-        self._spool = spool
-        self._commits = commits
         self._t = timeouts or Timeouts()
-        self._gate = Gate(identity, quota, history, spool)
-        self._background: set[asyncio.Task[Any]] = set()
+        self._max_text = max_text_bytes
+        self._gate = Gate(identity, quota, history)
+        self._settler = Settler(quota)
 
     async def chat(
         self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str = ""
     ) -> ChatAnswer:
-        received = datetime.now(UTC)
-        admission = await self._gate.admit(api_key, request, remaining)
-        if admission.replay is not None:
-            return admission.replay
-        call = Call(admission, request, received, request_id)
+        call = await self._admit(api_key, request, remaining, request_id)
+        if isinstance(call, ChatAnswer):
+            return call
         try:
-            return await self._complete(call, remaining)
-        finally:
-            self._gate.done(admission)
+            completion = await self._provider.complete(
+                call.model, request.messages, call.admission.parameters, self._budget(remaining)
+            )
+        except DomainError as exc:
+            await self._release(call, _NOTHING, exc.reason)
+            raise
+        except asyncio.CancelledError:  # the caller gave up before any answer
+            self._settler.later(
+                self._record(call, _NOTHING, "CALLER_CANCELLED"), self._expiry(call)
+            )
+            raise
+        record = self._served(call, completion)
+        if remaining() <= 0.001:  # nobody is waiting for it any more: not served
+            await self._release(call, completion, "DEADLINE_EXCEEDED")
+            raise DeadlineExceeded("the call ran out of time", "DEADLINE_EXCEEDED")
+        await self._commit_now(call, record, remaining)
+        return _answer(record)
 
     async def chat_stream(
         self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str = ""
     ) -> AsyncIterator[StreamEvent]:
-        received = datetime.now(UTC)
-        admission = await self._gate.admit(api_key, request, remaining)
-        if admission.replay is not None:
-            if admission.replay.content:
-                yield admission.replay.content
-            yield admission.replay
+        call = await self._admit(api_key, request, remaining, request_id)
+        if isinstance(call, ChatAnswer):
+            if call.content:
+                yield call.content
+            yield call
             return
-        call = Call(admission, request, received, request_id)
+        parts: list[str] = []
+        room, finish, usage, cut = self._max_text, "", Usage(), False
+        chunks = self._provider.stream(
+            call.model, request.messages, call.admission.parameters, self._budget(remaining)
+        )
         try:
-            async for event in self._stream(call, remaining):
-                yield event
+            async for chunk in chunks:
+                if chunk.delta:
+                    piece, cut = cut_text(chunk.delta, room)
+                    if piece:
+                        parts.append(piece)
+                        room -= len(piece.encode())
+                        yield piece
+                    if cut:  # history's size reached: stop reading, tell the caller
+                        finish = "length"
+                        break
+                finish = chunk.finish_reason or finish
+                usage = chunk.usage or usage
+        except DomainError as exc:  # the provider failed, maybe part-way: not served
+            await self._release(call, Completion("".join(parts), finish, usage), exc.reason)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller cancelled: what was sent is charged and recorded CANCELLED;
+            # nothing sent yet: released (see module docstring).
+            partial = Completion("".join(parts), "cancelled", usage)
+            record = (
+                self._record(call, partial, "", Outcome.CANCELLED)
+                if parts
+                else self._record(call, partial, "CALLER_CANCELLED")
+            )
+            self._settler.later(record, self._expiry(call))
+            raise
         finally:
-            self._gate.done(admission)
+            await chunks.aclose()
+        record = self._served(call, Completion("".join(parts), finish, usage), cut)
+        try:
+            await self._settler.now(record, self._settle_budget(remaining))
+        except DomainError:
+            # Deltas were sent: keep trying to charge them until the reservation expires.
+            self._settler.later(record, self._expiry(call))
+            raise
+        yield _answer(record)
 
     async def list_models(
         self, api_key: str, page_size: int, page_token: str, remaining: Remaining
@@ -130,174 +171,102 @@ class ChatService:
 
     async def drain(self) -> None:
         """Wait for settlements still running in the background (on shutdown, in tests)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._settler.drain()
 
-    # -- the provider call and its settlement ---------------------------------------------
+    # -- admission and settlement ----------------------------------------------------------
 
-    async def _complete(self, call: Call, remaining: Remaining) -> ChatAnswer:
-        started = time.monotonic()
+    async def _admit(
+        self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str
+    ) -> Call | ChatAnswer:
+        received = datetime.now(UTC)
+
+        def abandon(rid: str, principal: Principal, model: ResolvedModel) -> None:
+            reservation = Reservation(rid, "", ReservationState.RESERVED)
+            admission = Admission(principal, model, reservation, {})
+            gone = Call(admission, request, received, request_id, time.monotonic())
+            self._settler.later(self._record(gone, _NOTHING, "CALLER_CANCELLED"), None)
+
+        admission = await self._gate.admit(api_key, request, remaining, abandon)
+        if admission.replay is not None:
+            return admission.replay
+        return Call(admission, request, received, request_id, time.monotonic())
+
+    async def _commit_now(self, call: Call, record: Interaction, remaining: Remaining) -> None:
         try:
-            completion = await self._provider.complete(
-                call.model,
-                call.request.messages,
-                call.admission.parameters,
-                self._budget(remaining),
-            )
-        except DomainError as exc:
-            failed = self._interaction(call, Completion("", "", Usage()), started, exc)
-            await self._settle(self._refund(failed, call, exc.reason, remaining))
+            await self._settler.now(record, self._settle_budget(remaining))
+        except DomainError:
+            # Not durable in time: not served. Release it once quota answers (if the commit
+            # did land meanwhile, that release finds it settled and changes nothing).
+            failed = self._record(call, _NOTHING, "SETTLEMENT_UNAVAILABLE")
+            self._settler.later(failed, self._expiry(call))
             raise
-        except asyncio.CancelledError:  # the caller gave up before any answer: refund
-            gone = self._interaction(call, Completion("", "", Usage()), started, None, cancel=True)
-            self._detach(self._refund(gone, call, "CALLER_CANCELLED", remaining))
-            raise
-        done = self._interaction(call, completion, started, None)
-        stored = await self._settle(self._charge(done, call, remaining))
-        return _answer(stored, completion.finish_reason)
 
-    async def _stream(self, call: Call, remaining: Remaining) -> AsyncIterator[StreamEvent]:
-        started = time.monotonic()
-        parts: list[str] = []
-        finish, usage = "", Usage()
-        chunks = self._provider.stream(
-            call.model, call.request.messages, call.admission.parameters, self._budget(remaining)
-        )
+    async def _release(self, call: Call, completion: Completion, reason: str) -> None:
+        record = self._record(call, completion, reason)
         try:
-            async for chunk in chunks:
-                if chunk.delta:
-                    parts.append(chunk.delta)
-                    yield chunk.delta
-                finish = chunk.finish_reason or finish
-                usage = chunk.usage or usage
-        except DomainError as exc:  # the provider failed, maybe part-way: refund
-            partial = Completion("".join(parts), finish, usage)
-            failed = self._interaction(call, partial, started, exc)
-            await self._settle(self._refund(failed, call, exc.reason, remaining))
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            # The caller cancelled: the provider call is closed below; the work done is
-            # charged and the partial answer recorded as CANCELLED (see module docstring).
-            partial = Completion("".join(parts), "cancelled", usage)
-            gone = self._interaction(call, partial, started, None, cancel=True)
-            self._detach(self._charge(gone, call, remaining))
-            raise
-        finally:
-            await chunks.aclose()
-        done = self._interaction(call, Completion("".join(parts), finish, usage), started, None)
-        stored = await self._settle(self._charge(done, call, remaining))
-        yield _answer(stored, finish)
+            await self._settler.now(record, self._t.settle_floor)
+        except DomainError:  # quota unreachable: keep trying; else it expires as an error
+            self._settler.later(record, self._expiry(call))
 
     def _budget(self, remaining: Remaining) -> float:
         left = remaining()
         return max(left - min(self._t.provider_margin, left / 4), 0.001)
 
-    def _settle_timeout(self, remaining: Remaining) -> float:
-        return max(remaining(), self._t.settle_floor)
+    def _settle_budget(self, remaining: Remaining) -> float:
+        return max(remaining() - 0.01, 0.05)
 
-    async def _charge(
-        self, interaction: Interaction, call: Call, remaining: Remaining
-    ) -> Interaction:
-        stored = await self._record(interaction, remaining)
-        rid = call.admission.request_id
-        try:
-            await self._quota.commit(rid, self._settle_timeout(remaining))
-        except TRANSIENT as exc:  # served: keep the Commit and retry it until quota answers
-            metrics.COMMIT_FAILURES.inc()
-            log.warning("quota commit failed (%s): spooling", exc.reason, extra={"rid": rid})
-            await self._spool_commit(rid)
-        except DomainError as exc:
-            metrics.COMMIT_FAILURES.inc()
-            log.error("quota refused the commit: %s", exc.reason, extra={"rid": rid})
-        return stored
+    @staticmethod
+    def _expiry(call: Call) -> datetime | None:
+        return call.admission.reservation.expires
 
-    async def _spool_commit(self, request_id: str) -> None:
-        try:
-            await self._commits.put(request_id)
-        except OSError:  # the answer is still returned; the reservation will expire
-            log.exception("could not spool a commit: uncharged", extra={"rid": request_id})
-            return
-        metrics.COMMITS_SPOOLED.inc()
+    def _served(self, call: Call, completion: Completion, cut: bool = False) -> Interaction:
+        """The record of an answer served: cut to history's size (and flagged) if over it.
+        A stream arrives already cut (its finish reason says ``length``)."""
+        _count_tokens(call.admission.principal.tenant_id, call.model.name, completion.usage)
+        answer, over = cut_text(completion.content, self._max_text)
+        cut = cut or over
+        if cut:
+            metrics.TRUNCATED.inc()
+            completion = Completion(answer, "length", completion.usage)
+        return replace(self._record(call, completion, "", Outcome.OK), truncated=cut)
 
-    async def _refund(
-        self, interaction: Interaction, call: Call, reason: str, remaining: Remaining
-    ) -> Interaction:
-        try:
-            await self._quota.release(
-                call.admission.request_id, reason, self._settle_timeout(remaining)
-            )
-        except DomainError as exc:  # it expires and is refunded by quota's settle rule
-            log.warning("quota release failed: %s", exc.reason)
-        return await self._record(interaction, remaining)
-
-    async def _record(self, interaction: Interaction, remaining: Remaining) -> Interaction:
-        """History, else the durable spool (replayed later): never lost, never doubled."""
-        timeout = min(self._settle_timeout(remaining), self._t.history)
-        try:
-            return await self._history.record(interaction, timeout)
-        except (Unavailable, DeadlineExceeded) as exc:
-            log.warning("history unreachable (%s): spooling", exc.reason)
-            await self._spool.put(interaction)
-            metrics.SPOOLED.inc()
-            return interaction
-
-    async def _settle(self, work: Awaitable[T]) -> T:
-        """Run to completion even if the caller goes away meanwhile."""
-        task = self._detach(work)
-        return await asyncio.shield(task)
-
-    def _detach(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        async def run() -> T:
-            return await work
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    def _interaction(
+    def _record(
         self,
         call: Call,
         completion: Completion,
-        started: float,
-        error: DomainError | None,
-        *,
-        cancel: bool = False,
+        error_reason: str,
+        outcome: Outcome = Outcome.ERROR,
     ) -> Interaction:
-        latency_ms = int((time.monotonic() - started) * 1000)
-        outcome = Outcome.CANCELLED if cancel else Outcome.ERROR if error else Outcome.OK
         a = call.admission
-        if outcome is Outcome.OK:
-            _count_tokens(a.principal.tenant_id, call.model.name, completion.usage)
+        question, _ = cut_text(call.request.question, self._max_text)
         return Interaction(
-            interaction_id=a.interaction_id,
+            interaction_id=a.request_id,
             tenant_id=a.principal.tenant_id,
             user_id=a.principal.user_id,
             subscription_id=a.reservation.subscription_id,
             model_id=call.model.model_id,
             model_name=call.model.name,
             timestamp=call.received,
-            question=call.request.question,
+            question=question,
             answer=completion.content,
             usage=completion.usage,
-            latency_ms=latency_ms,
+            latency_ms=int((time.monotonic() - call.started) * 1000),
             parameters=a.parameters,
             outcome=outcome,
             request_id=call.request_id_header,
-            error_reason=error.reason if error else "",
+            error_reason=error_reason,
             finish_reason=completion.finish_reason,
         )
 
 
-def _answer(stored: Interaction, finish_reason: str = "") -> ChatAnswer:
-    """The answer as history stored it (the first one, should two tries have raced)."""
+def _answer(record: Interaction) -> ChatAnswer:
     return ChatAnswer(
-        interaction_id=stored.interaction_id,
-        model=stored.model_name,
-        content=stored.answer,
-        finish_reason=finish_reason or stored.finish_reason or "stop",
-        usage=stored.usage,
-        latency_ms=stored.latency_ms,
+        interaction_id=record.interaction_id,
+        model=record.model_name,
+        content=record.answer,
+        finish_reason=record.finish_reason or "stop",
+        usage=record.usage,
+        latency_ms=record.latency_ms,
     )
 
 

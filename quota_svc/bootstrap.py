@@ -7,14 +7,15 @@ import contextlib
 
 import grpc
 
-from gateway_common import channels, db, identity_client
+from gateway_common import channels, db, identity_client, outbox
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from llmgw.quota.v1 import quota_pb2_grpc
-from quota_svc import unit_of_work
+from quota_svc import history_sink, mapping, unit_of_work
 from quota_svc.config import QuotaSettings
 from quota_svc.counting import CountingService
-from quota_svc.domain import Clock, SystemClock
+from quota_svc.deliveries import DeliveryService
+from quota_svc.domain import RECORD_TOPIC, Clock, SystemClock
 from quota_svc.service import PlanService, UsageService
 from quota_svc.servicer import QuotaInternalServicer, QuotaServicer
 from quota_svc.subscriptions import SubscriptionService
@@ -47,22 +48,40 @@ def build(
     db.register_pool_metrics(engine, "quota")
     db.register_pool_stats("quota_counting", counting_pool.get_stats)
     uow = unit_of_work.factory(engine, counting_pool)
-    counting = CountingService(uow, clock, settings.reservation_ttl_seconds, settings.settle_batch)
+    counting = CountingService(
+        uow,
+        clock,
+        mapping.expired_record,
+        settings.reservation_ttl_seconds,
+        settings.settle_batch,
+    )
+    store = outbox.OutboxStore(counting_pool.connection)
     public = QuotaServicer(
         authenticator,
         PlanService(uow, clock),
         SubscriptionService(uow, clock),
         UsageService(uow, clock),
+        DeliveryService(store),
     )
     internal = QuotaInternalServicer(counting, settings.internal_token.get_secret_value())
     tasks: list[asyncio.Task[None]] = []
+    history_channel: grpc.aio.Channel | None = None
 
     def register(server: grpc.aio.Server) -> None:
+        nonlocal history_channel
         quota_pb2_grpc.add_QuotaServiceServicer_to_server(public, server)
         quota_pb2_grpc.add_QuotaInternalServiceServicer_to_server(internal, server)
-        if settings.settle_interval_seconds > 0:  # register runs inside the server's loop
-            sweep = counting.sweep_forever(settings.settle_interval_seconds)
-            tasks.append(asyncio.get_running_loop().create_task(sweep))
+        loop = asyncio.get_running_loop()  # register runs inside the server's loop
+        if settings.settle_interval_seconds > 0:
+            tasks.append(loop.create_task(counting.sweep_forever(settings.settle_interval_seconds)))
+        if settings.relay_enabled:
+            history_channel = channels.open_channel(
+                settings.history_target, settings, history_sink.IDEMPOTENT
+            )
+            relay = outbox.Relay(
+                store, _sink(settings, history_channel), RECORD_TOPIC, _policy(settings)
+            )
+            tasks.append(loop.create_task(relay.run_forever()))
 
     async def probe() -> None:
         await db.ping(engine)
@@ -72,8 +91,9 @@ def build(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if identity_channel is not None:
-            await identity_channel.close()
+        for channel in (identity_channel, history_channel):
+            if channel is not None:
+                await channel.close()
         await engine.dispose()
         await counting_pool.close()
 
@@ -83,4 +103,22 @@ def build(
         register=register,
         probe=probe,
         close=close,
+    )
+
+
+def _sink(settings: QuotaSettings, channel: grpc.aio.Channel) -> history_sink.HistorySink:
+    return history_sink.HistorySink(
+        channel, settings.internal_token.get_secret_value(), settings.history_timeout_seconds
+    )
+
+
+def _policy(settings: QuotaSettings) -> outbox.RelayPolicy:
+    return outbox.RelayPolicy(
+        batch=settings.relay_batch,
+        lease_seconds=settings.relay_lease_seconds,
+        idle_seconds=settings.relay_idle_seconds,
+        max_rejections=settings.relay_max_rejections,
+        backoff_seconds=settings.relay_backoff_seconds,
+        backoff_max_seconds=settings.relay_backoff_max_seconds,
+        retention_seconds=settings.outbox_retention_seconds,
     )

@@ -21,4 +21,15 @@ class QuotaSettings(ServiceSettings):
     reservation_ttl_seconds: float = 300.0
     settle_interval_seconds: float = 5.0  # how often each replica sweeps; 0 = no sweeper
     settle_batch: int = 500  # rows per settlement statement
+    # Settlement outbox: delivery of interaction records to history (see README).
+    history_target: str = "127.0.0.1:50053"  # history_svc address, for RecordInteractions
+    history_timeout_seconds: float = 5.0  # per delivery call
+    relay_enabled: bool = True  # run the outbox relay in this replica
+    relay_batch: int = 200  # records per RecordInteractions call
+    relay_idle_seconds: float = 0.05  # pause when nothing is due
+    relay_lease_seconds: float = 30.0  # a claimed record is retried by any replica after this
+    relay_max_rejections: int = 5  # content refusals before a record is a dead letter
+    relay_backoff_seconds: float = 0.5  # first retry delay (doubles per attempt)
+    relay_backoff_max_seconds: float = 60.0  # longest retry delay
+    outbox_retention_seconds: float = 86400.0  # delivered records kept for idempotent replays
     migrate_on_start: bool = True  # apply Alembic migrations (under an advisory lock)

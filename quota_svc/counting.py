@@ -1,6 +1,6 @@
-"""Counting use cases: Reserve, Commit, Release and the settlement of
-reservations left open. Callers are authenticated by the servicer (internal
-credential only)."""
+"""Counting use cases: Reserve, Settle (commit or release, with the interaction record
+in the outbox) and the expiry of reservations left open. Callers are authenticated by
+the servicer (internal credential only)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,23 @@ from gateway_common.errors import (
     Aborted,
     DomainError,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     QuotaViolation,
     ResourceExhausted,
 )
 from quota_svc import domain, metrics
 from quota_svc.domain import Clock, Period, Refusal, Reservation, ReservationState
-from quota_svc.ports import DuplicateRequest, ReserveCall, Standing, UnitOfWork, UnitOfWorkFactory
+from quota_svc.ports import (
+    DuplicateRequest,
+    ExpiryRecorder,
+    KeyInUse,
+    ReserveCall,
+    SettleCall,
+    Standing,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger("quota.counting")
 
@@ -30,24 +40,34 @@ class CountingService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
+        expiry_record: ExpiryRecorder,
         reservation_ttl_seconds: float = 300.0,
         settle_batch: int = 500,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self._expiry = expiry_record
         self._ttl = reservation_ttl_seconds
         self._batch = settle_batch
 
     async def reserve(
-        self, request_id: str, tenant_id: str, user_id: str, time_zone: str
-    ) -> Reservation:
+        self,
+        request_id: str,
+        tenant_id: str,
+        user_id: str,
+        time_zone: str,
+        idempotency_key: str = "",
+    ) -> tuple[Reservation, bool]:
+        """The reservation, and whether it is a replay of a served idempotency key."""
         rid = domain.request_id(request_id, required=True)
         tenant = domain.parse_uuid(tenant_id, "tenant_id")
         user = domain.parse_uuid(user_id, "user_id")
+        key = domain.idempotency_key(idempotency_key)
         tz = time_zone or "UTC"
         now = self._clock.now()
         period = domain.period_of(now, tz)  # validates the zone
-        call = ReserveCall(rid, tenant, user, now, period, tz, domain.expiry(now, self._ttl))
+        expires = domain.expiry(now, self._ttl)
+        call = ReserveCall(rid, tenant, user, now, period, tz, expires, key)
         for _ in range(RESERVE_ATTEMPTS):
             async with self._uow(autocommit=True) as uow:
                 outcome = await self._try_reserve(uow, call)
@@ -55,18 +75,27 @@ class CountingService:
                 return outcome
         raise Aborted("too much contention on this subscription; retry", "CONTENTION")
 
-    async def _try_reserve(self, uow: UnitOfWork, call: ReserveCall) -> Reservation | None:
+    async def _try_reserve(
+        self, uow: UnitOfWork, call: ReserveCall
+    ) -> tuple[Reservation, bool] | None:
+        if call.idempotency_key:
+            # Checked first: a served key replays even when the user's limit is reached now.
+            holder = await uow.ledger.by_key(call.tenant_id, call.user_id, call.idempotency_key)
+            if holder is not None and holder.request_id != call.request_id:
+                return _keyed(holder)
         try:
             counted = await uow.ledger.reserve(call)
         except DuplicateRequest:
-            return await self._replay(uow, call.request_id)
+            return await self._replay(uow, call.request_id), False
+        except KeyInUse:  # taken between the check and the insert: look again
+            return None
         if counted is not None:
-            return counted
+            return counted, False
         refusal = diagnose(await uow.ledger.standings(call.tenant_id, call.user_id), call)
         if refusal is None:
             return None
         if not await uow.ledger.store_refusal(call, refusal):
-            return await self._replay(uow, call.request_id)
+            return await self._replay(uow, call.request_id), False
         raise refusal_error(refusal)
 
     async def _replay(self, uow: UnitOfWork, request_id: str) -> Reservation:
@@ -77,47 +106,61 @@ class CountingService:
             raise refusal_error(stored)
         return stored
 
-    async def commit(self, request_id: str) -> Reservation:
-        """reserved -> committed. An expired one (refunded by the settlement) is
-        committed too and counted again: the caller only commits answers it served
-        (a "late commit", possibly past the limit by that request)."""
+    async def settle(
+        self,
+        request_id: str,
+        commit: bool,
+        reason: str,
+        tenant_id: str,
+        user_id: str,
+        record: bytes,
+    ) -> Reservation:
+        """reserved -> committed or released, with the interaction record, at most once.
+        A replay of the same transition answers the first result."""
+        rid = domain.request_id(request_id, required=True)
+        call = SettleCall(
+            rid,
+            domain.parse_uuid(tenant_id, "interaction.tenant_id"),
+            domain.parse_uuid(user_id, "interaction.user_id"),
+            commit,
+            domain.validate_reason(reason),
+            record,
+        )
+        async with self._uow(autocommit=True) as uow:
+            done = await uow.ledger.settle(call)
+            if done is not None:
+                metrics.SETTLEMENTS.labels("commit" if commit else "release").inc()
+                return done
+            stored = await uow.ledger.get(rid)
+        if stored is None:
+            raise NotFound("no reservation with this request_id", "RESERVATION_NOT_FOUND")
+        if (stored.tenant_id, stored.user_id) != (call.tenant_id, call.user_id):
+            raise InvalidArgument(
+                "the interaction's tenant and user are not the reservation's",
+                "SETTLEMENT_SUBJECT_MISMATCH",
+            )
+        wanted = ReservationState.COMMITTED if commit else ReservationState.RELEASED
+        if stored.state is wanted:
+            return stored
+        raise _settled(stored)
+
+    async def settlement(self, request_id: str) -> tuple[Reservation, bytes | None]:
         rid = domain.request_id(request_id, required=True)
         async with self._uow(autocommit=True) as uow:
-            done = await uow.ledger.commit(rid)
-            if done is not None:
-                if done.reason == domain.LATE_COMMIT:
-                    metrics.LATE_COMMITS.inc()
-                    log.warning("late commit of an expired reservation", extra={"rid": rid})
-                return done
-            stored = await uow.ledger.get(rid)
-        if stored is None:
+            found = await uow.ledger.settlement(rid)
+        if found is None:
             raise NotFound("no reservation with this request_id", "RESERVATION_NOT_FOUND")
-        if stored.state is ReservationState.COMMITTED:
-            return stored
-        raise _settled(stored)
-
-    async def release(self, request_id: str, reason: str) -> Reservation:
-        rid = domain.request_id(request_id, required=True)
-        why = domain.validate_reason(reason)
-        async with self._uow() as uow:
-            done = await uow.ledger.release(rid, why)
-            if done is not None:
-                return done
-            stored = await uow.ledger.get(rid)
-        if stored is None:
-            raise NotFound("no reservation with this request_id", "RESERVATION_NOT_FOUND")
-        # Already refunded (by a Release or by the settlement): nothing changes.
-        if stored.state in (ReservationState.RELEASED, ReservationState.EXPIRED):
-            return stored
-        raise _settled(stored)
+        return found
 
     async def settle_expired(self) -> int:
-        """Releases every reservation open past its expira_em; returns how many."""
+        """Expires (refunds and records as errors) every reservation open past its
+        expira_em; returns how many."""
         total = 0
         while True:
             async with self._uow(autocommit=True) as uow:
-                n = await uow.ledger.settle_expired(self._clock.now(), self._batch)
+                n = await uow.ledger.expire_due(self._clock.now(), self._batch, self._expiry)
             total += n
+            metrics.EXPIRED.inc(n)
             if n < self._batch:
                 return total
 
@@ -128,12 +171,21 @@ class CountingService:
             try:
                 settled = await self.settle_expired()
                 if settled:
-                    log.info("settled expired reservations", extra={"count": settled})
+                    log.warning("expired open reservations", extra={"count": settled})
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("settlement round failed")
             await asyncio.sleep(interval)
+
+
+def _keyed(holder: Reservation) -> tuple[Reservation, bool]:
+    if holder.state is ReservationState.COMMITTED:
+        return holder, True
+    raise Aborted(
+        "a request with this idempotency key is still in progress; retry later",
+        "IDEMPOTENCY_KEY_IN_PROGRESS",
+    )
 
 
 def diagnose(standings: list[Standing], call: ReserveCall) -> Reservation | None:

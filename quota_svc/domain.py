@@ -38,9 +38,12 @@ class ReservationState(enum.Enum):
     REFUSED = "refused"
 
 
-# motivo of a reservation committed after the settlement had expired (refunded) it:
-# counted again, see repo_ledger's commit statement.
-LATE_COMMIT = "LATE_COMMIT"
+# motivo of a reservation left open past expira_em and refunded by the sweep (which
+# records the request as an error in the same transaction).
+EXPIRED_REASON = "RESERVATION_EXPIRED"
+MAX_IDEMPOTENCY_KEY = 200
+# The outbox topic of interaction records (delivered to history).
+RECORD_TOPIC = "interaction"
 
 
 class Refusal(enum.Enum):
@@ -145,6 +148,9 @@ class Reservation:
     limit: int
     period: Period
     reason: str = ""  # refusal reason or release motive
+    tenant_id: str = ""
+    user_id: str = ""
+    expires: datetime | None = None  # while reserved: when the sweep refunds it
 
     @property
     def remaining(self) -> int:
@@ -182,6 +188,12 @@ def request_id(value: str, *, required: bool) -> str:
         return ""
     if len(value) > MAX_REQUEST_ID:
         raise InvalidArgument.field("request_id", f"at most {MAX_REQUEST_ID} characters")
+    return value
+
+
+def idempotency_key(value: str) -> str:
+    if len(value) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument.field("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters")
     return value
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from gateway_common.errors import InvalidArgument
+from gateway_common.outbox import DeadLetter
+from llmgw.history.v1 import history_pb2
 from llmgw.quota.v1 import quota_pb2
 from quota_svc.domain import (
     NewPlan,
@@ -102,6 +104,36 @@ def reservation(value: Reservation) -> quota_pb2.Reservation:
         remaining=value.remaining,
         period_start=ts(value.period.start),
         period_end=ts(value.period.end),
+        expire_time=ts(value.expires)
+        if value.expires and value.state is ReservationState.RESERVED
+        else None,
+    )
+
+
+def expired_record(value: Reservation, created: datetime) -> bytes:
+    """The history record of a reservation nobody settled: an error, charged nothing."""
+    return history_pb2.Interaction(
+        interaction_id=value.request_id,
+        tenant_id=value.tenant_id,
+        user_id=value.user_id,
+        subscription_id=value.subscription_id,
+        timestamp=ts(created),
+        status=history_pb2.INTERACTION_STATUS_ERROR,
+        error_reason=value.reason or "RESERVATION_EXPIRED",
+        request_id=value.request_id,
+    ).SerializeToString()
+
+
+def dead_letter(value: DeadLetter) -> quota_pb2.DeadLetter:
+    return quota_pb2.DeadLetter(
+        id=value.id,
+        tenant_id=value.tenant_id,
+        user_id=value.user_id,
+        attempts=value.attempts,
+        failure_class=value.failure_class,
+        last_error=value.last_error,
+        create_time=ts(value.created_at),
+        state=quota_pb2.DELIVERY_STATE_DEAD,
     )
 
 
@@ -113,3 +145,18 @@ def usage(value: Usage) -> quota_pb2.GetUsageResponse:
         period_start=ts(value.period.start),
         period_end=ts(value.period.end),
     )
+
+
+_ACTIONS = {quota_pb2.SETTLE_ACTION_COMMIT: True, quota_pb2.SETTLE_ACTION_RELEASE: False}
+
+
+def settle_action(action: quota_pb2.SettleAction.ValueType) -> bool:
+    """True for commit, False for release; anything else is INVALID_ARGUMENT."""
+    try:
+        return _ACTIONS[action]
+    except KeyError:
+        raise InvalidArgument.field("action", "must be COMMIT or RELEASE") from None
+
+
+def stored_record(record: bytes | None) -> history_pb2.Interaction | None:
+    return history_pb2.Interaction.FromString(record) if record is not None else None

@@ -9,7 +9,12 @@ REFUSALS = Counter(
     "Reserve calls refused, by reason (QUOTA_EXCEEDED, NO_ACTIVE_SUBSCRIPTION, ...).",
     ["reason"],
 )
-LATE_COMMITS = Counter(
-    "llmgw_quota_late_commits_total",
-    "Commits of reservations the settlement had already expired (counted again).",
+SETTLEMENTS = Counter(
+    "llmgw_quota_settlements_total",
+    "Reservations settled by Settle, by action (commit, release).",
+    ["action"],
+)
+EXPIRED = Counter(
+    "llmgw_quota_reservations_expired_total",
+    "Reservations left open past their expiry: refunded and recorded as errors by the sweep.",
 )

@@ -60,6 +60,24 @@ class ReserveCall:
     period: Period
     time_zone: str
     expires: datetime
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class SettleCall:
+    """The end of a reservation: committed (served) or released (failed), with the
+    serialized interaction record that goes into the outbox with it."""
+
+    request_id: str
+    tenant_id: str
+    user_id: str
+    commit: bool
+    reason: str
+    record: bytes
+
+
+# Builds the error record of a reservation the sweep expired: (reservation, created) -> bytes.
+ExpiryRecorder = Callable[[Reservation, datetime], bytes]
 
 
 class PlanRepository(abc.ABC):
@@ -148,21 +166,30 @@ class LedgerRepository(abc.ABC):
     async def get(self, request_id: str) -> Reservation | None: ...
 
     @abc.abstractmethod
-    async def commit(self, request_id: str) -> Reservation | None:
-        """reserved -> committed, or expired -> committed and counted again (a late
-        commit); None when it was neither (committed, released, refused, unknown)."""
+    async def by_key(self, tenant_id: str, user_id: str, key: str) -> Reservation | None:
+        """The open or committed reservation holding an idempotency key, if any."""
 
     @abc.abstractmethod
-    async def release(self, request_id: str, reason: str) -> Reservation | None:
-        """reserved -> released with the refund; None when it was not open."""
+    async def settle(self, call: SettleCall) -> Reservation | None:
+        """reserved -> committed / released (refunded), with the record in the outbox, in
+        one transaction; None when the reservation was not open (nothing written)."""
 
     @abc.abstractmethod
-    async def settle_expired(self, now: datetime, batch: int) -> int:
-        """Open reservations past expira_em -> expired and refunded; how many."""
+    async def settlement(self, request_id: str) -> tuple[Reservation, bytes | None] | None:
+        """The reservation and the record its settlement stored (None once pruned)."""
+
+    @abc.abstractmethod
+    async def expire_due(self, now: datetime, batch: int, record: ExpiryRecorder) -> int:
+        """Open reservations past expira_em -> expired, refunded and recorded as errors
+        (one transaction); how many."""
 
 
 class DuplicateRequest(Exception):
     """The request_id is already in the ledger: answer with the stored one."""
+
+
+class KeyInUse(Exception):
+    """Another open or committed reservation of the user holds this idempotency key."""
 
 
 class UnitOfWork(abc.ABC):

@@ -17,10 +17,19 @@ import psycopg
 from psycopg.rows import dict_row
 
 from quota_svc import rows
-from quota_svc.domain import LATE_COMMIT, Reservation
-from quota_svc.ports import DuplicateRequest, LedgerRepository, ReserveCall, Standing
+from quota_svc.domain import EXPIRED_REASON, RECORD_TOPIC, Reservation
+from quota_svc.ports import (
+    DuplicateRequest,
+    ExpiryRecorder,
+    KeyInUse,
+    LedgerRepository,
+    ReserveCall,
+    SettleCall,
+    Standing,
+)
 from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, uid
 
+KEY_CONSTRAINT = "reserva_requisicao_chave_uq"
 _NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 
@@ -49,9 +58,9 @@ WITH upd AS (
             p.limite_requisicoes_mes
 )
 INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
-  periodo_inicio, periodo_fim, estado, usado, limite, expira_em)
+  periodo_inicio, periodo_fim, estado, usado, limite, expira_em, chave_idempotencia)
 SELECT :r, assinatura_id, :t, :u, periodo_inicio, :pe, 'reserved',
-       requisicoes_utilizadas_mes, limite_requisicoes_mes, :exp FROM upd
+       requisicoes_utilizadas_mes, limite_requisicoes_mes, :exp, :k FROM upd
 RETURNING {LEDGER_COLUMNS}
 """)
 
@@ -65,67 +74,63 @@ ORDER BY s.data_inicio DESC LIMIT 10
 
 _REFUSE = _sql(f"""
 INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
-  periodo_inicio, periodo_fim, estado, usado, limite, motivo, liquidado_em)
-VALUES (:r, :a, :t, :u, :ps, :pe, 'refused', :used, :lim, :why, now())
+  periodo_inicio, periodo_fim, estado, usado, limite, motivo, liquidado_em, chave_idempotencia)
+VALUES (:r, :a, :t, :u, :ps, :pe, 'refused', :used, :lim, :why, now(), :k)
 ON CONFLICT (request_id) DO NOTHING RETURNING {LEDGER_COLUMNS}
 """)
 
-# Commit also takes a reservation the settlement refunded (expired): llm_svc commits
-# only an answer it served, so a commit that could not reach us in time (it retries
-# from its spool) still charges the request: the "late commit". The CASE reads the
-# state the UPDATE found (after waiting for a concurrent sweep, if any), so motivo
-# 'LATE_COMMIT' marks exactly the rows refunded before and counted back here, once:
-# a replay finds the row committed and changes nothing. The count goes back only into
-# the period the reservation was counted in (after a month change the old period's
-# figure is the ledger, which now says committed); no limit check, as it was served.
-_COMMIT = _sql(f"""
+# Settle: the ledger transition and the interaction record in one statement (so one
+# transaction): the outbox row exists exactly when the reservation left 'reserved'
+# through this call. A release refunds the period the reservation was counted in (once
+# the month rolled over, the counter already restarted from zero).
+_SETTLE = _sql(f"""
 WITH led AS (
-  UPDATE reserva_requisicao r SET estado = 'committed', liquidado_em = now(),
-    motivo = CASE WHEN r.estado = 'expired' THEN '{LATE_COMMIT}' ELSE r.motivo END
-  WHERE r.request_id = :r AND r.estado IN ('reserved', 'expired')
+  UPDATE reserva_requisicao r SET estado = :state, motivo = :why, liquidado_em = now()
+  WHERE r.request_id = :r AND r.estado = 'reserved' AND r.distribuidor_id = :t
+    AND r.usuario_id = :u
   RETURNING {LEDGER_COLUMNS}
-), sub AS (
-  UPDATE assinatura_plano s SET requisicoes_utilizadas_mes = s.requisicoes_utilizadas_mes + 1
-  FROM led WHERE led.motivo = '{LATE_COMMIT}' AND s.assinatura_id = led.assinatura_id
-    AND s.periodo_inicio = led.periodo_inicio
-  RETURNING 1
-)
-SELECT {LEDGER_COLUMNS} FROM led
-""")
-
-# The refund only touches the period the reservation was counted in: once the
-# month rolled over, the counter already restarted from zero.
-_RELEASE = _sql("""
-WITH r AS (
-  UPDATE reserva_requisicao SET estado = 'released', motivo = :why, liquidado_em = now()
-  WHERE request_id = :r AND estado = 'reserved'
-  RETURNING assinatura_id, periodo_inicio, usado
 ), sub AS (
   UPDATE assinatura_plano s
   SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - 1, 0)
-  FROM r WHERE s.assinatura_id = r.assinatura_id AND s.periodo_inicio = r.periodo_inicio
+  FROM led WHERE :refund AND s.assinatura_id = led.assinatura_id
+    AND s.periodo_inicio = led.periodo_inicio
   RETURNING s.requisicoes_utilizadas_mes
+), box AS (
+  INSERT INTO outbox (id, topic, tenant_id, user_id, payload)
+  SELECT led.request_id, '{RECORD_TOPIC}', :t, :u, :payload FROM led
+  RETURNING 1
 )
-SELECT r.usado, (SELECT requisicoes_utilizadas_mes FROM sub) AS agora FROM r
+SELECT led.*, (SELECT requisicoes_utilizadas_mes FROM sub) AS agora,
+       (SELECT count(*) FROM box) AS recorded
+FROM led
 """)
 
 _GET = _sql(f"SELECT {LEDGER_COLUMNS} FROM reserva_requisicao WHERE request_id = :r")
 
-_RECORD_RELEASE = _sql(
-    f"UPDATE reserva_requisicao SET usado = :n WHERE request_id = :r RETURNING {LEDGER_COLUMNS}"
-)
+_BY_KEY = _sql(f"""
+SELECT {LEDGER_COLUMNS} FROM reserva_requisicao
+WHERE distribuidor_id = :t AND usuario_id = :u AND chave_idempotencia = :k
+  AND estado IN ('reserved', 'committed')
+""")
 
-# SKIP LOCKED: replicas sweeping together take disjoint rows.
-_SETTLE = _sql("""
+_SETTLEMENT = _sql(f"""
+SELECT {", ".join("r." + c.strip() for c in LEDGER_COLUMNS.split(","))}, o.payload
+FROM reserva_requisicao r LEFT JOIN outbox o ON o.id = r.request_id
+WHERE r.request_id = :r
+""")
+
+# SKIP LOCKED: replicas sweeping together take disjoint rows. The expired rows come back
+# so that their error records go into the outbox in the same transaction.
+_EXPIRE = _sql(f"""
 WITH due AS (
   SELECT request_id FROM reserva_requisicao
   WHERE estado = 'reserved' AND expira_em <= :now
   ORDER BY expira_em LIMIT :n FOR UPDATE SKIP LOCKED
 ), led AS (
-  UPDATE reserva_requisicao r SET estado = 'expired', motivo = 'TTL_EXPIRED',
+  UPDATE reserva_requisicao r SET estado = 'expired', motivo = '{EXPIRED_REASON}',
     liquidado_em = now()
   FROM due WHERE r.request_id = due.request_id
-  RETURNING r.assinatura_id, r.periodo_inicio
+  RETURNING {", ".join("r." + c.strip() for c in LEDGER_COLUMNS.split(","))}, r.criado_em
 ), agg AS (
   SELECT assinatura_id, periodo_inicio, count(*) AS n FROM led GROUP BY 1, 2
 ), sub AS (
@@ -134,7 +139,12 @@ WITH due AS (
   FROM agg WHERE s.assinatura_id = agg.assinatura_id AND s.periodo_inicio = agg.periodo_inicio
   RETURNING 1
 )
-SELECT count(*) FROM led
+SELECT * FROM led
+""")
+
+_RECORD_EXPIRED = _sql(f"""
+INSERT INTO outbox (id, topic, tenant_id, user_id, payload)
+VALUES (:r, '{RECORD_TOPIC}', :t, :u, :payload) ON CONFLICT (id) DO NOTHING
 """)
 
 
@@ -160,10 +170,13 @@ class PgLedger(LedgerRepository):
             "pe": call.period.end,
             "tz": call.time_zone,
             "exp": call.expires,
+            "k": call.idempotency_key or None,
         }
         try:
             row = await self._one(_RESERVE, params)
-        except psycopg.errors.UniqueViolation:
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == KEY_CONSTRAINT:
+                raise KeyInUse(call.idempotency_key) from None
             raise DuplicateRequest(call.request_id) from None
         return rows.reservation(row) if row else None
 
@@ -184,6 +197,7 @@ class PgLedger(LedgerRepository):
             "used": refusal.used,
             "lim": refusal.limit,
             "why": refusal.reason,
+            "k": call.idempotency_key or None,
         }
         return await self._one(_REFUSE, params) is not None
 
@@ -191,20 +205,49 @@ class PgLedger(LedgerRepository):
         row = await self._one(_GET, {"r": request_id})
         return rows.reservation(row) if row else None
 
-    async def commit(self, request_id: str) -> Reservation | None:
-        row = await self._one(_COMMIT, {"r": request_id})
+    async def by_key(self, tenant_id: str, user_id: str, key: str) -> Reservation | None:
+        row = await self._one(_BY_KEY, {"t": uid(tenant_id), "u": uid(user_id), "k": key})
         return rows.reservation(row) if row else None
 
-    async def release(self, request_id: str, reason: str) -> Reservation | None:
-        row = await self._one(_RELEASE, {"r": request_id, "why": reason})
+    async def settle(self, call: SettleCall) -> Reservation | None:
+        params = {
+            "r": call.request_id,
+            "t": uid(call.tenant_id),
+            "u": uid(call.user_id),
+            "state": "committed" if call.commit else "released",
+            "why": call.reason or None,
+            "refund": not call.commit,
+            "payload": call.record,
+        }
+        row = await self._one(_SETTLE, params)
         if row is None:
             return None
-        # After a month change the old period's count is frozen: keep its number.
-        now_used = row["agora"] if row["agora"] is not None else row["usado"]
-        recorded = await self._one(_RECORD_RELEASE, {"n": now_used, "r": request_id})
-        assert recorded is not None  # the row was just updated
-        return rows.reservation(recorded)
+        if not call.commit and row["agora"] is not None:
+            row = {**row, "usado": row["agora"]}
+        return rows.reservation(row)
 
-    async def settle_expired(self, now: datetime, batch: int) -> int:
-        row = await self._one(_SETTLE, {"now": now, "n": batch})
-        return int(row["count"]) if row else 0
+    async def settlement(self, request_id: str) -> tuple[Reservation, bytes | None] | None:
+        row = await self._one(_SETTLEMENT, {"r": request_id})
+        if row is None:
+            return None
+        payload = row["payload"]
+        return rows.reservation(row), bytes(payload) if payload is not None else None
+
+    async def expire_due(self, now: datetime, batch: int, record: ExpiryRecorder) -> int:
+        async with self._conn.transaction(), self._conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_EXPIRE, {"now": now, "n": batch})
+            expired = await cur.fetchall()
+            if expired:
+                await cur.executemany(
+                    _RECORD_EXPIRED,
+                    [
+                        {
+                            "r": r["request_id"],
+                            "t": r["distribuidor_id"],
+                            "u": r["usuario_id"],
+                            "payload": record(rows.reservation(r), r["criado_em"]),
+                        }
+                        for r in expired
+                    ],
+                )
+        return len(expired)

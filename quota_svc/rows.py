@@ -18,7 +18,8 @@ SUB_COLUMNS = (
     "requisicoes_utilizadas_mes, periodo_inicio, fuso_horario, criado_em, atualizado_em"
 )
 LEDGER_COLUMNS = (
-    "request_id, assinatura_id, estado, usado, limite, periodo_inicio, periodo_fim, motivo"
+    "request_id, assinatura_id, distribuidor_id, usuario_id, estado, usado, limite, "
+    "periodo_inicio, periodo_fim, motivo, expira_em"
 )
 
 
@@ -75,6 +76,9 @@ def reservation(row: Any) -> Reservation:
         limit=int(m["limite"]),
         period=Period(m["periodo_inicio"], m["periodo_fim"]),
         reason=m["motivo"] or "",
+        tenant_id=text_id(m["distribuidor_id"]),
+        user_id=text_id(m["usuario_id"]),
+        expires=m["expira_em"],
     )
 
 

@@ -7,12 +7,13 @@ from typing import Any
 import grpc
 
 from gateway_common import auth
-from gateway_common.errors import FailedPrecondition, ResourceExhausted
+from gateway_common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import mapping
 from quota_svc.counting import CountingService
+from quota_svc.deliveries import DeliveryService
 from quota_svc.metrics import REFUSALS
 from quota_svc.ports import SubscriptionDraft
 from quota_svc.service import PlanService, UsageService
@@ -28,8 +29,10 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         plans: PlanService,
         subscriptions: SubscriptionService,
         usage: UsageService,
+        deliveries: DeliveryService,
     ) -> None:
         self._auth = authenticator
+        self._deliveries = deliveries
         self._plans = plans
         self._subs = subscriptions
         self._usage = usage
@@ -146,6 +149,24 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         )
         return mapping.usage(usage)
 
+    async def ListDeadLetters(
+        self, request: quota_pb2.ListDeadLettersRequest, context: Ctx
+    ) -> quota_pb2.ListDeadLettersResponse:
+        who = await self._principal(context)
+        found, token = await self._deliveries.dead_letters(
+            who, request.page_size, request.page_token
+        )
+        return quota_pb2.ListDeadLettersResponse(
+            dead_letters=[mapping.dead_letter(d) for d in found], next_page_token=token
+        )
+
+    async def RetryDeadLetters(
+        self, request: quota_pb2.RetryDeadLettersRequest, context: Ctx
+    ) -> quota_pb2.RetryDeadLettersResponse:
+        who = await self._principal(context)
+        retried = await self._deliveries.retry(who, list(request.ids))
+        return quota_pb2.RetryDeadLettersResponse(retried=retried)
+
 
 class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
     """Counting, for the suite's own services only (x-internal-token)."""
@@ -162,24 +183,42 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
     ) -> quota_pb2.ReserveResponse:
         self._check(context)
         try:
-            res = await self._counting.reserve(
-                request.request_id, request.tenant_id, request.user_id, request.time_zone
+            res, replayed = await self._counting.reserve(
+                request.request_id,
+                request.tenant_id,
+                request.user_id,
+                request.time_zone,
+                request.idempotency_key,
             )
         except (ResourceExhausted, FailedPrecondition) as refused:
             REFUSALS.labels(refused.reason).inc()
             raise
-        return quota_pb2.ReserveResponse(reservation=mapping.reservation(res))
+        return quota_pb2.ReserveResponse(reservation=mapping.reservation(res), replayed=replayed)
 
-    async def Commit(
-        self, request: quota_pb2.CommitRequest, context: Ctx
-    ) -> quota_pb2.CommitResponse:
+    async def Settle(
+        self, request: quota_pb2.SettleRequest, context: Ctx
+    ) -> quota_pb2.SettleResponse:
         self._check(context)
-        res = await self._counting.commit(request.request_id)
-        return quota_pb2.CommitResponse(reservation=mapping.reservation(res))
+        commit = mapping.settle_action(request.action)
+        record = request.interaction
+        if record.interaction_id != request.request_id:
+            raise InvalidArgument.field("interaction.interaction_id", "must be the request_id")
+        res = await self._counting.settle(
+            request.request_id,
+            commit,
+            request.reason,
+            record.tenant_id,
+            record.user_id,
+            record.SerializeToString(),
+        )
+        return quota_pb2.SettleResponse(reservation=mapping.reservation(res))
 
-    async def Release(
-        self, request: quota_pb2.ReleaseRequest, context: Ctx
-    ) -> quota_pb2.ReleaseResponse:
+    async def GetSettlement(
+        self, request: quota_pb2.GetSettlementRequest, context: Ctx
+    ) -> quota_pb2.GetSettlementResponse:
         self._check(context)
-        res = await self._counting.release(request.request_id, request.reason)
-        return quota_pb2.ReleaseResponse(reservation=mapping.reservation(res))
+        res, record = await self._counting.settlement(request.request_id)
+        return quota_pb2.GetSettlementResponse(
+            reservation=mapping.reservation(res),
+            interaction=mapping.stored_record(record),
+        )

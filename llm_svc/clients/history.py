@@ -1,4 +1,6 @@
-"""history_svc: record each interaction (internal), read one back (with the user's key)."""
+"""history_svc: read a stored interaction back with the user's own key (replays of an
+idempotency key whose record already left quota's outbox). Recording goes through
+quota's settlement outbox, not through llm."""
 
 from __future__ import annotations
 
@@ -11,30 +13,12 @@ from llm_svc.domain import Interaction
 from llm_svc.ports import HistoryPort
 from llmgw.history.v1 import history_pb2, history_pb2_grpc
 
-IDEMPOTENT = (
-    ("llmgw.history.v1.HistoryInternalService", "RecordInteraction"),
-    ("llmgw.history.v1.HistoryService", "GetInteraction"),
-)
+IDEMPOTENT = (("llmgw.history.v1.HistoryService", "GetInteraction"),)
 
 
 class GrpcHistory(HistoryPort):
-    def __init__(self, channel: grpc.aio.Channel, internal_token: str) -> None:
-        self._internal = history_pb2_grpc.HistoryInternalServiceStub(channel)
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self._public = history_pb2_grpc.HistoryServiceStub(channel)
-        self._token = internal_token
-
-    async def record(self, interaction: Interaction, timeout: float) -> Interaction:
-        request = history_pb2.RecordInteractionRequest(
-            interaction=mapping.interaction_to_proto(interaction)
-        )
-        try:
-            reply = await self._internal.RecordInteraction(
-                request, timeout=timeout, metadata=call_metadata(internal_token=self._token)
-            )
-        except grpc.aio.AioRpcError as err:
-            raise translate(err, "history") from None
-        stored = mapping.interaction_from_proto(reply.interaction)
-        return stored if stored.interaction_id else interaction
 
     async def get(
         self, api_key: str, tenant_id: str, interaction_id: str, timeout: float

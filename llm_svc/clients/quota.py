@@ -1,18 +1,22 @@
-"""quota_svc's internal ledger: Reserve before the provider, Commit or Release after."""
+"""quota_svc's internal ledger: Reserve before the provider, Settle after (the ledger
+transition and the history record in one transaction), GetSettlement for replays."""
 
 from __future__ import annotations
+
+from datetime import UTC
 
 import grpc
 
 from gateway_common.channels import call_metadata
 from gateway_common.principal import Principal
+from llm_svc import mapping
 from llm_svc.clients.errors import translate
-from llm_svc.domain import Reservation, ReservationState
+from llm_svc.domain import Interaction, Reservation, ReservationState
 from llm_svc.ports import QuotaPort
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 
 _SERVICE = "llmgw.quota.v1.QuotaInternalService"
-IDEMPOTENT = ((_SERVICE, "Reserve"), (_SERVICE, "Commit"), (_SERVICE, "Release"))
+IDEMPOTENT = ((_SERVICE, "Reserve"), (_SERVICE, "Settle"), (_SERVICE, "GetSettlement"))
 _STATES = {
     quota_pb2.RESERVATION_STATE_RESERVED: ReservationState.RESERVED,
     quota_pb2.RESERVATION_STATE_COMMITTED: ReservationState.COMMITTED,
@@ -26,15 +30,18 @@ class GrpcQuota(QuotaPort):
         self._stub = quota_pb2_grpc.QuotaInternalServiceStub(channel)
         self._token = internal_token
 
-    async def reserve(self, request_id: str, principal: Principal, timeout: float) -> Reservation:
+    async def reserve(
+        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+    ) -> Reservation:
         request = quota_pb2.ReserveRequest(
             request_id=request_id,
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             time_zone=principal.time_zone,
+            idempotency_key=idempotency_key,
         )
         try:
-            reply = await self._stub.Reserve(request, timeout=timeout, metadata=self._md())
+            reply = await self._stub.Reserve(request, timeout=timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             raise translate(err, "quota") from None
         r = reply.reservation
@@ -42,25 +49,35 @@ class GrpcQuota(QuotaPort):
             request_id=r.request_id or request_id,
             subscription_id=r.subscription_id,
             state=_STATES.get(r.state, ReservationState.RESERVED),
+            expires=r.expire_time.ToDatetime(tzinfo=UTC) if r.HasField("expire_time") else None,
+            replayed=reply.replayed,
         )
 
-    async def commit(self, request_id: str, timeout: float) -> None:
+    async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:
+        request = quota_pb2.SettleRequest(
+            request_id=interaction.interaction_id,
+            action=quota_pb2.SETTLE_ACTION_COMMIT if commit else quota_pb2.SETTLE_ACTION_RELEASE,
+            reason="" if commit else interaction.error_reason[:500],
+            interaction=mapping.interaction_to_proto(interaction),
+        )
         try:
-            await self._stub.Commit(
-                quota_pb2.CommitRequest(request_id=request_id), timeout=timeout, metadata=self._md()
-            )
+            await self._stub.Settle(request, timeout=timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             raise translate(err, "quota") from None
 
-    async def release(self, request_id: str, reason: str, timeout: float) -> None:
+    async def settlement(self, request_id: str, timeout: float) -> Interaction | None:
+        request = quota_pb2.GetSettlementRequest(request_id=request_id)
         try:
-            await self._stub.Release(
-                quota_pb2.ReleaseRequest(request_id=request_id, reason=reason[:500]),
-                timeout=timeout,
-                metadata=self._md(),
+            reply = await self._stub.GetSettlement(
+                request, timeout=timeout, metadata=self._metadata()
             )
         except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
             raise translate(err, "quota") from None
+        if not reply.HasField("interaction"):
+            return None
+        return mapping.interaction_from_proto(reply.interaction)
 
-    def _md(self) -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
         return call_metadata(internal_token=self._token)

@@ -15,6 +15,7 @@ from gateway_common.errors import Unauthenticated
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role
 from gateway_common.status import error_info
+from llmgw.history.v1 import history_pb2
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import migrate
 from quota_svc.bootstrap import build
@@ -99,6 +100,7 @@ def quota_settings(quota_dsn: str) -> QuotaSettings:
         GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
         db_pool_size=5,
         settle_interval_seconds=0,  # tests settle explicitly
+        relay_enabled=False,  # tests deliver the outbox explicitly (test_outbox.py)
         reservation_ttl_seconds=300,
     )
 
@@ -172,3 +174,36 @@ def reason_of(err: grpc.aio.AioRpcError) -> str:
     info = error_info(err)
     assert info is not None, "no ErrorInfo in the status"
     return str(info.reason)
+
+
+def settle_request(
+    tenant: Tenant | str, user_id: str, request_id: str, commit: bool = True, reason: str = ""
+) -> quota_pb2.SettleRequest:
+    tenant_id = tenant if isinstance(tenant, str) else tenant.tenant_id
+    return quota_pb2.SettleRequest(
+        request_id=request_id,
+        action=quota_pb2.SETTLE_ACTION_COMMIT if commit else quota_pb2.SETTLE_ACTION_RELEASE,
+        reason=reason,
+        interaction=history_pb2.Interaction(
+            interaction_id=request_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            question="q",
+            answer="a" if commit else "",
+            status=history_pb2.INTERACTION_STATUS_OK
+            if commit
+            else history_pb2.INTERACTION_STATUS_ERROR,
+        ),
+    )
+
+
+async def commit(q: Quota, tenant: Tenant, user_id: str, request_id: str) -> quota_pb2.Reservation:
+    reply = await q.internal.Settle(settle_request(tenant, user_id, request_id), metadata=INTERNAL)
+    return reply.reservation
+
+
+async def release(
+    q: Quota, tenant: Tenant, user_id: str, request_id: str, reason: str = ""
+) -> quota_pb2.Reservation:
+    req = settle_request(tenant, user_id, request_id, commit=False, reason=reason)
+    return (await q.internal.Settle(req, metadata=INTERNAL)).reservation

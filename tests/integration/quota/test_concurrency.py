@@ -14,7 +14,14 @@ import psycopg
 import pytest
 
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
-from tests.integration.quota.conftest import INTERNAL, Quota, new_plan, subscribe
+from tests.integration.quota.conftest import (
+    INTERNAL,
+    Quota,
+    new_plan,
+    reason_of,
+    settle_request,
+    subscribe,
+)
 from tests.support import INTERNAL_TOKEN, ServiceProcess, free_port, wait_serving
 
 LIMIT = 100
@@ -33,6 +40,7 @@ async def replicas(quota_settings, log_dir: Path) -> AsyncIterator[list[str]]:
             "QUOTA_METRICS_PORT": "0",
             "QUOTA_DB_POOL_SIZE": "10",
             "QUOTA_SETTLE_INTERVAL_SECONDS": "0",
+            "QUOTA_RELAY_ENABLED": "false",
             "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "QUOTA_LOG_LEVEL": "WARNING",
         }
@@ -70,11 +78,9 @@ async def _fire(targets: list[str], tenant_id: str, user_id: str, release_every:
         except grpc.aio.AioRpcError as err:
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
             return "refused"
-        if release_every and i % release_every == 0:
-            await stub.Release(quota_pb2.ReleaseRequest(request_id=rid), metadata=INTERNAL)
-            return "released"
-        await stub.Commit(quota_pb2.CommitRequest(request_id=rid), metadata=INTERNAL)
-        return "committed"
+        released = bool(release_every) and i % release_every == 0
+        await stub.Settle(settle_request(tenant_id, user_id, rid, not released), metadata=INTERNAL)
+        return "released" if released else "committed"
 
     try:
         tasks = [asyncio.create_task(one(i)) for i in range(CALLS)]
@@ -101,6 +107,14 @@ def _db_counts(dsn: str, user_id: str) -> tuple[int, dict[str, int]]:
                 (user_id,),
             ).fetchall()
         )
+        records = conn.execute(
+            "SELECT count(*) FROM outbox o JOIN reserva_requisicao r ON r.request_id = o.id"
+            " WHERE r.usuario_id = %s AND r.estado IN ('committed', 'released')",
+            (user_id,),
+        ).fetchone()
+    # Every settled reservation has exactly its one record in the outbox.
+    assert records is not None
+    assert records[0] == states.get("committed", 0) + states.get("released", 0)
     return counter, states
 
 
@@ -135,3 +149,51 @@ async def test_releases_mixed_in(quota: Quota, replicas, quota_dsn: str) -> None
     # Releases made room, so more than LIMIT reserves succeeded, never more at once.
     assert reserves >= LIMIT
     assert counter <= LIMIT
+
+
+async def test_one_idempotency_key_across_replicas_counts_once(
+    quota: Quota, replicas, quota_dsn: str
+) -> None:
+    """20 concurrent Reserves with one key over two replicas: one reservation is made;
+    the others are told it is in progress; once it is committed, they get it back."""
+    tenant_id, user_id = await _hot_user(quota)
+    channels = [grpc.aio.insecure_channel(t) for t in replicas]
+    stubs = [quota_pb2_grpc.QuotaInternalServiceStub(c) for c in channels]
+    gate = asyncio.Event()
+
+    async def one(i: int) -> tuple[str, str]:
+        await gate.wait()
+        req = quota_pb2.ReserveRequest(
+            request_id=f"k-{i}-{uuid.uuid4().hex}",
+            tenant_id=tenant_id,
+            user_id=user_id,
+            idempotency_key="same-key",
+        )
+        try:
+            reply = await stubs[i % 2].Reserve(req, metadata=INTERNAL, timeout=30)
+        except grpc.aio.AioRpcError as err:
+            assert err.code() == grpc.StatusCode.ABORTED, err
+            return "in_progress", reason_of(err)
+        return "reserved", reply.reservation.request_id
+
+    try:
+        tasks = [asyncio.create_task(one(i)) for i in range(20)]
+        gate.set()
+        outcomes = await asyncio.gather(*tasks)
+        winners = [rid for kind, rid in outcomes if kind == "reserved"]
+        assert len(winners) == 1
+        assert {r for k, r in outcomes if k == "in_progress"} == {"IDEMPOTENCY_KEY_IN_PROGRESS"}
+        await stubs[0].Settle(settle_request(tenant_id, user_id, winners[0]), metadata=INTERNAL)
+        again = await stubs[1].Reserve(
+            quota_pb2.ReserveRequest(
+                request_id="k-late", tenant_id=tenant_id, user_id=user_id,
+                idempotency_key="same-key",
+            ),
+            metadata=INTERNAL,
+        )  # fmt: skip
+        assert again.replayed and again.reservation.request_id == winners[0]
+    finally:
+        for c in channels:
+            await c.close()
+    counter, states = _db_counts(quota_dsn, user_id)
+    assert counter == 1 and states == {"committed": 1}

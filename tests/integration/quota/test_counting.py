@@ -1,5 +1,5 @@
-"""Reserve / Commit / Release through a real gRPC server on PostgreSQL:
-codes, ErrorInfo reasons, QuotaFailure, replays, month boundaries, settlement."""
+"""Reserve and Settle through a real gRPC server on PostgreSQL: codes, ErrorInfo
+reasons, QuotaFailure, replays, month boundaries, expiry."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ from grpc_status import rpc_status
 
 from gateway_common import db
 from gateway_common.status import error_info
+from llmgw.history.v1 import history_pb2
 from llmgw.quota.v1 import quota_pb2
 from quota_svc import unit_of_work
 from quota_svc.counting import CountingService
+from quota_svc.mapping import expired_record
 from tests.integration.quota.conftest import (
     INTERNAL,
     Quota,
     bearer,
+    commit,
     new_plan,
     reason_of,
+    release,
     reserve,
     subscribe,
 )
@@ -127,7 +131,7 @@ async def test_invalid_arguments(quota: Quota) -> None:
             await quota.internal.Reserve(req, metadata=INTERNAL)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await quota.internal.Commit(R.CommitRequest(request_id="unknown-1"), metadata=INTERNAL)
+        await commit(quota, tenant, sub.user_id, "unknown-1")
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert reason_of(err.value) == "RESERVATION_NOT_FOUND"
 
@@ -138,26 +142,24 @@ async def test_replays_change_nothing_and_return_the_first_answer(quota: Quota) 
     first = await reserve(quota, tenant, user, "rid-a")
     again = await reserve(quota, tenant, user, "rid-a")
     assert again == first and (await _usage(quota, tenant, user)).used == 1
-    c1 = await quota.internal.Commit(R.CommitRequest(request_id="rid-a"), metadata=INTERNAL)
-    c2 = await quota.internal.Commit(R.CommitRequest(request_id="rid-a"), metadata=INTERNAL)
-    assert c1 == c2 and c1.reservation.state == R.RESERVATION_STATE_COMMITTED
+    c1 = await commit(quota, tenant, user, "rid-a")
+    c2 = await commit(quota, tenant, user, "rid-a")
+    assert c1 == c2 and c1.state == R.RESERVATION_STATE_COMMITTED
     # Reserve replayed after the commit still answers, and still counts once.
     assert (await reserve(quota, tenant, user, "rid-a")).request_id == "rid-a"
     await reserve(quota, tenant, user, "rid-b")
-    r1 = await quota.internal.Release(
-        R.ReleaseRequest(request_id="rid-b", reason="provider 503"), metadata=INTERNAL
-    )
-    r2 = await quota.internal.Release(R.ReleaseRequest(request_id="rid-b"), metadata=INTERNAL)
-    assert r1 == r2 and r1.reservation.state == R.RESERVATION_STATE_RELEASED
-    assert r1.reservation.used == 1
+    r1 = await release(quota, tenant, user, "rid-b", "provider 503")
+    r2 = await release(quota, tenant, user, "rid-b")
+    assert r1.state == r2.state == R.RESERVATION_STATE_RELEASED
+    assert r1.used == 1
     assert (await _usage(quota, tenant, user)).used == 1
     # Crossed transitions are refused with a clear reason.
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await quota.internal.Commit(R.CommitRequest(request_id="rid-b"), metadata=INTERNAL)
+        await commit(quota, tenant, user, "rid-b")
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(err.value) == "RESERVATION_RELEASED"
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await quota.internal.Release(R.ReleaseRequest(request_id="rid-a"), metadata=INTERNAL)
+        await release(quota, tenant, user, "rid-a")
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(err.value) == "RESERVATION_COMMITTED"
     # A refusal is stored: replaying it repeats it even after room was made.
@@ -165,7 +167,7 @@ async def test_replays_change_nothing_and_return_the_first_answer(quota: Quota) 
     await reserve(quota, tenant, user, "rid-d")
     with pytest.raises(grpc.aio.AioRpcError):
         await reserve(quota, tenant, user, "rid-e")
-    await quota.internal.Release(R.ReleaseRequest(request_id="rid-d"), metadata=INTERNAL)
+    await release(quota, tenant, user, "rid-d")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await reserve(quota, tenant, user, "rid-e")
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -186,7 +188,7 @@ async def test_month_boundary_starts_from_zero(quota: Quota) -> None:
     assert april.period_start.ToDatetime(tzinfo=UTC) == datetime(2031, 4, 1, tzinfo=UTC)
     assert april.period_end.ToDatetime(tzinfo=UTC) == datetime(2031, 5, 1, tzinfo=UTC)
     # Releasing a March reservation in April does not refund April's count.
-    await quota.internal.Release(R.ReleaseRequest(request_id="mb-1"), metadata=INTERNAL)
+    await release(quota, tenant, user, "mb-1")
     usage = await _usage(quota, tenant, user)
     assert (usage.used, usage.limit) == (1, 2)
     march = await quota.public.GetUsage(
@@ -211,24 +213,37 @@ async def test_month_follows_the_tenant_time_zone(quota: Quota) -> None:
     assert res.used == 1
 
 
-async def test_open_reservation_is_released_by_settlement(quota: Quota) -> None:
-    """The crash test: a caller reserves and dies; the reservation is refunded."""
+async def test_open_reservation_is_expired_refunded_and_recorded_as_an_error(
+    quota: Quota,
+) -> None:
+    """The crash test: a caller reserves and dies; the reservation is refunded and its
+    error record goes into the outbox in the same transaction; a Settle arriving after
+    that is refused (the request stays uncharged)."""
     tenant, sub = await _setup(quota, 5)
     user = sub.user_id
     await reserve(quota, tenant, user, "crash-1")
     kept = await reserve(quota, tenant, user, "crash-2")
-    await quota.internal.Commit(R.CommitRequest(request_id="crash-2"), metadata=INTERNAL)
+    await commit(quota, tenant, user, "crash-2")
     assert kept.used == 2
     engine = db.make_engine(quota.settings.database_url, pool_size=1)
-    # A separate CountingService = the settlement of another (restarted) replica.
-    counting = CountingService(unit_of_work.factory(engine), quota.clock, 300)
+    # A separate CountingService = the sweep of another (restarted) replica.
+    counting = CountingService(unit_of_work.factory(engine), quota.clock, expired_record, 300)
     quota.clock.advance(seconds=299)
     assert await counting.settle_expired() == 0
     quota.clock.advance(seconds=2)
     assert await counting.settle_expired() >= 1
     assert (await _usage(quota, tenant, user)).used == 1
-    # (A Commit arriving now is a "late commit": see test_late_commit.py.)
-    late = await quota.internal.Release(R.ReleaseRequest(request_id="crash-1"), metadata=INTERNAL)
-    assert late.reservation.state == R.RESERVATION_STATE_EXPIRED
+    stored = await quota.internal.GetSettlement(
+        R.GetSettlementRequest(request_id="crash-1"), metadata=INTERNAL
+    )
+    assert stored.reservation.state == R.RESERVATION_STATE_EXPIRED
+    assert stored.interaction.status == history_pb2.INTERACTION_STATUS_ERROR
+    assert stored.interaction.error_reason == "RESERVATION_EXPIRED"
+    assert (stored.interaction.tenant_id, stored.interaction.user_id) == (tenant.tenant_id, user)
+    for late in (commit, release):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await late(quota, tenant, user, "crash-1")
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert reason_of(err.value) == "RESERVATION_EXPIRED"
     assert (await _usage(quota, tenant, user)).used == 1
     await engine.dispose()

@@ -35,6 +35,12 @@ def test_upgrade_on_empty_database_concurrently_and_again() -> None:
                 ).fetchall()
             }
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        wanted = {"plano_de_uso", "assinatura_plano", "reserva_requisicao", "historico_plano"}
+        wanted = {
+            "plano_de_uso",
+            "assinatura_plano",
+            "reserva_requisicao",
+            "historico_plano",
+            "outbox",
+        }
         assert wanted <= tables
-        assert version == ("0001",)
+        assert version == ("0002",)

@@ -881,6 +881,7 @@ class Reservation(_message.Message):
     REMAINING_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The caller-supplied id."""
     subscription_id: _builtins.str
@@ -901,6 +902,12 @@ class Reservation(_message.Message):
     def period_end(self) -> _timestamp_pb2.Timestamp:
         """End (exclusive) of the period charged."""
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """While RESERVED: when it expires (is refunded and recorded as an error)
+        unless settled first.
+        """
+
     def __init__(
         self,
         *,
@@ -912,10 +919,11 @@ class Reservation(_message.Message):
         remaining: _builtins.int = ...,
         period_start: _timestamp_pb2.Timestamp | None = ...,
         period_end: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "request_id", b"request_id", "state", b"state", "subscription_id", b"subscription_id", "used", b"used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "request_id", b"request_id", "state", b"state", "subscription_id", b"subscription_id", "used", b"used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

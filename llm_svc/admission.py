@@ -1,0 +1,114 @@
+"""Admission of a chat call: who may call, which model, the reservation counted, and the
+replay of a call already served under the same idempotency key.
+
+Every call gets a fresh request id, which is also its interaction id: a call only ever
+settles its own reservation. The idempotency key is leased in quota's ledger (not in
+this process), so across every replica:
+- the key's first request still open: ABORTED (IDEMPOTENCY_KEY_IN_PROGRESS);
+- the key served (committed): the stored answer of that first request, no provider call
+  (from quota's outbox while it is kept there, else from history);
+- the key's earlier request failed (released or expired): this call is a new try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway_common.errors import Aborted, DeadlineExceeded, PermissionDenied, Unavailable
+from gateway_common.principal import Principal, Role
+from llm_svc.domain import (
+    ChatAnswer,
+    ChatRequest,
+    Interaction,
+    Reservation,
+    ResolvedModel,
+    provider_parameters,
+)
+from llm_svc.ports import HistoryPort, IdentityPort, QuotaPort
+
+Remaining = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Admission:
+    principal: Principal
+    model: ResolvedModel
+    reservation: Reservation
+    parameters: dict[str, Any]
+    replay: ChatAnswer | None = None
+
+    @property
+    def request_id(self) -> str:
+        """The reservation's id; also the interaction's id in history."""
+        return self.reservation.request_id
+
+
+class Gate:
+    def __init__(self, identity: IdentityPort, quota: QuotaPort, history: HistoryPort) -> None:
+        self._identity = identity
+        self._quota = quota
+        self._history = history
+
+    async def admit(
+        self,
+        api_key: str,
+        request: ChatRequest,
+        remaining: Remaining,
+        on_abandon: Callable[[str, Principal, ResolvedModel], None],
+    ) -> Admission:
+        """``on_abandon(request_id, ...)`` is told of a reservation the caller left while
+        quota was counting it, so that it is settled (released) rather than left to expire."""
+        request.validate()
+        principal = await self._identity.authenticate(api_key, remaining())
+        if principal.role is not Role.USER:
+            raise PermissionDenied("only user keys may chat", "USER_KEY_REQUIRED")
+        model = await self._identity.resolve_model(principal.tenant_id, request.model, remaining())
+        parameters = provider_parameters(request, model)
+        request_id = str(uuid.uuid4())
+        try:
+            reservation = await self._quota.reserve(
+                request_id, principal, request.idempotency_key, remaining()
+            )
+        except (asyncio.CancelledError, Unavailable, DeadlineExceeded):
+            # The caller left, or quota's answer was lost: it may have counted; settle it.
+            on_abandon(request_id, principal, model)
+            raise
+        admission = Admission(principal, model, reservation, parameters)
+        if not reservation.replayed:
+            return admission
+        stored = await self._stored(api_key, admission, remaining)
+        return Admission(principal, model, reservation, parameters, replayed(stored))
+
+    async def _stored(
+        self, api_key: str, admission: Admission, remaining: Remaining
+    ) -> Interaction:
+        rid = admission.request_id
+        stored = await self._quota.settlement(rid, remaining())
+        if stored is None:
+            try:
+                stored = await self._history.get(
+                    api_key, admission.principal.tenant_id, rid, remaining()
+                )
+            except Unavailable:
+                stored = None
+        if stored is None:
+            raise Aborted(
+                "the first answer for this idempotency key is not readable yet; retry",
+                "REPLAY_NOT_READY",
+            )
+        return stored
+
+
+def replayed(stored: Interaction) -> ChatAnswer:
+    return ChatAnswer(
+        interaction_id=stored.interaction_id,
+        model=stored.model_name,
+        content=stored.answer,
+        finish_reason=stored.finish_reason or "stop",
+        usage=stored.usage,
+        latency_ms=stored.latency_ms,
+    )
