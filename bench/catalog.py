@@ -88,7 +88,18 @@ SPECS: list[Spec] = [
         counts_as="hot",
     ),
     Spec(
-        "history_record", "history RecordInteraction", "history", "history_record.json", env=_record
+        "history_record",
+        "history RecordInteractions, a batch of 1",
+        "history",
+        "history_record.json",
+        env=_record,
+    ),
+    Spec(
+        "history_record_batch",
+        "history RecordInteractions, a batch of 50",
+        "history",
+        "history_record_batch.json",
+        env=_record,
     ),
     Spec(
         "chat",

@@ -88,7 +88,16 @@ RULES: list[tuple[str, str, str, Metric, str, float, str, tuple[int, ...] | None
         "x",
         None,
     ),
-    ("RecordInteraction >= 25% of echo", "history_record", "echo", _ratio, ">=", 0.25, "x", None),
+    (
+        "RecordInteractions (batch of 1) >= 25% of echo",
+        "history_record",
+        "echo",
+        _ratio,
+        ">=",
+        0.25,
+        "x",
+        None,
+    ),
     (
         "ListInteractions p99 <= 3x echo p99",
         "history_list",

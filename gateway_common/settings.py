@@ -26,8 +26,9 @@ class ServiceSettings(BaseSettings):
     shutdown_delay_seconds: float = 1.0
     health_interval_seconds: float = 1.0  # how often the store is probed for health
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
-    # Largest question or answer text history stores (UTF-8 bytes); llm cuts answers to it.
-    max_text_bytes: int = Field(default=262144, validation_alias="GATEWAY_MAX_TEXT_BYTES")
+    # The longest question or answer history stores, in UTF-8 bytes (256 KiB). One setting,
+    # so llm_svc cuts answers to exactly what history_svc accepts.
+    max_text_bytes: int = Field(default=262_144, validation_alias="GATEWAY_MAX_TEXT_BYTES")
     event_loop: str = Field(default="uvloop", validation_alias="GATEWAY_EVENT_LOOP")  # or "asyncio"
     # Shared secret the suite's services present to each other's internal RPCs.
     internal_token: SecretStr = Field(

@@ -17,9 +17,7 @@ class HistorySettings(ServiceSettings):
     database: str = "llmgw_history"
     identity_target: str = "127.0.0.1:50051"  # identity_svc address, for Authenticate
     auth_cache_seconds: float = 2.0  # how long a resolved API key is trusted
-    # Question and answer limit each, in UTF-8 bytes (256 KiB). The gRPC message limit
-    # (max_message_bytes, 4 MiB) leaves room for both plus the rest of the interaction.
-    max_text_bytes: int = 262_144
+    # Question and answer limit: GATEWAY_MAX_TEXT_BYTES (gateway_common/settings.py).
     default_page_size: int = 20
     max_page_size: int = 200
     max_query_chars: int = 200  # search keyword length

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from history_svc.domain import Interaction, Metadata, Status
+from history_svc.domain import Erasure, Interaction, Metadata, Status, erasure_key
 
 Document = dict[str, Any]
 
@@ -64,6 +64,8 @@ def to_document(item: Interaction, escape: bool = False) -> Document:
         "status": item.status.value,
         "motivo_erro": enc(item.error_reason),
         "request_id": item.request_id,
+        "motivo_parada": item.finish_reason,
+        "resposta_truncada": item.answer_truncated,
     }
 
 
@@ -90,4 +92,19 @@ def from_document(doc: Document, escape: bool = False) -> Interaction:
         status=Status(doc.get("status", "ok")),
         error_reason=dec(doc.get("motivo_erro", "")),
         request_id=doc.get("request_id", ""),
+        finish_reason=doc.get("motivo_parada", ""),
+        answer_truncated=bool(doc.get("resposta_truncada", False)),
     )
+
+
+def erasure_document(erasure: Erasure) -> Document:
+    return {
+        "_id": erasure_key(erasure.tenant_id, erasure.user_id),
+        "distribuidor_id": erasure.tenant_id,
+        "usuario_id": erasure.user_id,
+        "apagado_em": erasure.erase_time,
+    }
+
+
+def erasure_from_document(doc: Document) -> Erasure:
+    return Erasure(doc["distribuidor_id"], doc["usuario_id"], doc["apagado_em"])

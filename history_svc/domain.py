@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway_common.errors import InvalidArgument
+from gateway_common.errors import FieldViolation, InvalidArgument
 
 MAX_ID_CHARS = 128
 
@@ -17,6 +18,15 @@ class Status(enum.Enum):
     OK = "ok"
     ERROR = "error"
     CANCELLED = "cancelled"
+
+
+class Outcome(enum.Enum):
+    """What recording one interaction of a batch did."""
+
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    ERASED = "erased"  # its user was erased after it happened: dropped
+    REJECTED = "rejected"  # refused for its content; a retry will not help
 
 
 class GroupBy(enum.Enum):
@@ -49,6 +59,8 @@ class Interaction:
     status: Status = Status.OK
     error_reason: str = ""
     request_id: str = ""
+    finish_reason: str = ""  # stop, length, tool_calls, content_filter, cancelled
+    answer_truncated: bool = False  # the answer was cut to the stored size limit
 
     @property
     def day(self) -> str:
@@ -59,62 +71,69 @@ class Interaction:
         """Checked and canonical (UUID spelled lower case, time in UTC to the millisecond)."""
         for name in ("tenant_id", "user_id"):
             if not getattr(self, name):
-                raise InvalidArgument.field(f"interaction.{name}", "required")
+                raise _invalid(f"interaction.{name}", "required", "FIELD_REQUIRED")
         for name in ("tenant_id", "user_id", "subscription_id", "model_id", "request_id"):
             if len(getattr(self, name)) > MAX_ID_CHARS:
-                raise InvalidArgument.field(
-                    f"interaction.{name}", f"at most {MAX_ID_CHARS} characters"
+                raise _invalid(
+                    f"interaction.{name}", f"at most {MAX_ID_CHARS} characters", "FIELD_TOO_LONG"
                 )
         for name in ("question", "answer"):
             if len(getattr(self, name).encode("utf-8")) > max_text_bytes:
-                raise InvalidArgument.field(
-                    f"interaction.{name}", f"at most {max_text_bytes} bytes of UTF-8"
+                raise _invalid(
+                    f"interaction.{name}",
+                    f"at most {max_text_bytes} bytes of UTF-8",
+                    "FIELD_TOO_LONG",
                 )
         _check_counts(self.metadata)
-        return _replace(self, canonical_id(self.interaction_id), utc_millis(self.timestamp))
+        _check_keys(self.metadata.prompt_parameters, "interaction.metadata.prompt_parameters", 0)
+        meta = self.metadata
+        if not meta.tokens_used:
+            # tokens_utilizados is prompt + completion when the recorder left it out.
+            meta = replace(meta, tokens_used=meta.prompt_tokens + meta.completion_tokens)
+        return replace(
+            self,
+            interaction_id=canonical_id(self.interaction_id),
+            timestamp=utc_millis(self.timestamp),
+            metadata=meta,
+        )
+
+
+MAX_PARAMETER_DEPTH = 32
+
+
+def _invalid(name: str, description: str, reason: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{name}: {description}", reason, violations=[FieldViolation(name, description)]
+    )
 
 
 def _check_counts(meta: Metadata) -> None:
     for name in ("tokens_used", "response_time_ms", "prompt_tokens", "completion_tokens"):
         if getattr(meta, name) < 0:
-            raise InvalidArgument.field(f"interaction.metadata.{name}", "must not be negative")
+            raise _invalid(f"interaction.metadata.{name}", "must not be negative", "NEGATIVE_COUNT")
 
 
-def _replace(item: Interaction, interaction_id: str, timestamp: dt.datetime) -> Interaction:
-    meta = item.metadata
-    if not meta.tokens_used:
-        # tokens_utilizados is prompt + completion when the recorder left it out.
-        meta = Metadata(
-            meta.prompt_tokens + meta.completion_tokens,
-            meta.response_time_ms,
-            meta.prompt_parameters,
-            meta.prompt_tokens,
-            meta.completion_tokens,
-        )
-    return Interaction(
-        interaction_id=interaction_id,
-        tenant_id=item.tenant_id,
-        user_id=item.user_id,
-        timestamp=timestamp,
-        subscription_id=item.subscription_id,
-        model_id=item.model_id,
-        model_name=item.model_name,
-        question=item.question,
-        answer=item.answer,
-        metadata=meta,
-        status=item.status,
-        error_reason=item.error_reason,
-        request_id=item.request_id,
-    )
+def _check_keys(value: Any, where: str, depth: int) -> None:
+    """Keys a document store cannot hold ($-prefixed, dotted) are refused, not half-stored."""
+    if depth > MAX_PARAMETER_DEPTH:
+        raise _invalid(where, f"nested deeper than {MAX_PARAMETER_DEPTH}", "PARAMETERS_TOO_DEEP")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key.startswith("$") or "." in key:
+                raise _invalid(where, f"key {key[:40]!r} has '$' or '.'", "INVALID_PARAMETER_KEY")
+            _check_keys(inner, where, depth + 1)
+    elif isinstance(value, list):
+        for inner in value:
+            _check_keys(inner, where, depth + 1)
 
 
 def canonical_id(value: str, field_name: str = "interaction.interaction_id") -> str:
     if not value:
-        raise InvalidArgument.field(field_name, "required")
+        raise _invalid(field_name, "required", "FIELD_REQUIRED")
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidArgument.field(field_name, "must be a UUID") from None
+        raise _invalid(field_name, "must be a UUID", "INVALID_ID") from None
 
 
 def utc_millis(when: dt.datetime) -> dt.datetime:
@@ -201,3 +220,30 @@ class Bucket:
 class Stats:
     buckets: list[Bucket]
     total: Bucket
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The result of one interaction of a RecordInteractions batch."""
+
+    interaction_id: str
+    outcome: Outcome
+    reason: str = ""  # for REJECTED
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """A tombstone: interactions of the user at or before ``erase_time`` are never stored."""
+
+    tenant_id: str
+    user_id: str
+    erase_time: dt.datetime
+
+    def covers(self, item: Interaction) -> bool:
+        return item.timestamp <= self.erase_time
+
+
+def erasure_key(tenant_id: str, user_id: str) -> str:
+    """A tombstone's key: one per (tenant, user), unambiguous whatever the ids hold."""
+    return json.dumps([tenant_id, user_id], separators=(",", ":"))

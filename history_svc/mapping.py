@@ -7,7 +7,18 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from history_svc.domain import Bucket, Filter, GroupBy, Interaction, Metadata, Status
+from gateway_common.errors import InvalidArgument
+from history_svc.domain import (
+    Bucket,
+    Erasure,
+    Filter,
+    GroupBy,
+    Interaction,
+    Metadata,
+    Outcome,
+    RecordResult,
+    Status,
+)
 from llmgw.history.v1 import history_pb2 as pb
 
 _STATUS_IN = {
@@ -28,12 +39,15 @@ GROUP_BY = {
 }
 
 
-def timestamp(ts: timestamp_pb2.Timestamp) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)
+def timestamp(ts: timestamp_pb2.Timestamp, name: str = "interaction.timestamp") -> dt.datetime:
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument.field(name, "out of range") from None
 
 
 def optional_time(message: Any, name: str) -> dt.datetime | None:
-    return timestamp(getattr(message, name)) if message.HasField(name) else None
+    return timestamp(getattr(message, name), name) if message.HasField(name) else None
 
 
 def to_timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -42,10 +56,48 @@ def to_timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def interaction_in(msg: pb.Interaction) -> Interaction | None:
-    """The interaction to record; None when its timestamp is missing."""
+_OUTCOME_OUT = {
+    Outcome.CREATED: pb.RECORD_OUTCOME_CREATED,
+    Outcome.DUPLICATE: pb.RECORD_OUTCOME_DUPLICATE,
+    Outcome.ERASED: pb.RECORD_OUTCOME_ERASED,
+    Outcome.REJECTED: pb.RECORD_OUTCOME_REJECTED,
+}
+
+
+def record_entry(msg: pb.Interaction) -> Interaction | RecordResult:
+    """The interaction to record, or its rejection when it cannot even be read."""
     if not msg.HasField("timestamp"):
-        return None
+        return RecordResult(
+            msg.interaction_id,
+            Outcome.REJECTED,
+            "FIELD_REQUIRED",
+            "interaction.timestamp: required",
+        )
+    try:
+        return interaction_in(msg)
+    except InvalidArgument as exc:
+        return RecordResult(msg.interaction_id, Outcome.REJECTED, exc.reason, exc.message)
+
+
+def record_result_out(result: RecordResult) -> pb.RecordResult:
+    return pb.RecordResult(
+        interaction_id=result.interaction_id,
+        outcome=_OUTCOME_OUT[result.outcome],
+        reason=result.reason,
+        message=result.message,
+    )
+
+
+def erasure_out(erasure: Erasure) -> pb.Erasure:
+    return pb.Erasure(
+        tenant_id=erasure.tenant_id,
+        user_id=erasure.user_id,
+        erase_time=to_timestamp(erasure.erase_time),
+    )
+
+
+def interaction_in(msg: pb.Interaction) -> Interaction:
+    """The interaction to record (its timestamp is set)."""
     meta = msg.metadata
     return Interaction(
         interaction_id=msg.interaction_id,
@@ -67,6 +119,8 @@ def interaction_in(msg: pb.Interaction) -> Interaction | None:
         status=_STATUS_IN.get(msg.status, Status.OK),
         error_reason=msg.error_reason,
         request_id=msg.request_id,
+        finish_reason=msg.finish_reason,
+        answer_truncated=msg.answer_truncated,
     )
 
 
@@ -94,6 +148,8 @@ def interaction_out(item: Interaction) -> pb.Interaction:
         status=_STATUS_OUT[item.status],
         error_reason=item.error_reason,
         request_id=item.request_id,
+        finish_reason=item.finish_reason,
+        answer_truncated=item.answer_truncated,
     )
 
 

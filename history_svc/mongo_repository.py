@@ -9,20 +9,40 @@ accumulator of a $group (FerretDB issue #4616), so each sum is its own pipeline.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure
 
-from history_svc.documents import Document, escape_text, from_document, to_document
-from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
+from gateway_common.mongo import translate_errors
+from history_svc.documents import (
+    Document,
+    erasure_document,
+    erasure_from_document,
+    escape_text,
+    from_document,
+    to_document,
+)
+from history_svc.domain import (
+    Bucket,
+    Cursor,
+    Erasure,
+    Filter,
+    GroupBy,
+    Interaction,
+    Outcome,
+    Status,
+    erasure_key,
+)
 from history_svc.repository import InteractionRepository
 
 log = logging.getLogger("history.repository")
 
 COLLECTION = "interacoes"
+TOMBSTONES = "apagamentos"  # one tombstone per erased (tenant, user)
 TEXT_INDEX = "interacoes_texto"
 SORT = [("timestamp", DESCENDING), ("interacao_id", DESCENDING)]
 INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
@@ -33,6 +53,7 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("distribuidor_id", ASCENDING), *SORT], {}),
     ([("distribuidor_id", ASCENDING), ("usuario_id", ASCENDING), *SORT], {}),
 ]
+_DUPLICATE_KEY = {11000, 11001}
 # Codes meaning "a text index is already there, defined differently": text works.
 _INDEX_CONFLICT = {85, 86}
 # Each sum of the statistics: (Bucket field, $sum operand, only errors).
@@ -53,6 +74,7 @@ class MongoInteractionRepository(InteractionRepository):
         self, collection: Collection, text_search: bool = False, escape_nul: bool = False
     ) -> None:
         self.collection = collection
+        self.tombstones = collection.database[TOMBSTONES]
         self.text_search = text_search  # $text when True, else the $regex fallback
         self.escape_nul = escape_nul  # texts escaped where the server cannot store U+0000
 
@@ -64,18 +86,35 @@ class MongoInteractionRepository(InteractionRepository):
         collection = client[database][COLLECTION]
         for keys, options in INDEXES:
             await collection.create_index(keys, **options)
+        await client[database][TOMBSTONES].create_index([("apagado_em", ASCENDING)])
         if text_search is None:
             text_search = await create_text_index(collection)
         escape_nul = not await stores_nul(client[database])
         log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
         return cls(collection, text_search, escape_nul)
 
-    async def insert(self, item: Interaction) -> bool:
+    async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
+        if not items:
+            return []
+        docs = [to_document(item, self.escape_nul) for item in items]
+        outcomes = [Outcome.CREATED] * len(docs)
         try:
-            await self.collection.insert_one(to_document(item, self.escape_nul))
-        except DuplicateKeyError:
-            return False
-        return True
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+            for error in exc.details.get("writeErrors", []):
+                duplicate = error.get("code") in _DUPLICATE_KEY
+                outcomes[error["index"]] = Outcome.DUPLICATE if duplicate else Outcome.REJECTED
+                if not duplicate:
+                    log.warning("document refused by the store", extra={"code": error.get("code")})
+        return outcomes
+
+    async def tenant_of(self, interaction_id: str) -> str | None:
+        doc = await self.collection.find_one(
+            {"_id": interaction_id}, projection={"distribuidor_id": 1}
+        )
+        return None if doc is None else str(doc["distribuidor_id"])
 
     async def get(
         self, tenant_id: str, interaction_id: str, user_id: str = ""
@@ -114,11 +153,48 @@ class MongoInteractionRepository(InteractionRepository):
             for key in keys
         ]
 
-    async def delete_user(self, tenant_id: str, user_id: str) -> int:
+    async def erase(self, erasure: Erasure) -> int:
+        # The tombstone goes first: a batch that inserts after this sees it and drops its own.
+        await self.tombstones.replace_one(
+            {"_id": erasure_key(erasure.tenant_id, erasure.user_id)},
+            erasure_document(erasure),
+            upsert=True,
+        )
         result = await self.collection.delete_many(
-            {"distribuidor_id": tenant_id, "usuario_id": user_id}
+            {"distribuidor_id": erasure.tenant_id, "usuario_id": erasure.user_id}
         )
         return int(result.deleted_count)
+
+    async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
+        if not users:
+            return []
+        keys = sorted({erasure_key(t, u) for t, u in users})
+        # One tombstone per erased user: a small collection, scanned by FerretDB for $in.
+        cursor = self.tombstones.find({"_id": {"$in": keys}})
+        return [erasure_from_document(doc) async for doc in cursor]
+
+    async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
+        # Equality fields at the root (pushed down to SQL by FerretDB); the ids filter the rest.
+        await self.collection.delete_many(
+            {"distribuidor_id": tenant_id, "usuario_id": user_id, "_id": {"$in": interaction_ids}}
+        )
+
+    async def list_erasures(
+        self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[Erasure]:
+        query: Document = {}
+        if since is not None:
+            query["apagado_em"] = {"$gte": since}
+        if after is not None:
+            when, key = after
+            query["$or"] = [
+                {"apagado_em": {"$gt": when}},
+                {"apagado_em": when, "_id": {"$gt": key}},
+            ]
+        cursor = self.tombstones.find(
+            query, sort=[("apagado_em", ASCENDING), ("_id", ASCENDING)], limit=limit
+        )
+        return [erasure_from_document(doc) async for doc in cursor]
 
     async def _sum(
         self, match: Document, group_by: GroupBy, operand: Any, errors: bool
@@ -176,22 +252,45 @@ class LazyMongoRepository(InteractionRepository):
                     )
         return self._repo
 
-    async def insert(self, item: Interaction) -> bool:
-        return await (await self.ready()).insert(item)
+    async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
+        with translate_errors():
+            return await (await self.ready()).insert_many(items)
+
+    async def tenant_of(self, interaction_id: str) -> str | None:
+        with translate_errors():
+            return await (await self.ready()).tenant_of(interaction_id)
 
     async def get(
         self, tenant_id: str, interaction_id: str, user_id: str = ""
     ) -> Interaction | None:
-        return await (await self.ready()).get(tenant_id, interaction_id, user_id)
+        with translate_errors():
+            return await (await self.ready()).get(tenant_id, interaction_id, user_id)
 
     async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
-        return await (await self.ready()).page(where, after, limit)
+        with translate_errors():
+            return await (await self.ready()).page(where, after, limit)
 
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
-        return await (await self.ready()).stats(where, group_by)
+        with translate_errors():
+            return await (await self.ready()).stats(where, group_by)
 
-    async def delete_user(self, tenant_id: str, user_id: str) -> int:
-        return await (await self.ready()).delete_user(tenant_id, user_id)
+    async def erase(self, erasure: Erasure) -> int:
+        with translate_errors():
+            return await (await self.ready()).erase(erasure)
+
+    async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
+        with translate_errors():
+            return await (await self.ready()).erasures(users)
+
+    async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
+        with translate_errors():
+            await (await self.ready()).drop(tenant_id, user_id, interaction_ids)
+
+    async def list_erasures(
+        self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[Erasure]:
+        with translate_errors():
+            return await (await self.ready()).list_erasures(since, after, limit)
 
 
 async def stores_nul(database: Any) -> bool:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 
-from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction
+from history_svc.domain import Bucket, Cursor, Erasure, Filter, GroupBy, Interaction, Outcome
 
 
 class InteractionRepository(abc.ABC):
     @abc.abstractmethod
-    async def insert(self, item: Interaction) -> bool:
-        """Store ``item``; False (and nothing stored) when its id already exists."""
+    async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
+        """Store each item (ids unique within ``items``), unordered: one failure does not stop
+        the others. Per item: CREATED, DUPLICATE (its id exists already, nothing stored) or
+        REJECTED (the store cannot hold that document)."""
+
+    @abc.abstractmethod
+    async def tenant_of(self, interaction_id: str) -> str | None:
+        """The tenant of the stored interaction with this id, None when there is none."""
 
     @abc.abstractmethod
     async def get(
@@ -29,5 +36,20 @@ class InteractionRepository(abc.ABC):
         """Sums per key over the matches, sorted by key."""
 
     @abc.abstractmethod
-    async def delete_user(self, tenant_id: str, user_id: str) -> int:
-        """Delete every interaction of the user in the tenant; how many went."""
+    async def erase(self, erasure: Erasure) -> int:
+        """Write the tombstone first, then delete every interaction of the user in the tenant
+        at or before its time; how many went."""
+
+    @abc.abstractmethod
+    async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
+        """The tombstones of these (tenant, user) pairs."""
+
+    @abc.abstractmethod
+    async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
+        """Delete these interactions of the user (recorded while it was being erased)."""
+
+    @abc.abstractmethod
+    async def list_erasures(
+        self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[Erasure]:
+        """Tombstones at or after ``since``, oldest first by (erase_time, key), after ``after``."""

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway_common import pagination
-from gateway_common.errors import AlreadyExists, InvalidArgument, NotFound
+from gateway_common.errors import InvalidArgument, NotFound
 from gateway_common.principal import Principal, Role
 from history_svc.domain import (
     Bucket,
     Cursor,
+    Erasure,
     Filter,
     GroupBy,
     Interaction,
     Page,
+    RecordResult,
     Stats,
     canonical_id,
+    erasure_key,
     from_millis,
     to_millis,
+    utc_millis,
 )
+from history_svc.recording import Recorder
 from history_svc.repository import InteractionRepository
 
 log = logging.getLogger("history.service")
@@ -33,25 +39,34 @@ class Limits:
     max_page_size: int = 200
     max_query_chars: int = 200
     max_stats_days: int = 366
+    max_batch: int = 500  # interactions per RecordInteractions call
+    default_erasures_page: int = 100
+    max_erasures_page: int = 500
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class HistoryService:
-    def __init__(self, repository: InteractionRepository, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        repository: InteractionRepository,
+        limits: Limits | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         self.repository = repository
         self.limits = limits or Limits()
+        self.clock = clock
+        self.recorder = Recorder(repository, self.limits.max_text_bytes)
 
-    async def record(self, item: Interaction) -> tuple[Interaction, bool]:
-        """Store once per interaction_id; a replay answers the stored one and False."""
-        item = item.normalized(self.limits.max_text_bytes)
-        if await self.repository.insert(item):
-            return item, True
-        stored = await self.repository.get(item.tenant_id, item.interaction_id)
-        if stored is None:
-            # The id is taken by an interaction of another tenant: never show it.
-            raise AlreadyExists(
-                "interaction_id already used by another interaction", "INTERACTION_ID_CONFLICT"
+    async def record_batch(self, entries: list[Interaction | RecordResult]) -> list[RecordResult]:
+        """Each interaction stored once per id; see :class:`history_svc.recording.Recorder`."""
+        if not 1 <= len(entries) <= self.limits.max_batch:
+            raise InvalidArgument.field(
+                "interactions", f"1 to {self.limits.max_batch} interactions per call"
             )
-        return stored, False
+        return await self.recorder.record(entries)
 
     async def get(self, caller: Principal, tenant_id: str, interaction_id: str) -> Interaction:
         _required("tenant_id", tenant_id)
@@ -112,7 +127,8 @@ class HistoryService:
         _required("tenant_id", tenant_id)
         caller.require_tenant_admin(tenant_id)
         _required("user_id", user_id)
-        deleted = await self.repository.delete_user(tenant_id, user_id)
+        erasure = Erasure(tenant_id, user_id, utc_millis(self.clock()))
+        deleted = await self.repository.erase(erasure)
         log.info(
             "user interactions erased",
             extra={
@@ -124,6 +140,25 @@ class HistoryService:
             },
         )
         return deleted
+
+    async def list_erasures(
+        self, since: dt.datetime | None, page_size: int, page_token: str
+    ) -> tuple[Sequence[Erasure], str]:
+        """Tombstones at or after ``since``, oldest first (for the settlement relay)."""
+        size = pagination.clamp_page_size(
+            page_size, self.limits.default_erasures_page, self.limits.max_erasures_page
+        )
+        scope = {"since": to_millis(since) if since else None}
+        key = pagination.decode_token(page_token, scope)
+        after = _erasure_cursor(key) if key is not None else None
+        rows = await self.repository.list_erasures(since, after, size + 1)
+        if len(rows) <= size:
+            return rows, ""
+        last = rows[size - 1]
+        token = pagination.encode_token(
+            [to_millis(last.erase_time), erasure_key(last.tenant_id, last.user_id)], scope
+        )
+        return rows[:size], token
 
     def _scoped(self, caller: Principal, where: Filter) -> Filter:
         """The filter the caller may run: its tenant; a user only its own interactions."""
@@ -141,6 +176,12 @@ def _cursor(key: list[object]) -> Cursor:
     if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
         raise InvalidArgument.field("page_token", "malformed page token")
     return Cursor(from_millis(key[0]), key[1])
+
+
+def _erasure_cursor(key: list[object]) -> tuple[dt.datetime, str]:
+    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
+        raise InvalidArgument.field("page_token", "malformed page token")
+    return from_millis(key[0]), key[1]
 
 
 def _with_text(where: Filter, text: str) -> Filter:

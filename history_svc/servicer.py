@@ -85,16 +85,24 @@ class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
         self.service = service
         self.internal_token = internal_token
 
-    async def RecordInteraction(
-        self, request: pb.RecordInteractionRequest, context: Context
-    ) -> pb.RecordInteractionResponse:
+    async def RecordInteractions(
+        self, request: pb.RecordInteractionsRequest, context: Context
+    ) -> pb.RecordInteractionsResponse:
         auth.require_internal(context.invocation_metadata(), self.internal_token)
-        if not request.HasField("interaction"):
-            raise InvalidArgument.field("interaction", "required")
-        item = mapping.interaction_in(request.interaction)
-        if item is None:
-            raise InvalidArgument.field("interaction.timestamp", "required")
-        stored, created = await self.service.record(item)
-        return pb.RecordInteractionResponse(
-            interaction=mapping.interaction_out(stored), created=created
+        entries = [mapping.record_entry(msg) for msg in request.interactions]
+        results = await self.service.record_batch(entries)
+        return pb.RecordInteractionsResponse(
+            results=[mapping.record_result_out(r) for r in results]
+        )
+
+    async def ListErasures(
+        self, request: pb.ListErasuresRequest, context: Context
+    ) -> pb.ListErasuresResponse:
+        auth.require_internal(context.invocation_metadata(), self.internal_token)
+        since = mapping.optional_time(request, "since_time")
+        erasures, token = await self.service.list_erasures(
+            since, request.page_size, request.page_token
+        )
+        return pb.ListErasuresResponse(
+            erasures=[mapping.erasure_out(e) for e in erasures], next_page_token=token
         )

@@ -20,13 +20,22 @@ def to_proto(item: Interaction) -> pb.Interaction:
     return mapping.interaction_out(item)
 
 
-async def record(
-    api: Api, item: Interaction | None = None, **kw: object
-) -> pb.RecordInteractionResponse:
-    item = item or interaction(**kw)  # type: ignore[arg-type]
-    return await api.internal.RecordInteraction(
-        pb.RecordInteractionRequest(interaction=to_proto(item)), metadata=INTERNAL
+async def record_many(api: Api, *items: Interaction | pb.Interaction) -> list[pb.RecordResult]:
+    """One RecordInteractions call; the results in request order."""
+    protos = [i if isinstance(i, pb.Interaction) else to_proto(i) for i in items]
+    reply = await api.internal.RecordInteractions(
+        pb.RecordInteractionsRequest(interactions=protos), metadata=INTERNAL
     )
+    assert len(reply.results) == len(protos)
+    return list(reply.results)
+
+
+async def record(api: Api, item: Interaction | None = None, **kw: object) -> pb.RecordResult:
+    """One interaction, which must be stored now."""
+    item = item or interaction(**kw)  # type: ignore[arg-type]
+    (result,) = await record_many(api, item)
+    assert result.outcome == pb.RECORD_OUTCOME_CREATED, result
+    return result
 
 
 async def expect_error(

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from history_svc.domain import Filter, GroupBy, Status
+from history_svc.domain import Erasure, Filter, GroupBy, Outcome, Status
 from history_svc.mongo_repository import MongoInteractionRepository
 from tests.unit.history.factories import BASE, interaction
 
@@ -27,8 +27,10 @@ async def test_indexes_created_at_start(repo: MongoInteractionRepository):
 
 async def test_insert_twice_stores_one(repo: MongoInteractionRepository):
     item = interaction().normalized(1024)
-    assert await repo.insert(item) is True
-    assert await repo.insert(dataclasses.replace(item, answer="other")) is False
+    other = interaction().normalized(1024)
+    assert await repo.insert_many([item]) == [Outcome.CREATED]
+    changed = dataclasses.replace(item, answer="other")
+    assert await repo.insert_many([other, changed]) == [Outcome.CREATED, Outcome.DUPLICATE]
     docs = [d async for d in repo.collection.find({"interacao_id": item.interaction_id})]
     assert len(docs) == 1 and docs[0]["conteudo_resposta"] == "Paris."
     assert await repo.get("tenant-a", item.interaction_id) == item
@@ -36,7 +38,7 @@ async def test_insert_twice_stores_one(repo: MongoInteractionRepository):
 
 async def test_document_has_the_spec_shape(repo: MongoInteractionRepository):
     item = interaction().normalized(1024)
-    await repo.insert(item)
+    await repo.insert_many([item])
     doc = await repo.collection.find_one({"_id": item.interaction_id})
     assert doc is not None
     for name in (
@@ -76,11 +78,11 @@ async def _seed_stats(repo: MongoInteractionRepository) -> None:
             completion_tokens=c,
             latency_ms=ms,
         )
-        await repo.insert(item.normalized(1024))
+        await repo.insert_many([item.normalized(1024)])
     # Outside the range or of another tenant: never counted.
-    await repo.insert(interaction(at=BASE + 3 * DAY).normalized(1024))
-    await repo.insert(interaction(at=BASE - dt.timedelta(milliseconds=1)).normalized(1024))
-    await repo.insert(interaction("tenant-b", "u1", at=BASE).normalized(1024))
+    await repo.insert_many([interaction(at=BASE + 3 * DAY).normalized(1024)])
+    await repo.insert_many([interaction(at=BASE - dt.timedelta(milliseconds=1)).normalized(1024)])
+    await repo.insert_many([interaction("tenant-b", "u1", at=BASE).normalized(1024)])
 
 
 async def test_stats_by_day_user_model(repo: MongoInteractionRepository):
@@ -117,9 +119,9 @@ async def _seed_search(repo: MongoInteractionRepository) -> list[str]:
     ids = []
     for i, (q, a) in enumerate(texts):
         item = interaction(question=q, answer=a, seconds=i).normalized(1024)
-        await repo.insert(item)
+        await repo.insert_many([item])
         ids.append(item.interaction_id)
-    await repo.insert(interaction("tenant-b", question="paris too").normalized(1024))
+    await repo.insert_many([interaction("tenant-b", question="paris too").normalized(1024)])
     return ids
 
 
@@ -151,8 +153,8 @@ async def test_search_text_index_when_the_server_has_one(repo: MongoInteractionR
 
 async def test_delete_user_only_that_user_of_that_tenant(repo: MongoInteractionRepository):
     for user, tenant in [("u1", "tenant-a")] * 3 + [("u2", "tenant-a"), ("u1", "tenant-b")]:
-        await repo.insert(interaction(tenant, user).normalized(1024))
-    assert await repo.delete_user("tenant-a", "u1") == 3
+        await repo.insert_many([interaction(tenant, user).normalized(1024)])
+    assert await repo.erase(Erasure("tenant-a", "u1", BASE)) == 3
     assert (
         await repo.collection.count_documents({"usuario_id": "u1", "distribuidor_id": "tenant-a"})
         == 0

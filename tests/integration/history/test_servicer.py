@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from history_svc.documents import escape_text
 from history_svc.mongo_repository import stores_nul
 from llmgw.history.v1 import history_pb2 as pb
 from tests.integration.history.conftest import INTERNAL, Api, bearer
-from tests.integration.history.helpers import expect_error, record, to_proto, ts
+from tests.integration.history.helpers import expect_error, record, record_many, to_proto, ts
 from tests.support import wait_serving
 from tests.unit.history.factories import BASE, interaction
 
@@ -24,77 +22,56 @@ async def test_serving_once_the_store_answers(api: Api):
     await wait_serving(api.target, timeout=10)
 
 
-async def test_record_needs_the_internal_token(api: Api):
-    req = pb.RecordInteractionRequest(interaction=to_proto(interaction()))
-    await expect_error(api.internal.RecordInteraction(req), C.UNAUTHENTICATED, "INTERNAL_ONLY")
+async def test_internal_rpcs_need_the_internal_token(api: Api):
+    batch = pb.RecordInteractionsRequest(interactions=[to_proto(interaction())])
     wrong = (("x-internal-token", "nope"),)
-    await expect_error(
-        api.internal.RecordInteraction(req, metadata=wrong), C.UNAUTHENTICATED, "INTERNAL_ONLY"
-    )
-    await expect_error(
-        api.internal.RecordInteraction(req, metadata=bearer("key-platform")),
-        C.UNAUTHENTICATED,
-        "INTERNAL_ONLY",
-    )
-
-
-async def test_record_is_idempotent(api: Api):
-    item = interaction()
-    first = await record(api, item)
-    assert first.created
-    replay = await api.internal.RecordInteraction(
-        pb.RecordInteractionRequest(interaction=to_proto(item)), metadata=INTERNAL
-    )
-    assert not replay.created and replay.interaction == first.interaction
-    changed = pb.Interaction()
-    changed.CopyFrom(to_proto(item))
-    changed.answer = "something else"
-    again = await api.internal.RecordInteraction(
-        pb.RecordInteractionRequest(interaction=changed), metadata=INTERNAL
-    )
-    assert not again.created and again.interaction.answer == "Paris."
-    assert await api.collection.count_documents({"interacao_id": item.interaction_id}) == 1
-
-
-async def test_record_validation(api: Api):
-    no_time = to_proto(interaction())
-    no_time.ClearField("timestamp")
-    for bad in (pb.RecordInteractionRequest(), pb.RecordInteractionRequest(interaction=no_time)):
+    for metadata in (None, wrong, bearer("key-platform")):
         await expect_error(
-            api.internal.RecordInteraction(bad, metadata=INTERNAL), C.INVALID_ARGUMENT
+            api.internal.RecordInteractions(batch, metadata=metadata),
+            C.UNAUTHENTICATED,
+            "INTERNAL_ONLY",
         )
-    no_id = to_proto(interaction())
-    no_id.interaction_id = "not-a-uuid"
-    await expect_error(
-        api.internal.RecordInteraction(
-            pb.RecordInteractionRequest(interaction=no_id), metadata=INTERNAL
-        ),
-        C.INVALID_ARGUMENT,
-    )
+        await expect_error(
+            api.internal.ListErasures(pb.ListErasuresRequest(), metadata=metadata),
+            C.UNAUTHENTICATED,
+            "INTERNAL_ONLY",
+        )
+    assert await api.collection.count_documents({}) == 0
 
 
-async def test_256_kib_question_and_answer_pass_and_one_more_byte_is_refused(api: Api):
+async def test_256_kib_question_and_answer_pass_and_one_more_byte_is_rejected(api: Api):
     big = interaction(question="q" * (KIB256 - 2) + "é", answer="😀" * (KIB256 // 4))
-    stored = await record(api, big)
-    assert stored.created
+    await record(api, big)
     got = await api.public.GetInteraction(
         pb.GetInteractionRequest(tenant_id="tenant-a", interaction_id=big.interaction_id),
         metadata=bearer("key-admin-a"),
     )
     assert got.interaction.question == big.question and got.interaction.answer == big.answer
+    overs = []
     for name in ("question", "answer"):
         over = to_proto(interaction())
         setattr(over, name, "a" * (KIB256 + 1))
-        err = await expect_error(
-            api.internal.RecordInteraction(
-                pb.RecordInteractionRequest(interaction=over), metadata=INTERNAL
-            ),
-            C.INVALID_ARGUMENT,
-        )
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-        bad = error_details_pb2.BadRequest()
-        assert status is not None and status.details[1].Unpack(bad)
-        assert bad.field_violations[0].field == f"interaction.{name}"
+        overs.append(over)
+    results = await record_many(api, *overs)
+    assert [(r.outcome, r.reason) for r in results] == [
+        (pb.RECORD_OUTCOME_REJECTED, "FIELD_TOO_LONG")
+    ] * 2
+    assert "interaction.question" in results[0].message
+    assert "interaction.answer" in results[1].message
+
+
+async def test_finish_reason_and_truncation_flag_are_stored_and_returned(api: Api):
+    item = interaction(answer="cut here")
+    proto = to_proto(item)
+    proto.finish_reason, proto.answer_truncated = "length", True
+    await record_many(api, proto)
+    got = await api.public.GetInteraction(
+        pb.GetInteractionRequest(tenant_id="tenant-a", interaction_id=item.interaction_id),
+        metadata=bearer("key-admin-a"),
+    )
+    assert (got.interaction.finish_reason, got.interaction.answer_truncated) == ("length", True)
+    doc = await api.collection.find_one({"_id": item.interaction_id})
+    assert doc is not None and doc["motivo_parada"] == "length" and doc["resposta_truncada"]
 
 
 UNICODE = [

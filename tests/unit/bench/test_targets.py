@@ -58,7 +58,7 @@ def test_latency_targets(scenarios):
 
 def test_not_measured_when_a_scenario_failed_or_is_absent(scenarios):
     targets = evaluate(scenarios, [1, 16, 64])
-    record = by(targets, "RecordInteraction", 1)
+    record = by(targets, "RecordInteractions", 1)
     assert record.status == "not measured" and "history_record: errors" in record.verdict
     assert by(targets, "Authenticate", 64).status == "not measured"
     targets = evaluate([s for s in scenarios if s.name != "litellm"], [1])

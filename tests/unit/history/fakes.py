@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from gateway_common.errors import Unauthenticated
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role
-from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
+from history_svc.domain import (
+    Bucket,
+    Cursor,
+    Erasure,
+    Filter,
+    GroupBy,
+    Interaction,
+    Outcome,
+    Status,
+    erasure_key,
+)
 from history_svc.repository import InteractionRepository
 
 PLATFORM = Principal(Role.PLATFORM_ADMIN, key_id="k-platform")
@@ -44,12 +55,21 @@ class MemoryRepository(InteractionRepository):
 
     def __init__(self) -> None:
         self.rows: dict[str, Interaction] = {}
+        self.tombstones: dict[tuple[str, str], Erasure] = {}
 
-    async def insert(self, item: Interaction) -> bool:
-        if item.interaction_id in self.rows:
-            return False
-        self.rows[item.interaction_id] = item
-        return True
+    async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
+        out = []
+        for item in items:
+            if item.interaction_id in self.rows:
+                out.append(Outcome.DUPLICATE)
+            else:
+                self.rows[item.interaction_id] = item
+                out.append(Outcome.CREATED)
+        return out
+
+    async def tenant_of(self, interaction_id: str) -> str | None:
+        row = self.rows.get(interaction_id)
+        return None if row is None else row.tenant_id
 
     async def get(
         self, tenant_id: str, interaction_id: str, user_id: str = ""
@@ -103,10 +123,33 @@ class MemoryRepository(InteractionRepository):
             out[key] = dataclasses.replace(out.get(key, Bucket(key)) + one, key=key)
         return [out[k] for k in sorted(out)]
 
-    async def delete_user(self, tenant_id: str, user_id: str) -> int:
+    async def erase(self, erasure: Erasure) -> int:
+        self.tombstones[(erasure.tenant_id, erasure.user_id)] = erasure
         gone = [
-            k for k, r in self.rows.items() if r.tenant_id == tenant_id and r.user_id == user_id
+            k
+            for k, r in self.rows.items()
+            if r.tenant_id == erasure.tenant_id and r.user_id == erasure.user_id
         ]
         for k in gone:
             del self.rows[k]
         return len(gone)
+
+    async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
+        return [self.tombstones[u] for u in users if u in self.tombstones]
+
+    async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
+        for i in interaction_ids:
+            row = self.rows.get(i)
+            if row is not None and (row.tenant_id, row.user_id) == (tenant_id, user_id):
+                del self.rows[i]
+
+    async def list_erasures(
+        self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[Erasure]:
+        rows = sorted(
+            (e for e in self.tombstones.values() if since is None or e.erase_time >= since),
+            key=lambda e: (e.erase_time, erasure_key(e.tenant_id, e.user_id)),
+        )
+        if after is not None:
+            rows = [e for e in rows if (e.erase_time, erasure_key(e.tenant_id, e.user_id)) > after]
+        return rows[:limit]

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
 
-from gateway_common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from history_svc.domain import Filter, GroupBy, Status
+from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
+from history_svc.domain import Filter, GroupBy, Interaction, Outcome, Status
 from history_svc.service import HistoryService
 from tests.unit.history.factories import BASE, interaction
 from tests.unit.history.fakes import (
@@ -20,32 +19,18 @@ from tests.unit.history.fakes import (
 )
 
 
+async def record(svc: HistoryService, *items: Interaction) -> list[Outcome]:
+    return [r.outcome for r in await svc.record_batch(list(items))]
+
+
 @pytest.fixture
 async def service():
     svc = HistoryService(MemoryRepository())
-    for i in range(30):
-        await svc.record(interaction("tenant-a", "user-a1", seconds=i))
+    await record(svc, *(interaction("tenant-a", "user-a1", seconds=i) for i in range(30)))
     for i in range(5):
-        await svc.record(interaction("tenant-a", "user-a2", seconds=i, model="model-2"))
-        await svc.record(interaction("tenant-b", "user-b1", seconds=i))
+        await record(svc, interaction("tenant-a", "user-a2", seconds=i, model="model-2"))
+        await record(svc, interaction("tenant-b", "user-b1", seconds=i))
     return svc
-
-
-async def test_record_is_idempotent_and_answers_the_first():
-    svc = HistoryService(MemoryRepository())
-    first = interaction()
-    stored, created = await svc.record(first)
-    assert created
-    again, created = await svc.record(dataclasses.replace(first, answer="different"))
-    assert not created and again == stored and again.answer == "Paris."
-
-
-async def test_record_same_id_other_tenant_is_a_conflict():
-    svc = HistoryService(MemoryRepository())
-    first = interaction()
-    await svc.record(first)
-    with pytest.raises(AlreadyExists):
-        await svc.record(dataclasses.replace(first, tenant_id="tenant-b"))
 
 
 async def test_user_is_forced_to_own_interactions(service):
@@ -77,8 +62,7 @@ async def test_admins_see_their_tenant(service):
 async def test_page_size_default_and_clamp(service):
     assert len((await service.list(ADMIN_A, Filter("tenant-a"), 0, "")).items) == 20
     svc = HistoryService(MemoryRepository())
-    for i in range(205):
-        await svc.record(interaction(seconds=i))
+    await record(svc, *(interaction(seconds=i) for i in range(205)))
     assert len((await svc.list(ADMIN_A, Filter("tenant-a"), 5000, "")).items) == 200
     with pytest.raises(InvalidArgument):
         await svc.list(ADMIN_A, Filter("tenant-a"), -1, "")
@@ -143,8 +127,7 @@ async def test_stats_validation_and_totals(service):
 
 async def test_stats_counts_errors():
     svc = HistoryService(MemoryRepository())
-    await svc.record(interaction(status=Status.ERROR, latency_ms=100))
-    await svc.record(interaction(latency_ms=300))
+    await record(svc, interaction(status=Status.ERROR, latency_ms=100), interaction(latency_ms=300))
     where = Filter("tenant-a", start=BASE, end=BASE + dt.timedelta(hours=1))
     total = (await svc.stats(ADMIN_A, where, GroupBy.DAY)).total
     assert (total.errors, total.average_latency_ms) == (1, 200.0)
