@@ -1,9 +1,7 @@
-"""LlmService through a real in-process gRPC server: codes, ErrorInfo reasons, what
-reaches the provider, quota and history."""
+"""LlmService through a real in-process gRPC server, with the real quota and history:
+codes, ErrorInfo reasons, what reaches the provider, what is charged and recorded."""
 
 from __future__ import annotations
-
-import asyncio
 
 import grpc
 import pytest
@@ -13,8 +11,7 @@ from grpc_status import rpc_status
 from gateway_common.status import error_info
 from llmgw.history.v1 import history_pb2
 from llmgw.llm.v1 import llm_pb2
-from llmgw.quota.v1 import quota_pb2
-from tests.integration.llm.conftest import Stack
+from tests.integration.llm.conftest import TEXT_LIMIT, Stack
 
 USER = (("authorization", "Bearer user-key"), ("x-request-id", "req-123"))
 
@@ -46,16 +43,15 @@ async def test_chat_happy_path(stack: Stack) -> None:
     sent = stack.provider.last_request
     assert sent["model"] == "demo-model" and sent["max_tokens"] == 50
     assert sent["temperature"] == 0.3 and sent["seed"] == 42
-    assert stack.quota.committed() == 1
-    stored = stack.history.servicer.stored[reply.interaction_id]
+    assert stack.committed() == 1 and list(stack.states()) == [reply.interaction_id]
+    [stored] = await stack.records(1)
+    assert stored.interaction_id == reply.interaction_id
     assert stored.status == history_pb2.INTERACTION_STATUS_OK
     assert stored.metadata.tokens_used == 5 and stored.request_id == "req-123"
-    assert stored.subscription_id == "sA" and stored.model_id == "mA"
+    assert stored.subscription_id and stored.model_id == "mA"
     assert stored.question == "hello there" and stored.answer == reply.content
-    # the caller's 5 s deadline reached quota (not the 10 s default), and the request id
-    # reached identity; the grpc-timeout header is re-anchored on arrival, so the server
-    # may see a few ms more than was sent (measured once: 5.009 s)
-    assert all(d is not None and d <= 5.05 for d in stack.quota.deadlines), stack.quota.deadlines
+    assert stored.finish_reason == "stop" and not stored.answer_truncated
+    # the request id reached identity
     assert stack.identity.metadata_seen[-1]["x-request-id"] == "req-123"
 
 
@@ -64,7 +60,7 @@ async def test_resolved_model_is_cached_for_a_short_time(stack: Stack) -> None:
     for _ in range(3):
         await stack.llm.Chat(chat(), metadata=USER, timeout=5)
     assert len(stack.identity.metadata_seen) - before <= 1
-    assert stack.quota.committed() == 3
+    assert stack.committed() == 3
 
 
 @pytest.mark.parametrize(
@@ -83,7 +79,7 @@ async def test_credentials(
     stack: Stack, metadata: tuple, code: grpc.StatusCode, reason: str
 ) -> None:
     await fails(stack.llm.Chat(chat(), metadata=metadata, timeout=5), code, reason)
-    assert stack.provider.calls == 0 and not stack.quota.states
+    assert stack.provider.calls == 0 and not stack.states()
 
 
 async def test_model_codes(stack: Stack) -> None:
@@ -97,7 +93,7 @@ async def test_model_codes(stack: Stack) -> None:
         grpc.StatusCode.PERMISSION_DENIED,
         "MODEL_NOT_ENABLED",
     )
-    assert not stack.quota.states
+    assert not stack.states()
 
 
 async def test_bad_request_has_field_violation(stack: Stack) -> None:
@@ -114,22 +110,21 @@ async def test_bad_request_has_field_violation(stack: Stack) -> None:
 
 
 async def test_quota_exhausted_no_provider_call_and_details_kept(stack: Stack) -> None:
-    stack.quota.limit = 0
+    await stack.set_limit(0)
     err = await fails(
         stack.llm.Chat(chat(), metadata=USER, timeout=5),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "MONTHLY_LIMIT_REACHED",
+        "QUOTA_EXCEEDED",
     )
-    assert error_info(err).metadata["reset_time"] == "2030-02-01T00:00:00Z"
+    assert error_info(err).metadata["reset_time"]
     status = rpc_status.from_call(err)
     assert any(d.Is(error_details_pb2.QuotaFailure.DESCRIPTOR) for d in status.details)
     assert stack.provider.calls == 0
 
 
 async def test_no_subscription(stack: Stack) -> None:
-    stack.quota.subscribed = False
     await fails(
-        stack.llm.Chat(chat(), metadata=USER, timeout=5),
+        stack.llm.Chat(chat(), metadata=(("authorization", "Bearer nosub-key"),), timeout=5),
         grpc.StatusCode.FAILED_PRECONDITION,
         "NO_ACTIVE_SUBSCRIPTION",
     )
@@ -147,8 +142,8 @@ async def test_provider_failure_refunds_and_records_error(
     stack: Stack, marker: str, code: grpc.StatusCode, reason: str
 ) -> None:
     await fails(stack.llm.Chat(chat(f"hi {marker}"), metadata=USER, timeout=1.5), code, reason)
-    assert list(stack.quota.states.values()) == [quota_pb2.RESERVATION_STATE_RELEASED]
-    [stored] = stack.history.servicer.stored.values()
+    assert list(stack.states().values()) == ["released"]
+    [stored] = await stack.records(1)
     assert stored.status == history_pb2.INTERACTION_STATUS_ERROR and stored.error_reason == reason
 
 
@@ -162,7 +157,7 @@ async def test_stream_deltas_then_done(stack: Stack) -> None:
     assert "".join(deltas) == "Echo: a b c" and len(deltas) == 4
     done = events[-1].done
     assert done.usage.completion_tokens == 4 and done.content == "Echo: a b c"
-    assert stack.quota.committed() == 1
+    assert stack.committed() == 1
     assert stack.provider.last_request["stream_options"] == {"include_usage": True}
 
 
@@ -181,36 +176,38 @@ async def test_stream_cancel_keeps_charge_and_records_partial(stack: Stack) -> N
         if len(got) == 3:
             call.cancel()
             break
-    for _ in range(50):
-        if stack.history.servicer.stored:
-            break
-        await asyncio.sleep(0.05)
-    [stored] = stack.history.servicer.stored.values()
+    [stored] = await stack.records(1)
     assert stored.status == history_pb2.INTERACTION_STATUS_CANCELLED
     assert stored.answer.startswith("".join(got)) and len(stored.answer.split()) < 20
-    assert stack.quota.committed() == 1
+    assert stack.committed() == 1
 
 
-async def test_history_down_answer_returned_then_spool_replayed_once(stack: Stack) -> None:
-    await stack.history.stop()
+async def test_history_down_answers_served_then_delivered_once(stack: Stack) -> None:
+    await stack.history_server.stop()
     replies = [await stack.llm.Chat(chat(f"q{i}"), metadata=USER, timeout=5) for i in range(3)]
     assert all(r.content.startswith("Echo") for r in replies)
-    assert len(list(stack.spool_dir.glob("*.json"))) == 3
-    assert stack.quota.committed() == 3
-    await stack.history.start()
-    for _ in range(50):
-        if not list(stack.spool_dir.glob("*.json")):
-            break
-        await asyncio.sleep(0.1)
-    assert sorted(stack.history.servicer.stored) == sorted(r.interaction_id for r in replies)
+    assert stack.committed() == 3
+    await stack.history_server.start()
+    stored = await stack.records(3)
+    assert sorted(i.interaction_id for i in stored) == sorted(r.interaction_id for r in replies)
+
+
+async def test_answer_over_historys_limit_is_cut_charged_and_recorded(stack: Stack) -> None:
+    # The stack keeps TEXT_LIMIT bytes (GATEWAY_MAX_TEXT_BYTES, shared by llm and history).
+    reply = await stack.llm.Chat(chat("y" * (TEXT_LIMIT + 100)), metadata=USER, timeout=10)
+    assert reply.finish_reason == "length" and len(reply.content.encode()) == TEXT_LIMIT
+    [stored] = await stack.records(1)
+    assert stored.answer_truncated and stored.answer == reply.content
+    assert len(stored.question.encode()) == TEXT_LIMIT
+    assert stack.committed() == 1
 
 
 async def test_idempotent_retry_charged_and_recorded_once(stack: Stack) -> None:
     first = await stack.llm.Chat(chat(idempotency_key="abc"), metadata=USER, timeout=5)
     second = await stack.llm.Chat(chat(idempotency_key="abc"), metadata=USER, timeout=5)
     assert second.interaction_id == first.interaction_id and second.content == first.content
-    assert stack.provider.calls == 1 and stack.quota.committed() == 1
-    assert len(stack.history.servicer.stored) == 1
+    assert stack.provider.calls == 1 and stack.committed() == 1
+    assert len(await stack.records(1)) == 1
 
 
 async def test_list_models(stack: Stack) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway_common.errors import (
+    Aborted,
     DomainError,
     FailedPrecondition,
     NotFound,
@@ -27,13 +29,11 @@ from llm_svc.domain import (
     Usage,
 )
 from llm_svc.ports import (
-    CommitSpoolPort,
     HistoryPort,
     IdentityPort,
     ModelPage,
     ProviderPort,
     QuotaPort,
-    SpoolPort,
     StreamChunk,
 )
 
@@ -80,13 +80,20 @@ class FakeIdentity(IdentityPort):
 
 
 class FakeQuota(QuotaPort):
+    """quota's settlement contract in memory (proven against the real quota service by
+    tests/integration/llm/test_quota_contract.py): reservations with leased idempotency
+    keys; Settle commits or releases once, storing the record (the outbox); a replay of
+    the same transition answers the same; an expired reservation refuses it."""
+
     def __init__(self, limit: int = 10) -> None:
         self.limit = limit
         self.states: dict[str, ReservationState] = {}
+        self.keys: dict[tuple[str, str, str], str] = {}
+        self.records: dict[str, Interaction] = {}  # the outbox: one record per request
         self.calls: list[tuple[str, str]] = []
         self.subscribed = True
-        self.commit_error: DomainError | None = None
-        self.commits_applied = 0  # state changes to committed (a replay adds none)
+        self.settle_error: DomainError | None = None  # quota failing at settlement
+        self.pruned: set[str] = set()  # records already moved on to history
 
     @property
     def charged(self) -> int:
@@ -97,57 +104,69 @@ class FakeQuota(QuotaPort):
         counted = (ReservationState.RESERVED, ReservationState.COMMITTED)
         return sum(s in counted for s in self.states.values())
 
-    async def reserve(self, request_id: str, principal: Principal, timeout: float) -> Reservation:
+    async def reserve(
+        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+    ) -> Reservation:
         self.calls.append(("reserve", request_id))
+        lease = (principal.tenant_id, principal.user_id, idempotency_key)
+        holder = self.keys.get(lease) if idempotency_key else None
+        if holder is not None and holder != request_id:
+            if self.states[holder] is ReservationState.COMMITTED:
+                return Reservation(holder, "s1", ReservationState.COMMITTED, replayed=True)
+            if self.states[holder] is ReservationState.RESERVED:
+                raise Aborted("in progress", "IDEMPOTENCY_KEY_IN_PROGRESS")
         if request_id not in self.states:
             if not self.subscribed:
                 raise FailedPrecondition("no subscription", "NO_ACTIVE_SUBSCRIPTION")
             if self.used >= self.limit:
                 raise ResourceExhausted(
                     "limit reached",
-                    "MONTHLY_LIMIT_REACHED",
-                    [QuotaViolation("user:u1", "limit")],
+                    "QUOTA_EXCEEDED",
+                    [QuotaViolation("subscription:s1", "limit")],
                     {"reset_time": "2030-01-01T00:00:00Z"},
                 )
             self.states[request_id] = ReservationState.RESERVED
-        return Reservation(request_id, "s1", self.states[request_id])
+            if idempotency_key:
+                self.keys[lease] = request_id
+        expires = datetime.now(UTC) + timedelta(seconds=300)
+        return Reservation(request_id, "s1", self.states[request_id], expires)
 
-    async def commit(self, request_id: str, timeout: float) -> None:
-        """Like quota: idempotent; a late commit of an expired one charges it; a released
-        one is refused; ``commit_error`` simulates quota failing."""
-        self.calls.append(("commit", request_id))
-        if self.commit_error is not None:
-            raise self.commit_error
-        state = self.states.get(request_id)
+    async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:
+        rid = interaction.interaction_id
+        self.calls.append(("commit" if commit else "release", rid))
+        if self.settle_error is not None:
+            raise self.settle_error
+        state = self.states.get(rid)
         if state is None:
             raise NotFound("no reservation", "RESERVATION_NOT_FOUND")
-        if state is ReservationState.RELEASED:
-            raise FailedPrecondition("released", "RESERVATION_RELEASED")
-        if state is not ReservationState.COMMITTED:
-            self.commits_applied += 1
-        self.states[request_id] = ReservationState.COMMITTED
+        wanted = ReservationState.COMMITTED if commit else ReservationState.RELEASED
+        if state is wanted:
+            return
+        if state is ReservationState.EXPIRED:
+            raise FailedPrecondition("expired", "RESERVATION_EXPIRED")
+        if state is not ReservationState.RESERVED:
+            raise FailedPrecondition("settled", "RESERVATION_SETTLED")
+        self.states[rid] = wanted
+        self.records[rid] = interaction
 
-    async def release(self, request_id: str, reason: str, timeout: float) -> None:
-        self.calls.append(("release", request_id))
-        self.states[request_id] = ReservationState.RELEASED
+    async def settlement(self, request_id: str, timeout: float) -> Interaction | None:
+        if request_id not in self.states:
+            return None
+        return None if request_id in self.pruned else self.records.get(request_id)
+
+    def expire(self) -> None:
+        """quota's sweep: open reservations refunded (their error records are quota's)."""
+        for rid, state in self.states.items():
+            if state is ReservationState.RESERVED:
+                self.states[rid] = ReservationState.EXPIRED
 
 
 class FakeHistory(HistoryPort):
+    """What history gives back to llm: stored interactions, read with the user's key."""
+
     def __init__(self) -> None:
         self.stored: dict[str, Interaction] = {}
-        self.records = 0
         self.down = False
-        self.reject: set[str] = set()
-
-    async def record(self, interaction: Interaction, timeout: float) -> Interaction:
-        if self.down:
-            raise Unavailable("history down", "HISTORY_UNAVAILABLE")
-        if interaction.interaction_id in self.reject:
-            from gateway_common.errors import InvalidArgument
-
-            raise InvalidArgument("bad record")
-        self.records += 1
-        return self.stored.setdefault(interaction.interaction_id, interaction)
 
     async def get(
         self, api_key: str, tenant_id: str, interaction_id: str, timeout: float
@@ -201,25 +220,6 @@ class FakeProvider(ProviderPort):
             yield StreamChunk(usage=Usage(3, len(words)))
         finally:
             self.closed = True
-
-
-class MemoryCommits(CommitSpoolPort):
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    async def put(self, request_id: str) -> None:
-        self.items.append(request_id)
-
-
-class MemorySpool(SpoolPort):
-    def __init__(self) -> None:
-        self.items: dict[str, Interaction] = {}
-
-    async def put(self, interaction: Interaction) -> None:
-        self.items[interaction.interaction_id] = interaction
-
-    async def get(self, interaction_id: str) -> Interaction | None:
-        return self.items.get(interaction_id)
 
 
 def request(text: str = "hello world", key: str = "", **kw: Any) -> ChatRequest:

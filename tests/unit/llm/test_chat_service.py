@@ -1,4 +1,5 @@
-"""The chat flow with fakes of every port: charging, recording, spooling, idempotency."""
+"""The chat flow with fakes of every port: one settlement per admitted call (charge or
+refund, with its record), truncation, idempotency, quota failing at settlement."""
 
 from __future__ import annotations
 
@@ -24,8 +25,6 @@ from tests.unit.llm.fakes import (
     FakeIdentity,
     FakeProvider,
     FakeQuota,
-    MemoryCommits,
-    MemorySpool,
     request,
 )
 
@@ -35,17 +34,14 @@ def time_left() -> float:
 
 
 class World:
-    def __init__(self, limit: int = 10) -> None:
+    def __init__(self, limit: int = 10, max_text: int = 256 * 1024) -> None:
         self.identity = FakeIdentity()
         self.quota = FakeQuota(limit)
         self.history = FakeHistory()
         self.provider = FakeProvider()
-        self.spool = MemorySpool()
-        self.commits = MemoryCommits()
         self.service = ChatService(
-            self.identity, self.quota, self.history, self.provider, self.spool,
-            commits=self.commits,
-        )  # fmt: skip
+            self.identity, self.quota, self.history, self.provider, max_text_bytes=max_text
+        )
 
 
 @pytest.fixture
@@ -60,7 +56,7 @@ async def test_happy_path_charges_and_records_with_tokens_and_parameters(w: Worl
     assert answer.content == "Echo: hello world"
     assert answer.usage.total_tokens == 4
     assert w.quota.charged == 1
-    [stored] = w.history.stored.values()
+    [stored] = w.quota.records.values()
     assert stored.outcome is Outcome.OK
     assert (stored.tenant_id, stored.user_id, stored.subscription_id) == ("t1", "u1", "s1")
     assert stored.model_id == "m1" and stored.question == "hello world"
@@ -71,6 +67,7 @@ async def test_happy_path_charges_and_records_with_tokens_and_parameters(w: Worl
     params = w.provider.calls[0]["parameters"]
     assert params == {"temperature": 0.9, "presence_penalty": 0.5, "max_tokens": 100}
     assert stored.parameters == params
+    assert answer.interaction_id == next(iter(w.quota.states))  # one id for both
 
 
 async def test_only_user_keys_chat(w: World) -> None:
@@ -121,16 +118,65 @@ async def test_provider_failure_refunds_and_records_error(w: World, error: Excep
         await w.service.chat("user-key", request(), time_left)
     assert w.quota.charged == 0
     assert list(w.quota.states.values()) == [ReservationState.RELEASED]
-    [stored] = w.history.stored.values()
+    [stored] = w.quota.records.values()
     assert stored.outcome is Outcome.ERROR and stored.error_reason == error.reason  # type: ignore[attr-defined]
 
 
-async def test_history_down_answer_still_returned_and_spooled(w: World) -> None:
-    w.history.down = True
-    answer = await w.service.chat("user-key", request(), time_left)
-    assert answer.content.startswith("Echo")
-    assert list(w.spool.items) == [answer.interaction_id]
-    assert w.quota.charged == 1
+async def test_answer_over_historys_size_is_cut_flagged_and_charged() -> None:
+    w = World(max_text=12)
+    answer = await w.service.chat("user-key", request("é" * 20), time_left)
+    assert answer.finish_reason == "length" and len(answer.content.encode()) <= 12
+    assert answer.content == "Echo: ééé"  # cut on a character boundary
+    [stored] = w.quota.records.values()
+    assert stored.truncated and stored.answer == answer.content and w.quota.charged == 1
+
+
+async def test_stream_over_historys_size_is_cut_and_closed() -> None:
+    w = World(max_text=8)
+    events = [e async for e in w.service.chat_stream("user-key", request("a b c d e"), time_left)]
+    *deltas, done = events
+    assert isinstance(done, ChatAnswer) and done.finish_reason == "length"
+    assert "".join(str(d) for d in deltas) == done.content == "Echo: a "
+    [stored] = w.quota.records.values()
+    assert stored.truncated and w.provider.closed and w.quota.charged == 1
+
+
+async def test_quota_down_at_settlement_fails_unary_with_nothing_charged(w: World) -> None:
+    w.quota.settle_error = Unavailable("quota down", "QUOTA_UNAVAILABLE")
+    with pytest.raises(Unavailable):
+        await w.service.chat("user-key", request(), lambda: 0.3)
+    assert w.quota.charged == 0 and w.quota.records == {}
+    # Once quota answers, the call is released (recorded as an error), never charged.
+    w.quota.settle_error = None
+    await w.service.drain()
+    [stored] = w.quota.records.values()
+    assert stored.outcome is Outcome.ERROR and stored.error_reason == "SETTLEMENT_UNAVAILABLE"
+    assert list(w.quota.states.values()) == [ReservationState.RELEASED]
+
+
+async def test_stream_whose_settlement_fails_ends_unavailable_and_is_charged_later(
+    w: World,
+) -> None:
+    w.quota.settle_error = Unavailable("quota down", "QUOTA_UNAVAILABLE")
+    seen: list[object] = []
+    with pytest.raises(Unavailable):
+        async for e in w.service.chat_stream("user-key", request("a b"), lambda: 0.3):
+            seen.append(e)
+    assert seen and not any(isinstance(e, ChatAnswer) for e in seen)  # no final event
+    w.quota.settle_error = None
+    await w.service.drain()
+    [stored] = w.quota.records.values()
+    assert stored.outcome is Outcome.OK and w.quota.charged == 1
+
+
+async def test_settlement_of_an_expired_reservation_is_not_served(w: World) -> None:
+    w.provider.pause = 0.05
+    task = asyncio.create_task(w.service.chat("user-key", request(), time_left))
+    await asyncio.sleep(0.02)
+    w.quota.expire()  # quota's sweep got there first (refunded, recorded as an error)
+    with pytest.raises(Unavailable):
+        await task
+    assert w.quota.charged == 0
 
 
 async def test_retry_with_same_idempotency_key_is_charged_and_recorded_once(w: World) -> None:
@@ -139,16 +185,21 @@ async def test_retry_with_same_idempotency_key_is_charged_and_recorded_once(w: W
     assert second == first
     assert len(w.provider.calls) == 1
     assert w.quota.charged == 1 and len(w.quota.states) == 1
-    assert w.history.records == 1
+    assert len(w.quota.records) == 1
     other = await w.service.chat("user-key", request(key="k-2"), time_left)
     assert other.interaction_id != first.interaction_id and w.quota.charged == 2
 
 
-async def test_replay_reads_a_spooled_answer_when_history_is_down(w: World) -> None:
-    w.history.down = True
+async def test_replay_reads_history_once_the_record_left_the_outbox(w: World) -> None:
     first = await w.service.chat("user-key", request(key="k-1"), time_left)
+    w.quota.pruned.add(first.interaction_id)
+    w.history.stored[first.interaction_id] = w.quota.records[first.interaction_id]
     second = await w.service.chat("user-key", request(key="k-1"), time_left)
     assert second.content == first.content and len(w.provider.calls) == 1
+    w.history.stored.clear()
+    with pytest.raises(Aborted) as err:
+        await w.service.chat("user-key", request(key="k-1"), time_left)
+    assert err.value.reason == "REPLAY_NOT_READY"
 
 
 async def test_retry_after_a_failed_try_really_retries(w: World) -> None:
@@ -174,25 +225,20 @@ async def test_same_key_while_first_call_in_progress_is_aborted(w: World) -> Non
     assert w.quota.charged == 1
 
 
-async def test_recorded_but_uncommitted_first_try_is_committed_on_retry(w: World) -> None:
-    first = await w.service.chat("user-key", request(key="k-1"), time_left)
-    rid = next(iter(w.quota.states))
-    w.quota.states[rid] = ReservationState.RESERVED  # as if the first call died before Commit
-    again = await w.service.chat("user-key", request(key="k-1"), time_left)
-    assert again.content == first.content and len(w.provider.calls) == 1
-    assert w.quota.charged == 1
-
-
-async def test_served_answer_whose_commit_expired_is_late_committed_not_served_again(
+async def test_a_cancelled_retry_never_releases_the_first_attempts_reservation(
     w: World,
 ) -> None:
-    first = await w.service.chat("user-key", request(key="k-1"), time_left)
-    rid = next(iter(w.quota.states))
-    # Its Commit never reached quota and the settlement sweep refunded it meanwhile.
-    w.quota.states[rid] = ReservationState.EXPIRED
-    again = await w.service.chat("user-key", request(key="k-1"), time_left)
-    assert again.content == first.content and len(w.provider.calls) == 1
-    assert w.quota.charged == 1 and len(w.quota.states) == 1
+    w.provider.pause = 0.2
+    first = asyncio.create_task(w.service.chat("user-key", request(key="k-1"), time_left))
+    await asyncio.sleep(0.05)
+    retry = asyncio.create_task(w.service.chat("user-key", request(key="k-1"), time_left))
+    await asyncio.sleep(0)
+    retry.cancel()
+    with pytest.raises((asyncio.CancelledError, Aborted)):
+        await retry
+    answer = await first
+    await w.service.drain()
+    assert w.quota.charged == 1 and w.quota.records[answer.interaction_id].outcome is Outcome.OK
 
 
 async def test_stream_sends_deltas_then_done_and_charges(w: World) -> None:
@@ -201,7 +247,7 @@ async def test_stream_sends_deltas_then_done_and_charges(w: World) -> None:
     assert "".join(str(d) for d in deltas) == "Echo: a b c"
     assert isinstance(done, ChatAnswer) and done.usage.completion_tokens == 4
     assert w.quota.charged == 1
-    [stored] = w.history.stored.values()
+    [stored] = w.quota.records.values()
     assert stored.outcome is Outcome.OK and stored.answer == "Echo: a b c"
 
 
@@ -223,7 +269,7 @@ async def test_stream_cancelled_by_caller_stays_charged_partial_recorded(w: Worl
     await w.service.drain()
     assert w.provider.closed
     assert w.quota.charged == 1
-    [stored] = w.history.stored.values()
+    [stored] = w.quota.records.values()
     assert stored.outcome is Outcome.CANCELLED
     assert stored.answer == "".join(seen) and 0 < len(seen) < 7
 
@@ -233,7 +279,7 @@ async def test_stream_provider_failure_refunds(w: World) -> None:
     with pytest.raises(Unavailable):
         [e async for e in w.service.chat_stream("user-key", request(), time_left)]
     assert w.quota.charged == 0
-    [stored] = w.history.stored.values()
+    [stored] = w.quota.records.values()
     assert stored.outcome is Outcome.ERROR
 
 
@@ -246,8 +292,8 @@ async def test_unary_call_cancelled_before_answer_is_refunded(w: World) -> None:
         await task
     await w.service.drain()
     assert list(w.quota.states.values()) == [ReservationState.RELEASED]
-    [stored] = w.history.stored.values()
-    assert stored.outcome is Outcome.CANCELLED
+    [stored] = w.quota.records.values()
+    assert stored.outcome is Outcome.ERROR and stored.error_reason == "CALLER_CANCELLED"
 
 
 async def test_list_models_for_the_callers_tenant(w: World) -> None:
@@ -271,6 +317,6 @@ async def test_caller_leaving_during_reserve_releases_the_reservation(w: World) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.01)
+    await w.service.drain()
     assert list(w.quota.states.values()) == [ReservationState.RELEASED]
     assert w.provider.calls == []

@@ -8,9 +8,8 @@ from llm_svc.domain import (
     ChatRequest,
     ChatRole,
     ResolvedModel,
-    interaction_id_for,
+    cut_text,
     provider_parameters,
-    request_id_for,
 )
 
 
@@ -43,12 +42,12 @@ def test_max_tokens_capped_by_token_limit(
     assert params.get("max_tokens") == sent
 
 
-def test_request_ids_are_deterministic_with_a_key_and_random_without() -> None:
-    assert request_id_for("t", "u", "k") == request_id_for("t", "u", "k")
-    assert request_id_for("t", "u", "k") != request_id_for("t", "u2", "k")
-    assert request_id_for("t", "u", "k", 1) != request_id_for("t", "u", "k")
-    assert request_id_for("t", "u", "") != request_id_for("t", "u", "")
-    assert interaction_id_for("a") == interaction_id_for("a") != interaction_id_for("b")
+@pytest.mark.parametrize(
+    ("text", "limit", "kept", "cut"),
+    [("abc", 3, "abc", False), ("abcd", 3, "abc", True), ("aé", 2, "a", True), ("", 0, "", False)],
+)
+def test_cut_text_keeps_whole_characters(text: str, limit: int, kept: str, cut: bool) -> None:
+    assert cut_text(text, limit) == (kept, cut)
 
 
 @pytest.mark.parametrize(
