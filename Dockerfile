@@ -35,11 +35,7 @@ CMD ["python", "-m", "history_svc"]
 
 FROM base AS llm_svc
 COPY --chown=gateway llm_svc/ llm_svc/
-ENV LLM_HOST=0.0.0.0 LLM_SPOOL_DIR=/var/spool/llmgw
-USER root
-RUN mkdir -p /var/spool/llmgw && chown gateway /var/spool/llmgw
-USER gateway
-VOLUME /var/spool/llmgw
+ENV LLM_HOST=0.0.0.0
 EXPOSE 50054 9104
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
   CMD ["python", "-m", "gateway_common.devstack.healthcheck", "127.0.0.1:50054"]

@@ -60,12 +60,14 @@ class Executor:
     def _config(self, spec: Spec, file: str, prefix: str) -> dict[str, Any]:
         values = {**spec.env(self.ctx), "BENCH_ID_PREFIX": prefix}
         config = load_scenario(file, values)
-        if spec.spread and file == spec.file:  # one message per user: ghz takes them round robin
-            template = config["data"]
+        if spec.spread:  # one message per user: ghz takes them round robin, in the same
+            template = config["data"]  # order for the Reserve and the Settle of a pair
             data = []
             for user in self.ctx.seed.spread_users:
                 item = copy.deepcopy(template)
-                item["user_id"] = user
+                for part in (item, item.get("interaction")):
+                    if isinstance(part, dict) and "user_id" in part:
+                        part["user_id"] = user
                 data.append(item)
             config["data"] = data
         return config
@@ -77,7 +79,7 @@ class Executor:
     async def _one(
         self, spec: Spec, scenario: Scenario, label: str, c: int, **kw: Any
     ) -> tuple[GhzOutcome, GhzOutcome | None]:
-        """A run of the scenario (Reserve then Commit on the same ids for a pair)."""
+        """A run of the scenario (Reserve then Settle on the same ids for a pair)."""
         prefix = f"bench-{self.ctx.stack.tag}-{label}-"
         out = await self._ghz(scenario, label, self._config(spec, spec.file, prefix), c, **kw)
         self._count(spec, out.stats)
@@ -101,7 +103,7 @@ class Executor:
             await self._sweep(spec, main)
             return [main]
         reserve = Scenario(spec.name + "_reserve", spec.title + " - Reserve", spec.service, tool)
-        commit = Scenario(spec.name + "_commit", spec.title + " - Commit", spec.service, tool)
+        commit = Scenario(spec.name + "_settle", spec.title + " - Settle", spec.service, tool)
         pair = Scenario(
             "quota_pair_" + spec.name.split("_", 1)[1],
             spec.title + " (pairs/s)",
@@ -115,7 +117,7 @@ class Executor:
         for r1 in reserve.runs:
             r2 = commit.run_at(r1.concurrency)
             if r2 is not None:
-                pair.runs.append(combine_pair(r1, r2, ("Reserve", "Commit")))
+                pair.runs.append(combine_pair(r1, r2, ("Reserve", "Settle")))
         return [pair, reserve, commit]
 
     async def _sweep(self, spec: Spec, scenario: Scenario, commit: Scenario | None = None) -> None:

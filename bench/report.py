@@ -13,12 +13,12 @@ METHOD_NOTES = [
     "2 cores with the suite, its databases and the provider fake.",
     "req/s counts every finished call; ok req/s only the successful ones (ratios and "
     "targets use ok req/s). Latencies are per call, errors included.",
-    "Reserve+Commit: ghz calls one RPC per run, so each concurrency runs Reserve for the "
-    "fixed duration with request ids `<prefix><RequestNumber>`, then Commit on exactly "
-    "those ids (`-n` = the Reserve count). pairs/s = 1 / (1/Reserve ok req/s + 1/Commit "
-    "ok req/s); pair latencies are Reserve + Commit per percentile (exact for the mean, "
+    "Reserve+Settle: ghz calls one RPC per run, so each concurrency runs Reserve for the "
+    "fixed duration with request ids `<prefix><RequestNumber>`, then Settle on exactly "
+    "those ids (`-n` = the Reserve count). pairs/s = 1 / (1/Reserve ok req/s + 1/Settle "
+    "ok req/s); pair latencies are Reserve + Settle per percentile (exact for the mean, "
     "an upper bound for p95/p99).",
-    "Chat is the whole path (auth + quota Reserve/Commit + provider + history record); "
+    "Chat is the whole path (auth + quota Reserve/Settle + provider; the record reaches history through the outbox); "
     "LiteLLM is its bare proxy (master key auth, no database, one worker) against the "
     "same fake provider with latency 0.",
 ]

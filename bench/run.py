@@ -132,7 +132,7 @@ class Bench:
             }
         md = (("authorization", f"Bearer {seed.admin_key}"),)
         subjects = [
-            ("hot user (Reserve+Commit)", seed.hot_user, ctx.expected["hot"]),
+            ("hot user (Reserve+Settle)", seed.hot_user, ctx.expected["hot"]),
             ("chat user (Chat + ChatStream)", seed.chat_user, ctx.expected["chat"]),
             ("whole tenant", "", sum(ctx.expected.values())),
         ]

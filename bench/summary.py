@@ -1,5 +1,5 @@
 """Figures of a benchmark run: parsing ghz and hey output, ratios to the echo
-baseline, Reserve+Commit pairs and the issue's targets. Pure functions only (no
+baseline, Reserve+Settle pairs and the issue's targets. Pure functions only (no
 I/O beyond the arguments), so the report can be rebuilt from summary.json."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def parse_hey(text: str, concurrency: int) -> RunStats:
 
 
 def combine_pair(first: RunStats, second: RunStats, names: tuple[str, str]) -> RunStats:
-    """Reserve then Commit measured as two runs: pairs/s = 1 / (1/r1 + 1/r2), i.e. the
+    """Reserve then Settle measured as two runs: pairs/s = 1 / (1/r1 + 1/r2), i.e. the
     rate if each pair cost the time of one Reserve plus one Commit. Latencies are summed
     per percentile (exact for the mean, an upper bound for p95/p99)."""
     r1, r2 = first.ok_rps, second.ok_rps

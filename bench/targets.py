@@ -79,7 +79,7 @@ RULES: list[tuple[str, str, str, Metric, str, float, str, tuple[int, ...] | None
     ("Chat p50 <= LiteLLM p50 at c=1", "chat", "litellm", _p50, "<=", 0.0, "ms", (1,)),
     ("Authenticate >= 50% of echo req/s", "authenticate", "echo", _ratio, ">=", 0.5, "x", None),
     (
-        "Reserve+Commit spread >= 25% of echo",
+        "Reserve+Settle spread >= 25% of echo",
         "quota_pair_spread",
         "echo",
         _ratio,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.support import INTERNAL_TOKEN, MONGO_URL, sqlalchemy_url
 
 MODULES = ("identity_svc", "quota_svc", "history_svc", "llm_svc")
@@ -14,7 +12,6 @@ def suite_env(
     identity_dsn: str,
     quota_dsn: str,
     mongo_db: str,
-    spool_dir: Path,
     common: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Per-module environment; ``common`` (TLS files, log level...) goes to all four."""
@@ -29,6 +26,7 @@ def suite_env(
             "QUOTA_PORT": str(ports["quota_svc"]),
             "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
             "QUOTA_IDENTITY_TARGET": identity,
+            "QUOTA_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
         },
         "history_svc": {
             "HISTORY_PORT": str(ports["history_svc"]),
@@ -41,7 +39,6 @@ def suite_env(
             "LLM_IDENTITY_TARGET": identity,
             "LLM_QUOTA_TARGET": f"127.0.0.1:{ports['quota_svc']}",
             "LLM_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
-            "LLM_SPOOL_DIR": str(spool_dir),
         },
     }
     return {m: {**shared, **env} for m, env in envs.items()}

@@ -38,7 +38,6 @@ class Suite:
     provider_url: str  # OpenAI-compatible base URL of the fake provider
     admin_key: str
     log_dir: Path
-    spool_dir: Path
     metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
@@ -88,7 +87,6 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         quota_dsn = stack.enter_context(fresh_pg_database("e2e_quota"))
         ports = {n: free_port() for n in ("identity", "quota", "history", "llm", "provider")}
         targets = {n: f"127.0.0.1:{ports[n]}" for n in ("identity", "quota", "history", "llm")}
-        spool = tmp_path_factory.mktemp("spool")
         env = {
             "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "IDENTITY_PORT": str(ports["identity"]),
@@ -99,6 +97,10 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "QUOTA_PORT": str(ports["quota"]),
             "QUOTA_DATABASE_URL": sqlalchemy_url(quota_dsn),
             "QUOTA_IDENTITY_TARGET": targets["identity"],
+            "QUOTA_HISTORY_TARGET": targets["history"],
+            "QUOTA_RELAY_IDLE_SECONDS": "0.02",
+            "QUOTA_RELAY_BACKOFF_SECONDS": "0.1",
+            "QUOTA_RELAY_BACKOFF_MAX_SECONDS": "0.5",
             "HISTORY_PORT": str(ports["history"]),
             "HISTORY_DATABASE": fresh_mongo_database("e2e_history"),
             "HISTORY_IDENTITY_TARGET": targets["identity"],
@@ -107,9 +109,6 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "LLM_IDENTITY_TARGET": targets["identity"],
             "LLM_QUOTA_TARGET": targets["quota"],
             "LLM_HISTORY_TARGET": targets["history"],
-            "LLM_SPOOL_DIR": str(spool),
-            "LLM_SPOOL_REPLAY_INTERVAL_SECONDS": "0.3",
-            "LLM_HISTORY_TIMEOUT_SECONDS": "1.0",
             "LLM_AUTH_CACHE_SECONDS": "0.5",
             "GATEWAY_IDENTITY_TARGET": targets["identity"],
             "GATEWAY_QUOTA_TARGET": targets["quota"],
@@ -120,7 +119,7 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for name, port in metrics.items():
             env[f"{name.upper()}_METRICS_PORT"] = str(port)
             env[f"{name.upper()}_METRICS_HOST"] = "127.0.0.1"
-        yield {"env": env, "targets": targets, "ports": ports, "spool": spool, "metrics": metrics}
+        yield {"env": env, "targets": targets, "ports": ports, "metrics": metrics}
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +132,7 @@ async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
         stdout=subprocess.DEVNULL,
         stderr=(log_dir / "fake-provider.log").open("ab"),
     )
-    s = Suite(env, targets, f"http://127.0.0.1:{port}/v1", "", log_dir, e2e_env["spool"])
+    s = Suite(env, targets, f"http://127.0.0.1:{port}/v1", "", log_dir)
     s.metrics_ports = e2e_env["metrics"]
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")

@@ -34,9 +34,7 @@ EXPECTED = {
 def suite(log_dir) -> Iterator[dict[str, tuple[ServiceProcess, int]]]:
     ports = {m: free_port() for m in EXPECTED}
     with fresh_pg_database("fid") as identity_dsn, fresh_pg_database("fquota") as quota_dsn:
-        envs = suite_env(
-            ports, identity_dsn, quota_dsn, fresh_mongo_database("fhist"), log_dir / "spool-f"
-        )
+        envs = suite_env(ports, identity_dsn, quota_dsn, fresh_mongo_database("fhist"))
         procs = {m: (ServiceProcess(m, envs[m], log_dir).start(), ports[m]) for m in EXPECTED}
         try:
             yield procs

@@ -40,6 +40,7 @@ async def test_metrics_count_calls_by_method_and_code(suite: Suite) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await tenant.chat("one too many")
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await tenant.interactions(want=3)  # delivered by quota's outbox relay
     after = {name: await asyncio.to_thread(scrape, port) for name, port in ports.items()}
 
     def delta(name: str, service: str, method: str, code: str) -> float:
@@ -52,9 +53,11 @@ async def test_metrics_count_calls_by_method_and_code(suite: Suite) -> None:
     quota = "llmgw.quota.v1.QuotaInternalService"
     assert delta("quota", quota, "Reserve", "OK") == 3
     assert delta("quota", quota, "Reserve", "RESOURCE_EXHAUSTED") == 1
-    assert delta("quota", quota, "Commit", "OK") == 3
+    assert delta("quota", quota, "Settle", "OK") == 3
     history = "llmgw.history.v1.HistoryInternalService"
-    assert delta("history", history, "RecordInteraction", "OK") == 3
+    assert 1 <= delta("history", history, "RecordInteractions", "OK") <= 3  # batches
+    delivered = ("llmgw_outbox_delivered_total", (("topic", "interaction"),))
+    assert after["quota"].get(delivered, 0) - before["quota"].get(delivered, 0) == 3
     assert delta("identity", "llmgw.identity.v1.IdentityService", "CreateTenant", "OK") == 1
     refusals = ("llmgw_quota_refusals_total", (("reason", "QUOTA_EXCEEDED"),))
     assert after["quota"].get(refusals, 0) - before["quota"].get(refusals, 0) == 1

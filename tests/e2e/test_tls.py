@@ -42,7 +42,6 @@ def tls_suite(pki, log_dir) -> Iterator[dict[str, int]]:
             identity_dsn,
             quota_dsn,
             fresh_mongo_database("thist"),
-            log_dir / "spool-tls",
             tls,
         )
         procs = [ServiceProcess(m, envs[m], log_dir).start() for m in MODULES]
@@ -119,7 +118,7 @@ async def test_a_chat_crosses_the_whole_suite_over_mutual_tls(tls_suite, pki, tm
     names["llm"] = "llm_svc"
     targets = {n: f"127.0.0.1:{tls_suite[m]}" for n, m in names.items()}
     url = f"http://127.0.0.1:{provider_port}/v1"
-    suite = Suite({}, targets, url, admin_key, tmp_path, tmp_path)
+    suite = Suite({}, targets, url, admin_key, tmp_path)
     for name, target in targets.items():
         suite.channels[name] = grpc.aio.secure_channel(target, creds(ca, service))
     try:
@@ -127,7 +126,7 @@ async def test_a_chat_crosses_the_whole_suite_over_mutual_tls(tls_suite, pki, tm
         reply = await tenant.chat("over mutual TLS")
         assert reply.content == "Echo: over mutual TLS"
         assert await tenant.used() == 1
-        [stored] = await tenant.interactions()
+        [stored] = await tenant.interactions(want=1)
         assert stored.interaction_id == reply.interaction_id
     finally:
         for channel in suite.channels.values():

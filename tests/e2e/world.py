@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,19 @@ class Tenant:
         )
         return int(reply.used)
 
-    async def interactions(self) -> list[history_pb2.Interaction]:
+    async def interactions(
+        self, want: int = 0, timeout: float = 15.0
+    ) -> list[history_pb2.Interaction]:
+        """The user's interactions in history; with ``want``, waits (up to ``timeout``) for
+        that many: records reach history through quota's outbox, a moment after the answer."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = await self._interactions()
+            if len(found) >= want or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.05)
+
+    async def _interactions(self) -> list[history_pb2.Interaction]:
         stub = history_pb2_grpc.HistoryServiceStub(self.suite.channel("history"))
         out: list[history_pb2.Interaction] = []
         token = ""

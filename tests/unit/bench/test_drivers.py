@@ -37,10 +37,11 @@ def test_every_spec_has_its_files():
             assert (SCENARIO_DIR / spec.commit).exists()
 
 
-def test_reserve_and_commit_use_the_same_ids():
-    values = {"BENCH_ID_PREFIX": "run1-"}
+def test_reserve_and_settle_use_the_same_ids_and_subject():
+    values = {"BENCH_ID_PREFIX": "run1-", "BENCH_TENANT_ID": "t", "BENCH_USER_ID": "u"}
     reserve = load_scenario("quota_reserve.json", values)
-    commit = load_scenario("quota_commit.json", values)
-    assert (
-        reserve["data"]["request_id"] == commit["data"]["request_id"] == "run1-{{.RequestNumber}}"
-    )
+    settle = load_scenario("quota_settle.json", values)["data"]
+    rid = "run1-{{.RequestNumber}}"
+    assert reserve["data"]["request_id"] == settle["request_id"] == rid
+    assert settle["interaction"]["interaction_id"] == rid
+    assert (settle["interaction"]["tenant_id"], settle["interaction"]["user_id"]) == ("t", "u")

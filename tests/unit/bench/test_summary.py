@@ -92,7 +92,7 @@ def run(c, ok, seconds, p50=1.0, p99=2.0, errors=None):
 
 def test_combine_pair_is_harmonic_and_sums_latency():
     reserve, commit = run(16, 1000, 1.0, 2.0, 5.0), run(16, 1000, 0.5, 1.0, 3.0)
-    pair = combine_pair(reserve, commit, ("Reserve", "Commit"))
+    pair = combine_pair(reserve, commit, ("Reserve", "Settle"))
     assert pair.ok_rps == pytest.approx(1 / (1 / 1000 + 1 / 2000))
     assert pair.ok == 1000
     assert pair.latency_ms == {"p50": 3.0, "p99": 8.0}

@@ -42,7 +42,7 @@ def test_ratio_targets(scenarios):
     auth16 = by(targets, "Authenticate", 16)
     assert auth16.status == "missed" and auth16.actual == pytest.approx(0.25)
     assert by(targets, "Authenticate", 1).status == "met"
-    assert by(targets, "Reserve+Commit", 1).status == "met"  # exactly 25%
+    assert by(targets, "Reserve+Settle", 1).status == "met"  # exactly 25%
 
 
 def test_latency_targets(scenarios):

@@ -60,10 +60,12 @@ def test_workload_has_probes_resources_and_config(name, port, config):
     assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
 
 
-def test_llm_spool_is_on_a_persistent_volume():
+def test_llm_is_a_stateless_deployment_that_scales_freely():
     docs = {d["kind"]: d for d in load("llm_svc.yaml")}
-    claims = docs["StatefulSet"]["spec"]["volumeClaimTemplates"]
-    assert claims[0]["metadata"]["name"] == "spool"
+    assert "StatefulSet" not in docs
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert all("persistentVolumeClaim" not in v for v in pod.get("volumes", []))
+    assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["kind"] == "Deployment"
 
 
 def test_every_configured_variable_is_read_by_a_service(config):

@@ -23,9 +23,11 @@ from quota_svc.counting import CountingService, diagnose
 from quota_svc.domain import NewPlan, Period, Reservation, ReservationState, Subscription
 from quota_svc.ports import (
     DuplicateRequest,
+    ExpiryRecorder,
     LedgerRepository,
     PlanRepository,
     ReserveCall,
+    SettleCall,
     Standing,
     SubscriptionRepository,
     UnitOfWork,
@@ -89,14 +91,21 @@ class FakeLedger(LedgerRepository):
     async def get(self, request_id: str) -> Reservation | None:
         return self.rows.get(request_id)
 
-    async def commit(self, request_id: str) -> Reservation | None:
+    async def by_key(self, tenant_id: str, user_id: str, key: str) -> Reservation | None:
+        return None
+
+    async def settle(self, call: SettleCall) -> Reservation | None:
         raise NotImplementedError
 
-    async def release(self, request_id: str, reason: str) -> Reservation | None:
+    async def settlement(self, request_id: str) -> tuple[Reservation, bytes | None] | None:
         raise NotImplementedError
 
-    async def settle_expired(self, now: datetime, batch: int) -> int:
+    async def expire_due(self, now: datetime, batch: int, record: ExpiryRecorder) -> int:
         return 0
+
+
+def _no_record(reservation: Reservation, created: datetime) -> bytes:
+    return b""
 
 
 class FakeUow(UnitOfWork):
@@ -196,9 +205,10 @@ def test_diagnosis_retries_when_a_slot_freed() -> None:
 
 async def test_refusals_are_stored_and_replayed() -> None:
     ledger = FakeLedger([_standing(NOW - timedelta(days=9), None, 0, 1)])
-    counting = CountingService(lambda **_: FakeUow(ledger), Clock())
-    ok = await counting.reserve("a", T1, str(uuid.uuid4()), "")
-    assert ok.used == 1 and (await counting.reserve("a", T1, str(uuid.uuid4()), "")) == ok
+    counting = CountingService(lambda **_: FakeUow(ledger), Clock(), _no_record)
+    ok, replayed = await counting.reserve("a", T1, str(uuid.uuid4()), "")
+    assert ok.used == 1 and not replayed
+    assert (await counting.reserve("a", T1, str(uuid.uuid4()), "")) == (ok, False)
     with pytest.raises(ResourceExhausted) as err:
         await counting.reserve("b", T1, str(uuid.uuid4()), "")
     assert err.value.metadata["reset_time"] == "2031-04-01T00:00:00+00:00"
@@ -211,7 +221,7 @@ async def test_refusals_are_stored_and_replayed() -> None:
 
 
 async def test_no_subscription_refusal_is_failed_precondition() -> None:
-    counting = CountingService(lambda **_: FakeUow(FakeLedger([])), Clock())
+    counting = CountingService(lambda **_: FakeUow(FakeLedger([])), Clock(), _no_record)
     with pytest.raises(FailedPrecondition) as err:
         await counting.reserve("x", T1, str(uuid.uuid4()), "")
     assert err.value.reason == "NO_ACTIVE_SUBSCRIPTION"
