@@ -18,7 +18,8 @@ METHOD_NOTES = [
     "those ids (`-n` = the Reserve count). pairs/s = 1 / (1/Reserve ok req/s + 1/Settle "
     "ok req/s); pair latencies are Reserve + Settle per percentile (exact for the mean, "
     "an upper bound for p95/p99).",
-    "Chat is the whole path (auth + quota Reserve/Settle + provider; the record reaches history through the outbox); "
+    "Chat is the whole path (auth + quota Reserve/Settle + provider; the record reaches "
+    "history through quota's outbox); "
     "LiteLLM is its bare proxy (master key auth, no database, one worker) against the "
     "same fake provider with latency 0.",
 ]

@@ -52,6 +52,10 @@ def open_channel(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
+        # A dependency back from a restart is used again within a second, not after the
+        # default exponential reconnect backoff (which grows to minutes).
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
         # With a headless Service (dns:///name:port) calls spread over every replica.
         ("grpc.lb_policy_name", "round_robin"),
     ]

@@ -36,6 +36,9 @@ class ServiceSpec:
     # One-time preparation needing the store (migrations): retried by the health loop
     # until it succeeds; the service stays NOT_SERVING until then.
     prepare: Callable[[], Awaitable[None]] | None = None
+    # Called once, in the server's loop, when the store first answers after ``prepare``:
+    # where background workers that need the migrated store start.
+    on_ready: Callable[[], None] | None = None
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=tuple)
 
 
@@ -115,6 +118,9 @@ class GrpcServer:
                     log.info("prepared")
                 await asyncio.wait_for(probe(), timeout=max(interval * 2, 1.0))
                 ok = True
+                if self.spec.on_ready is not None:
+                    started, self.spec.on_ready = self.spec.on_ready, None
+                    started()
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 ok = False
                 if serving is not False:

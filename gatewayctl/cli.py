@@ -183,6 +183,11 @@ def _quota_and_history(leaf: Any, group: Any, listing: Any, creating: Any, sub: 
     p.add_argument("--tenant", default="")
     p.add_argument("--user", default="")
 
+    g = group("dead-letters", "settlement records history refused for good (platform admin)")
+    listing(leaf(g, "list", ops.dead_letters, "list dead letters, oldest first"))
+    p = leaf(g, "retry", ops.dead_letters, "put dead letters back in the delivery queue")
+    p.add_argument("ids", nargs="*", help="entry ids; none retries them all")
+
     g = group("history", "interactions")
     for action in ("list", "search"):
         p = leaf(g, action, ops.history, f"{action} interactions, newest first")

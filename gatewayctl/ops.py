@@ -104,6 +104,19 @@ def usage(s: Session, a: argparse.Namespace) -> Result:
     return as_dict(s.call(quota(s).GetUsage, req)), []
 
 
+DEAD_LETTER_COLS = ["id", "tenant_id", "user_id", "attempts", "failure_class", "last_error"]
+
+
+def dead_letters(s: Session, a: argparse.Namespace) -> Result:
+    """Settlement records history refused for good (platform admins): list or retry."""
+    st = quota(s)
+    if a.action == "list":
+        req = qpb.ListDeadLettersRequest()
+        return pages(s, st.ListDeadLetters, req, "dead_letters", a)[0], DEAD_LETTER_COLS
+    reply = s.call(st.RetryDeadLetters, qpb.RetryDeadLettersRequest(ids=a.ids))
+    return {"retried": reply.retried}, []
+
+
 def _ts(when: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(when)

@@ -213,7 +213,9 @@ class ChatService:
         return max(left - min(self._t.provider_margin, left / 4), 0.001)
 
     def _settle_budget(self, remaining: Remaining) -> float:
-        return max(remaining() - 0.01, 0.05)
+        """Settle retries stop in time to answer UNAVAILABLE before the caller's deadline."""
+        left = remaining()
+        return max(left - min(0.1, left / 4), 0.05)
 
     @staticmethod
     def _expiry(call: Call) -> datetime | None:

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway_common.errors import DomainError, FailedPrecondition, Unavailable
+from gateway_common.errors import DomainError, FailedPrecondition, NotFound, Unavailable
 from llm_svc import metrics
 from llm_svc.domain import Interaction, Outcome
 from llm_svc.ports import TRANSIENT, QuotaPort
@@ -27,7 +27,7 @@ from llm_svc.ports import TRANSIENT, QuotaPort
 log = logging.getLogger("llm.settlement")
 
 FIRST_BACKOFF = 0.05
-MAX_BACKOFF = 2.0
+MAX_BACKOFF = 1.0
 
 
 class Settler:
@@ -73,6 +73,11 @@ class Settler:
                 return True
             except TRANSIENT as exc:
                 reason = exc.reason
+            except NotFound:  # a release of a reservation quota never made: nothing to do
+                if not commit:
+                    return True
+                self._lost(record, commit, "RESERVATION_NOT_FOUND")
+                return False
             except FailedPrecondition as exc:  # expired (refunded) or settled otherwise
                 self._lost(record, commit, exc.reason)
                 return False

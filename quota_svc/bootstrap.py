@@ -68,10 +68,13 @@ def build(
     history_channel: grpc.aio.Channel | None = None
 
     def register(server: grpc.aio.Server) -> None:
-        nonlocal history_channel
         quota_pb2_grpc.add_QuotaServiceServicer_to_server(public, server)
         quota_pb2_grpc.add_QuotaInternalServiceServicer_to_server(internal, server)
-        loop = asyncio.get_running_loop()  # register runs inside the server's loop
+
+    def start_workers() -> None:
+        """The expiry sweep and the outbox relay, once the migrated database answers."""
+        nonlocal history_channel
+        loop = asyncio.get_running_loop()
         if settings.settle_interval_seconds > 0:
             tasks.append(loop.create_task(counting.sweep_forever(settings.settle_interval_seconds)))
         if settings.relay_enabled:
@@ -103,6 +106,7 @@ def build(
         register=register,
         probe=probe,
         close=close,
+        on_ready=start_workers,
     )
 
 

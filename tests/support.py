@@ -123,6 +123,12 @@ class ServiceProcess:
             self.proc.kill()
             return self.proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed or drained."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

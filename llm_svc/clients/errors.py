@@ -8,6 +8,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from gateway_common.errors import (
+    Aborted,
     DeadlineExceeded,
     DomainError,
     FailedPrecondition,
@@ -53,6 +54,8 @@ def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
         return NotFound(message, reason, metadata)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return PermissionDenied(message, reason, metadata)
+    if code == grpc.StatusCode.ABORTED:  # e.g. an idempotency key still in progress
+        return Aborted(message, reason, metadata)
     if code == grpc.StatusCode.UNAUTHENTICATED and dependency == "identity":
         return Unauthenticated(message, reason, metadata)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

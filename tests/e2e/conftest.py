@@ -65,6 +65,9 @@ class Suite:
     def stop(self, name: str) -> None:
         self.procs[name].stop()
 
+    def kill(self, name: str) -> None:
+        self.procs[name].kill()
+
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.log()[-4000:]}" for n, p in self.procs.items())
 
@@ -80,8 +83,9 @@ def _wait_http(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(url)
 
 
-@pytest.fixture(scope="session")
-def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def suite_environment(overrides: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Fresh databases, free ports and the environment of the four services."""
     with contextlib.ExitStack() as stack:
         identity_dsn = stack.enter_context(fresh_pg_database("e2e_identity"))
         quota_dsn = stack.enter_context(fresh_pg_database("e2e_quota"))
@@ -114,19 +118,33 @@ def e2e_env(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "GATEWAY_QUOTA_TARGET": targets["quota"],
             "GATEWAY_HISTORY_TARGET": targets["history"],
             "GATEWAY_LLM_TARGET": targets["llm"],
+            **(overrides or {}),
         }
         metrics = {n: free_port() for n in ("identity", "quota", "history", "llm")}
         for name, port in metrics.items():
             env[f"{name.upper()}_METRICS_PORT"] = str(port)
             env[f"{name.upper()}_METRICS_HOST"] = "127.0.0.1"
-        yield {"env": env, "targets": targets, "ports": ports, "metrics": metrics}
+        yield {
+            "env": env,
+            "targets": targets,
+            "ports": ports,
+            "metrics": metrics,
+            "quota_dsn": quota_dsn,
+        }
 
 
 @pytest.fixture(scope="session")
-async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
+def e2e_env() -> Iterator[dict[str, Any]]:
+    with suite_environment() as env:
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def running_suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
+    """The fake provider and the four services as processes, and a platform-admin key."""
     env, targets = e2e_env["env"], e2e_env["targets"]
     port = e2e_env["ports"]["provider"]
-    provider = subprocess.Popen(  # noqa: ASYNC220 - session setup
+    provider = subprocess.Popen(  # noqa: ASYNC220 - suite setup
         [sys.executable, "-m", "gateway_common.devstack.fake_provider", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -138,7 +156,7 @@ async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
         _wait_http(f"http://127.0.0.1:{port}/health")
         s.start("identity")
         await wait_serving(targets["identity"], timeout=60)
-        made = subprocess.run(  # noqa: ASYNC221 - session setup
+        made = subprocess.run(  # noqa: ASYNC221 - suite setup
             [sys.executable, "-m", "identity_svc.create_admin_key", "--name", "e2e"],
             cwd=ROOT,
             env={**os.environ, **env},
@@ -166,3 +184,9 @@ async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
             proc.stop()
         provider.terminate()
         provider.wait(10)
+
+
+@pytest.fixture(scope="session")
+async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
+    async with running_suite(e2e_env, log_dir) as s:
+        yield s

@@ -84,7 +84,9 @@ class Tenant:
                 return out
 
 
-async def make_tenant(suite: Suite, *, limit: int = 100, token_limit: int = 64) -> Tenant:
+async def make_tenant(
+    suite: Suite, *, limit: int = 100, token_limit: int = 64, provider_url: str = ""
+) -> Tenant:
     admin = bearer(suite.admin_key)
     idn = irpc.IdentityServiceStub(suite.channel("identity"))
     quo = quota_pb2_grpc.QuotaServiceStub(suite.channel("quota"))
@@ -137,7 +139,7 @@ async def make_tenant(suite: Suite, *, limit: int = 100, token_limit: int = 64) 
                 tenant_id=tenant,
                 model_id=model,
                 token_limit=token_limit,
-                base_url=suite.provider_url,
+                base_url=provider_url or suite.provider_url,
                 extra_parameters=extra,
             ),
             credential=credential,
