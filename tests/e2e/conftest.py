@@ -44,7 +44,12 @@ class Suite:
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
-            self.channels[name] = grpc.aio.insecure_channel(self.targets[name])
+            # Reconnect within a second after a service restarts (tests kill and restart).
+            options = [
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ]
+            self.channels[name] = grpc.aio.insecure_channel(self.targets[name], options=options)
         return self.channels[name]
 
     def provider_stats(self) -> dict[str, Any]:

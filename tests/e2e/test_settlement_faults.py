@@ -71,6 +71,13 @@ async def chat_into(
     load.served.add(reply.interaction_id)
 
 
+async def served_some(load: Load, n: int = 5, timeout: float = 30.0) -> None:
+    """Waits until the load is really flowing (so a fault lands mid-load)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(load.served) < n and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def drive(t: Tenant, workers: int, per_worker: int, text: str, load: Load) -> None:
     async def worker(w: int) -> None:
         for i in range(per_worker):
@@ -143,7 +150,7 @@ async def test_kill_9_of_llm_mid_load(faults: tuple[Suite, str]) -> None:
     t = await make_tenant(suite, limit=1000)
     load = Load()
     run = asyncio.create_task(drive(t, 4, 25, "[[delay:40]] llm dies", load))
-    await asyncio.sleep(1.0)
+    await served_some(load)
     suite.kill("llm")
     await asyncio.sleep(0.5)
     await restarted(suite, "llm")
@@ -161,7 +168,7 @@ async def test_kill_9_of_quota_mid_load(faults: tuple[Suite, str]) -> None:
     t = await make_tenant(suite, limit=1000)
     load = Load()
     run = asyncio.create_task(drive(t, 4, 25, "[[delay:40]] quota dies", load))
-    await asyncio.sleep(1.0)
+    await served_some(load)
     suite.kill("quota")
     await asyncio.sleep(1.0)
     await restarted(suite, "quota")
@@ -178,7 +185,7 @@ async def test_kill_9_of_history_mid_load(faults: tuple[Suite, str]) -> None:
     t = await make_tenant(suite, limit=1000)
     load = Load()
     run = asyncio.create_task(drive(t, 4, 25, "history dies", load))
-    await asyncio.sleep(0.5)
+    await served_some(load)
     suite.kill("history")
     await asyncio.sleep(1.0)
     await restarted(suite, "history")
