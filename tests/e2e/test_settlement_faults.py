@@ -74,7 +74,9 @@ async def chat_into(
 async def served_some(load: Load, n: int = 5, timeout: float = 30.0) -> None:
     """Waits until the load is really flowing (so a fault lands mid-load)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while len(load.served) < n and asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline:
+        if len(load.served) >= n:
+            return
         await asyncio.sleep(0.05)
 
 
