@@ -14,7 +14,7 @@ COPY --chown=gateway identity_svc/ identity_svc/
 ENV IDENTITY_HOST=0.0.0.0
 EXPOSE 50051 9101
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
-  CMD ["python", "-m", "gateway_common.devstack.healthcheck", "127.0.0.1:50051"]
+  CMD ["python", "-m", "gateway_common.healthcheck", "127.0.0.1:50051"]
 CMD ["python", "-m", "identity_svc"]
 
 FROM base AS quota_svc
@@ -22,7 +22,7 @@ COPY --chown=gateway quota_svc/ quota_svc/
 ENV QUOTA_HOST=0.0.0.0
 EXPOSE 50052 9102
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
-  CMD ["python", "-m", "gateway_common.devstack.healthcheck", "127.0.0.1:50052"]
+  CMD ["python", "-m", "gateway_common.healthcheck", "127.0.0.1:50052"]
 CMD ["python", "-m", "quota_svc"]
 
 FROM base AS history_svc
@@ -30,7 +30,7 @@ COPY --chown=gateway history_svc/ history_svc/
 ENV HISTORY_HOST=0.0.0.0
 EXPOSE 50053 9103
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
-  CMD ["python", "-m", "gateway_common.devstack.healthcheck", "127.0.0.1:50053"]
+  CMD ["python", "-m", "gateway_common.healthcheck", "127.0.0.1:50053"]
 CMD ["python", "-m", "history_svc"]
 
 FROM base AS llm_svc
@@ -42,10 +42,10 @@ USER gateway
 VOLUME /var/spool/llmgw
 EXPOSE 50054 9104
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
-  CMD ["python", "-m", "gateway_common.devstack.healthcheck", "127.0.0.1:50054"]
+  CMD ["python", "-m", "gateway_common.healthcheck", "127.0.0.1:50054"]
 CMD ["python", "-m", "llm_svc"]
 
 # The fake OpenAI-compatible provider, for demos without a real provider.
 FROM base AS fake_provider
 EXPOSE 18080
-CMD ["python", "-m", "gateway_common.devstack.fake_provider", "--host", "0.0.0.0", "--port", "18080"]
+CMD ["python", "-m", "devtools.fake_provider", "--host", "0.0.0.0", "--port", "18080"]

@@ -189,7 +189,7 @@ class Stack:
         return self.spawn(svc, argv, self.service_env(svc))
 
     def start_fake(self) -> Proc:
-        argv = [sys.executable, "-m", "gateway_common.devstack.fake_provider"]
+        argv = [sys.executable, "-m", "devtools.fake_provider"]
         argv += ["--port", str(self.ports["fake"]), "--latency-ms", "0"]
         return self.spawn("fake", argv, clean_env())
 
@@ -227,7 +227,7 @@ class Stack:
 
 async def wait_grpc(proc: Proc, target: str, timeout: float = 90.0) -> str:
     """'' once the server's health says SERVING, else why not."""
-    from gateway_common.devstack.healthcheck import check
+    from gateway_common.healthcheck import check
 
     deadline = time.monotonic() + timeout
     state = ""

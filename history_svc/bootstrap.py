@@ -12,7 +12,7 @@ from gateway_common.channels import open_channel
 from gateway_common.identity_client import IDEMPOTENT, Authenticator
 from gateway_common.server import ServiceSpec
 from history_svc.config import HistorySettings
-from history_svc.mongo_repository import LazyMongoRepository
+from history_svc.mongo_interactions import LazyMongoRepository
 from history_svc.service import HistoryService, Limits
 from history_svc.servicer import HistoryInternalServicer, HistoryServicer
 from llmgw.history.v1 import history_pb2_grpc

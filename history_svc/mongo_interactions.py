@@ -16,9 +16,9 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from history_svc.documents import Document, escape_text, from_document, to_document
 from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
-from history_svc.repository import InteractionRepository
+from history_svc.mongo_documents import Document, escape_text, from_document, to_document
+from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.repository")
 

@@ -21,7 +21,7 @@ from history_svc.domain import (
     from_millis,
     to_millis,
 )
-from history_svc.repository import InteractionRepository
+from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.service")
 

@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, Unauthenticated
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
-from identity_svc.cache import TtlCache
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, make_page, page_limit, time_after, time_key
 

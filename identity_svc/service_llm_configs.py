@@ -11,9 +11,9 @@ from gateway_common.errors import NotFound, PermissionDenied
 from gateway_common.principal import Principal
 from identity_svc import domain as d
 from identity_svc.crypto import KeyRing, credential_context
-from identity_svc.models_service import CONFIG_PATHS, _extra
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, _found, make_page, page_limit, time_after, time_key
+from identity_svc.service_llm_models import CONFIG_PATHS, _extra
 
 
 def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:

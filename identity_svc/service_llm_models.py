@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway_common.pagination import decode_token
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
-from identity_svc.cache import TtlCache
 from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, _found, make_page, page_limit

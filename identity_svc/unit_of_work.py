@@ -7,13 +7,13 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity_svc import ports
-from identity_svc.repository import (
+from identity_svc.postgres_accounts import (
     SqlApiKeyRepository,
     SqlRequestLog,
     SqlTenantRepository,
     SqlUserRepository,
 )
-from identity_svc.repository_models import SqlModelConfigRepository, SqlModelRepository
+from identity_svc.postgres_llm_models import SqlModelConfigRepository, SqlModelRepository
 
 
 class SqlUnitOfWork(ports.UnitOfWork):

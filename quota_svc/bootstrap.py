@@ -16,8 +16,8 @@ from quota_svc.config import QuotaSettings
 from quota_svc.counting import CountingService
 from quota_svc.domain import Clock, SystemClock
 from quota_svc.service import PlanService, UsageService
+from quota_svc.service_subscriptions import SubscriptionService
 from quota_svc.servicer import QuotaInternalServicer, QuotaServicer
-from quota_svc.subscriptions import SubscriptionService
 
 SERVICE_NAMES = ("llmgw.quota.v1.QuotaService", "llmgw.quota.v1.QuotaInternalService")
 

@@ -16,7 +16,7 @@ from quota_svc.counting import CountingService
 from quota_svc.metrics import REFUSALS
 from quota_svc.ports import SubscriptionDraft
 from quota_svc.service import PlanService, UsageService
-from quota_svc.subscriptions import SubscriptionService
+from quota_svc.service_subscriptions import SubscriptionService
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway_common.errors import Unavailable
 from quota_svc.ports import UnitOfWork
+from quota_svc.postgres_plans import SqlPlans
+from quota_svc.postgres_subscriptions import SqlSubscriptions
 from quota_svc.repo_ledger import PgLedger
-from quota_svc.repo_plans import SqlPlans
-from quota_svc.repo_subscriptions import SqlSubscriptions
 
 
 def make_counting_pool(url: str, pool_size: int, max_overflow: int) -> AsyncConnectionPool:

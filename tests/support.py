@@ -128,7 +128,7 @@ class ServiceProcess:
 
 
 async def wait_serving(target: str, timeout: float = 30.0, service: str = "") -> None:
-    from gateway_common.devstack.healthcheck import check
+    from gateway_common.healthcheck import check
 
     deadline = time.monotonic() + timeout
     state = ""

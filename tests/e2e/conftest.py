@@ -128,7 +128,7 @@ async def suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator[Suite]:
     env, targets = e2e_env["env"], e2e_env["targets"]
     port = e2e_env["ports"]["provider"]
     provider = subprocess.Popen(  # noqa: ASYNC220 - session setup
-        [sys.executable, "-m", "gateway_common.devstack.fake_provider", "--port", str(port)],
+        [sys.executable, "-m", "devtools.fake_provider", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(log_dir / "fake-provider.log").open("ab"),

@@ -7,7 +7,7 @@ import asyncio
 import psycopg
 import pytest
 
-from gateway_common.devstack.healthcheck import check
+from gateway_common.healthcheck import check
 from tests.support import (
     INTERNAL_TOKEN,
     PG_PORT,

@@ -8,8 +8,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from history_svc.documents import escape_text
-from history_svc.mongo_repository import stores_nul
+from history_svc.mongo_documents import escape_text
+from history_svc.mongo_interactions import stores_nul
 from llmgw.history.v1 import history_pb2 as pb
 from tests.integration.history.conftest import INTERNAL, Api, bearer
 from tests.integration.history.helpers import expect_error, record, to_proto, ts

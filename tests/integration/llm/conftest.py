@@ -11,7 +11,7 @@ import grpc
 import pytest
 from aiohttp import web
 
-from gateway_common.devstack.fake_provider import FakeProvider
+from devtools.fake_provider import FakeProvider
 from llm_svc.bootstrap import build
 from llm_svc.config import LlmSettings
 from llmgw.llm.v1 import llm_pb2_grpc

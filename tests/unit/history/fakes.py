@@ -8,7 +8,7 @@ from gateway_common.errors import Unauthenticated
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role
 from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
-from history_svc.repository import InteractionRepository
+from history_svc.ports import InteractionRepository
 
 PLATFORM = Principal(Role.PLATFORM_ADMIN, key_id="k-platform")
 ADMIN_A = Principal(Role.TENANT_ADMIN, tenant_id="tenant-a", user_id="admin-a", key_id="k-aa")

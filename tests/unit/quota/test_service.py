@@ -31,7 +31,7 @@ from quota_svc.ports import (
     UnitOfWork,
 )
 from quota_svc.service import PlanService, UsageService
-from quota_svc.subscriptions import SubscriptionService
+from quota_svc.service_subscriptions import SubscriptionService
 
 NOW = datetime(2031, 3, 15, 12, tzinfo=UTC)
 T1, T2 = str(uuid.uuid4()), str(uuid.uuid4())
