@@ -34,7 +34,7 @@ def build(
         identity = open_channel(settings.identity_target, settings, idempotent=IDEMPOTENT)
         authenticator = Authenticator(identity, ttl=settings.auth_cache_seconds)
     repository = LazyMongoRepository(client, settings.database, text_search)
-    service = HistoryService(repository, limits(settings))
+    service = HistoryService(repository, limits(settings), settings.page_tokens())
     public = HistoryServicer(service, authenticator)
     internal = HistoryInternalServicer(service, settings.internal_token.get_secret_value())
 

@@ -18,8 +18,6 @@ from history_svc.domain import (
     Page,
     Stats,
     canonical_id,
-    from_millis,
-    to_millis,
 )
 from history_svc.ports import InteractionRepository
 
@@ -36,9 +34,15 @@ class Limits:
 
 
 class HistoryService:
-    def __init__(self, repository: InteractionRepository, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        repository: InteractionRepository,
+        limits: Limits | None = None,
+        pages: pagination.PageTokens | None = None,
+    ) -> None:
         self.repository = repository
         self.limits = limits or Limits()
+        self.pages = pages or pagination.PageTokens.ephemeral()
 
     async def record(self, item: Interaction) -> tuple[Interaction, bool]:
         """Store once per interaction_id; a replay answers the stored one and False."""
@@ -73,14 +77,13 @@ class HistoryService:
             page_size, self.limits.default_page_size, self.limits.max_page_size
         )
         scope = where.scope()
-        key = pagination.decode_token(page_token, scope)
-        after = _cursor(key) if key is not None else None
+        position = self.pages.decode_position(page_token, scope)
+        after = Cursor(*position) if position is not None else None
         rows = await self.repository.page(where, after, size + 1)
-        if len(rows) <= size:
-            return Page(rows, "")
-        last = rows[size - 1]
-        token = pagination.encode_token([to_millis(last.timestamp), last.interaction_id], scope)
-        return Page(rows[:size], token)
+        items, token = self.pages.next_page(
+            rows, size, lambda i: (i.timestamp, i.interaction_id), scope
+        )
+        return Page(items, token)
 
     async def search(
         self, caller: Principal, where: Filter, page_size: int, page_token: str
@@ -135,12 +138,6 @@ class HistoryService:
         if user_id == where.user_id:
             return where
         return Filter(where.tenant_id, user_id, where.model_id, where.start, where.end, where.text)
-
-
-def _cursor(key: list[object]) -> Cursor:
-    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-        raise InvalidArgument.field("page_token", "malformed page token")
-    return Cursor(from_millis(key[0]), key[1])
 
 
 def _with_text(where: Filter, text: str) -> Filter:

@@ -41,14 +41,15 @@ def use_cases(
     clock: Callable[[], datetime] = utc_now,
 ) -> UseCaseSet:
     cache = ResolveCache(settings.resolve_cache_ttl_seconds, settings.resolve_cache_max_entries)
+    pages = settings.page_tokens()
     return UseCaseSet(
-        tenants=TenantUseCases(uow),
-        users=UserUseCases(uow),
+        tenants=TenantUseCases(uow, pages),
+        users=UserUseCases(uow, pages),
         keys=ApiKeyUseCases(
-            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock
+            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock, pages
         ),
-        models=ModelUseCases(uow, on_change=cache.clear),
-        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear),
+        models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
+        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear, pages=pages),
         resolve=ResolveUseCase(uow, ring, cache),
     )
 

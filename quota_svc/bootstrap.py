@@ -48,10 +48,11 @@ def build(
     db.register_pool_stats("quota_counting", counting_pool.get_stats)
     uow = unit_of_work.factory(engine, counting_pool)
     counting = CountingService(uow, clock, settings.reservation_ttl_seconds, settings.settle_batch)
+    pages = settings.page_tokens()
     public = QuotaServicer(
         authenticator,
-        PlanService(uow, clock),
-        SubscriptionService(uow, clock),
+        PlanService(uow, clock, pages),
+        SubscriptionService(uow, clock, pages),
         UsageService(uow, clock),
     )
     internal = QuotaInternalServicer(counting, settings.internal_token.get_secret_value())

@@ -102,6 +102,7 @@ class CountingService:
         async with self._uow() as uow:
             done = await uow.ledger.release(rid, why)
             if done is not None:
+                await uow.commit()
                 return done
             stored = await uow.ledger.get(rid)
         if stored is None:

@@ -166,7 +166,8 @@ class DuplicateRequest(Exception):
 
 
 class UnitOfWork(abc.ABC):
-    """One transaction (or, with ``autocommit``, single-statement transactions)."""
+    """One transaction: nothing is written unless ``await uow.commit()`` runs inside the
+    ``async with`` block (with ``autocommit``, each statement is its own transaction)."""
 
     plans: PlanRepository
     subscriptions: SubscriptionRepository
@@ -182,6 +183,9 @@ class UnitOfWork(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]

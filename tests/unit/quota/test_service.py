@@ -113,6 +113,9 @@ class FakeUow(UnitOfWork):
     ) -> None:
         return None
 
+    async def commit(self) -> None:
+        return None
+
 
 def admin(tenant: str) -> Principal:
     return Principal(Role.TENANT_ADMIN, tenant, str(uuid.uuid4()))
