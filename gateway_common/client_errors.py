@@ -1,5 +1,5 @@
-"""A dependency's gRPC error, in llm_svc's own domain errors (reason and details kept
-where they mean something to our caller)."""
+"""Another service's gRPC error, in the caller's own domain errors (reason and details kept
+where they mean something to our caller). The one translation every client adapter uses."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def _check(msg: message.Message, prefix: str, nul_ok: bool) -> None:
             for i, item in enumerate(value):
                 _value(field, item, f"{path}[{i}]", allowed)
         elif _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = field.message_type.fields_by_name["value"]  # type: ignore[union-attr]
             for key, item in value.items():
                 if isinstance(key, str):
                     _text(key, path, allowed)

@@ -16,6 +16,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from gateway_common.store_errors import mongo_boundary
 from history_svc.domain import Bucket, Cursor, Filter, GroupBy, Interaction, Status
 from history_svc.mongo_documents import Document, escape_text, from_document, to_document
 from history_svc.ports import InteractionRepository
@@ -158,7 +159,8 @@ class MongoInteractionRepository(InteractionRepository):
 
 class LazyMongoRepository(InteractionRepository):
     """Opens the repository (creating the indexes) on first use, so building the service
-    does no I/O and a store that is down at start only delays readiness."""
+    does no I/O and a store that is down at start only delays readiness. Store failures
+    leave it as domain errors (gateway_common.store_errors: an outage is UNAVAILABLE)."""
 
     def __init__(
         self, client: AsyncMongoClient[Document], database: str, text_search: bool | None
@@ -177,21 +179,26 @@ class LazyMongoRepository(InteractionRepository):
         return self._repo
 
     async def insert(self, item: Interaction) -> bool:
-        return await (await self.ready()).insert(item)
+        async with mongo_boundary("history"):
+            return await (await self.ready()).insert(item)
 
     async def get(
         self, tenant_id: str, interaction_id: str, user_id: str = ""
     ) -> Interaction | None:
-        return await (await self.ready()).get(tenant_id, interaction_id, user_id)
+        async with mongo_boundary("history"):
+            return await (await self.ready()).get(tenant_id, interaction_id, user_id)
 
     async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
-        return await (await self.ready()).page(where, after, limit)
+        async with mongo_boundary("history"):
+            return await (await self.ready()).page(where, after, limit)
 
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
-        return await (await self.ready()).stats(where, group_by)
+        async with mongo_boundary("history"):
+            return await (await self.ready()).stats(where, group_by)
 
     async def delete_user(self, tenant_id: str, user_id: str) -> int:
-        return await (await self.ready()).delete_user(tenant_id, user_id)
+        async with mongo_boundary("history"):
+            return await (await self.ready()).delete_user(tenant_id, user_id)
 
 
 async def stores_nul(database: Any) -> bool:

@@ -137,7 +137,7 @@ class TenantUseCases(UseCases):
                 raise FailedPrecondition(
                     "the tenant still has users: delete them or set cascade", "TENANT_HAS_USERS"
                 )
-            await uow.tenants.delete(tenant_id)
+            _found(await uow.tenants.delete(tenant_id) or None, "tenant")  # deleted meanwhile
             await uow.commit()
 
 

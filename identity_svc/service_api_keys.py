@@ -141,8 +141,9 @@ class ApiKeyUseCases(UseCases):
             else:
                 p.require_platform_admin()
             revoked = await uow.keys.revoke(key_id)
+            if revoked is None:  # deleted meanwhile (its user or tenant went)
+                raise NotFound("API key not found", "API_KEY_NOT_FOUND")
             await uow.commit()
-        assert revoked is not None
         # This replica forgets it now; the others within their cache TTL.
         self.cache.drop_if(lambda principal: principal.key_id == key_id)
         return revoked

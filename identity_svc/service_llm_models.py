@@ -124,7 +124,8 @@ class ModelUseCases(UseCases):
         async with self.uow() as uow:
             current = _found(await uow.models.get(model_id), "model")
             _authorize_manage(p, current.tenant_id)
-            await uow.models.delete(model_id)  # its configurations go with it
+            # Its configurations go with it; gone meanwhile (a concurrent delete): NOT_FOUND.
+            _found(await uow.models.delete(model_id) or None, "model")
             await uow.commit()
         self._on_change()
 

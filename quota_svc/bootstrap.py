@@ -7,7 +7,7 @@ import contextlib
 
 import grpc
 
-from gateway_common import channels, db, identity_client
+from gateway_common import db, identity_client
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from llmgw.quota.v1 import quota_pb2_grpc
@@ -39,10 +39,9 @@ def build(
     )
     identity_channel: grpc.aio.Channel | None = None
     if authenticator is None:
-        identity_channel = channels.open_channel(
-            settings.identity_target, settings, identity_client.IDEMPOTENT
+        authenticator, identity_channel = identity_client.connect(
+            settings, settings.identity_target, settings.identity_cache_seconds
         )
-        authenticator = Authenticator(identity_channel, ttl=settings.identity_cache_seconds)
     clock = clock or SystemClock()
     db.register_pool_metrics(engine, "quota")
     db.register_pool_stats("quota_counting", counting_pool.get_stats)

@@ -122,7 +122,8 @@ class PlanService:
             if plan is None:
                 raise NotFound("no such plan", "PLAN_NOT_FOUND")
             require_plan_admin(principal, plan.tenant_id)
-            await uow.plans.delete(pid)
+            if not await uow.plans.delete(pid):  # deleted meanwhile
+                raise NotFound("no such plan", "PLAN_NOT_FOUND")
             await uow.commit()
 
 

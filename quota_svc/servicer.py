@@ -10,6 +10,7 @@ from gateway_common import auth
 from gateway_common.errors import FailedPrecondition, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
+from gateway_common.protoconv import from_timestamp
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import mapping
 from quota_svc.counting import CountingService
@@ -85,8 +86,8 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             tenant_id=request.tenant_id,
             user_id=request.user_id,
             plan_id=request.plan_id,
-            start_time=mapping.from_ts(request, "start_time"),
-            end_time=mapping.from_ts(request, "end_time"),
+            start_time=from_timestamp(request, "start_time"),
+            end_time=from_timestamp(request, "end_time"),
             request_id=request.request_id,
         )
         view = await self._subs.create(who, draft)
@@ -132,7 +133,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             who,
             request.tenant_id,
             request.subscription_id,
-            mapping.from_ts(request, "end_time"),
+            from_timestamp(request, "end_time"),
             request.request_id,
         )
         return quota_pb2.EndSubscriptionResponse(subscription=mapping.subscription(view))
@@ -142,7 +143,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
     ) -> quota_pb2.GetUsageResponse:
         who = await self._principal(context)
         usage = await self._usage.usage(
-            who, request.tenant_id, request.user_id, mapping.from_ts(request, "time")
+            who, request.tenant_id, request.user_id, from_timestamp(request, "time")
         )
         return mapping.usage(usage)
 
