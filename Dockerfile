@@ -1,4 +1,7 @@
 # One image per service, from one Dockerfile: `docker build --target identity_svc .`
+# Runtime only: requirements.lock pins the runtime dependencies (no ruff, mypy, pytest or
+# buf: those are in requirements-dev.lock), and only gateway_common, gen/ and the service
+# are copied; dev tools (devtools/, bench/, gatewayctl/) stay out.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app:/app/gen
 WORKDIR /app
@@ -45,7 +48,9 @@ HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
   CMD ["python", "-m", "gateway_common.healthcheck", "127.0.0.1:50054"]
 CMD ["python", "-m", "llm_svc"]
 
-# The fake OpenAI-compatible provider, for demos without a real provider.
+# The fake OpenAI-compatible provider, for demos without a real provider (dev only: its own
+# image, built on the runtime base plus devtools/).
 FROM base AS fake_provider
+COPY --chown=gateway devtools/ devtools/
 EXPOSE 18080
 CMD ["python", "-m", "devtools.fake_provider", "--host", "0.0.0.0", "--port", "18080"]
