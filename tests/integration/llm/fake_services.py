@@ -129,7 +129,7 @@ class Quota(quota_pb2_grpc.QuotaInternalServiceServicer):
                     context,
                     code_pb2.RESOURCE_EXHAUSTED,
                     "limit",
-                    "MONTHLY_LIMIT_REACHED",
+                    "QUOTA_EXCEEDED",
                     quota=True,
                     md={"reset_time": "2030-02-01T00:00:00Z"},
                 )

@@ -118,7 +118,7 @@ async def test_quota_exhausted_no_provider_call_and_details_kept(stack: Stack) -
     err = await fails(
         stack.llm.Chat(chat(), metadata=USER, timeout=5),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "MONTHLY_LIMIT_REACHED",
+        "QUOTA_EXCEEDED",
     )
     assert error_info(err).metadata["reset_time"] == "2030-02-01T00:00:00Z"
     status = rpc_status.from_call(err)

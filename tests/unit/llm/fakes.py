@@ -105,7 +105,7 @@ class FakeQuota(QuotaPort):
             if self.used >= self.limit:
                 raise ResourceExhausted(
                     "limit reached",
-                    "MONTHLY_LIMIT_REACHED",
+                    "QUOTA_EXCEEDED",
                     [QuotaViolation("user:u1", "limit")],
                     {"reset_time": "2030-01-01T00:00:00Z"},
                 )
