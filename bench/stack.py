@@ -19,13 +19,9 @@ from devtools import launch
 from devtools.launch import Process, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_PORT = int(os.environ.get("PG_PORT", "55432"))
-PG_ADMIN_DSN = os.environ.get(
-    "BENCH_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
-)
-MONGO_URL = os.environ.get(
-    "BENCH_MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
-)
+PG_PORT = launch.local_pg_port()
+PG_ADMIN_DSN = launch.local_pg_admin_dsn("BENCH_PG_DSN")
+MONGO_URL = launch.local_mongo_url("BENCH_MONGO_URL")
 SERVICES = ("identity", "quota", "history", "llm")
 # Env of the shell that must not leak into the bench stack (e.g. a `make run` setup).
 _PREFIXES = ("IDENTITY_", "QUOTA_", "HISTORY_", "LLM_", "GATEWAY_")

@@ -4,6 +4,7 @@ fresh databases, processes with their log kept, waiting for SERVING. Dev only.""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import time
@@ -12,6 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+
+def local_pg_port() -> int:
+    return int(os.environ.get("PG_PORT", "55432"))
+
+
+def local_pg_admin_dsn(override_var: str) -> str:
+    """The local stack's PostgreSQL (``PG_PORT``) as the gateway user, unless ``override_var``
+    names another server."""
+    default = f"postgresql://gateway:gateway@127.0.0.1:{local_pg_port()}/postgres"
+    return os.environ.get(override_var, default)
+
+
+def local_mongo_url(override_var: str) -> str:
+    """The local stack's FerretDB (``FERRETDB_PORT``), unless ``override_var`` says otherwise."""
+    default = f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
+    return os.environ.get(override_var, default)
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command, context
@@ -57,8 +58,19 @@ def run_env() -> None:
         context.run_migrations()
 
 
-def cli(name: str, database_url: Callable[[], str], apply: Callable[[str], None]) -> None:
-    """``python -m <svc>.migrate``: apply the migrations to the service's configured database."""
-    logging.basicConfig(level=logging.INFO)
-    apply(database_url())
-    print(f"{name}: migrations applied")
+@dataclass(frozen=True)
+class Runner:
+    """One service's migrations: its ``migrations/`` folder and its advisory-lock key."""
+
+    name: str
+    folder: Path
+    lock_key: int
+
+    def upgrade(self, database_url: str, revision: str = "head") -> None:
+        upgrade(database_url, self.folder, self.lock_key, revision)
+
+    def cli(self, database_url: Callable[[], str]) -> None:
+        """``python -m <svc>.migrate``: migrate the service's configured database."""
+        logging.basicConfig(level=logging.INFO)
+        self.upgrade(database_url())
+        print(f"{self.name}: migrations applied")

@@ -18,10 +18,43 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway_common.errors import DomainError
 from gateway_common.store_errors import postgres_boundary, postgres_error
 
 
-class PostgresUnitOfWork(abc.ABC):
+class UnitOfWork(abc.ABC):
+    """What every service's ``ports.UnitOfWork`` is: leaving the block releases it (by
+    default: rolls back what was not committed) and turns a store failure into the domain
+    error it stands for. Fakes subclass the same ports, so they follow the same rule."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()
+        translated = self.translate(exc) if exc is not None else None
+        if translated is not None:
+            raise translated from exc
+
+    async def release(self) -> None:
+        await self.rollback()
+
+    def translate(self, exc: BaseException) -> DomainError | None:
+        return None
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+
+class PostgresUnitOfWork(UnitOfWork):
     def __init__(self, engine: AsyncEngine, store: str) -> None:
         self._engine = engine
         self._store = store
@@ -51,12 +84,7 @@ class PostgresUnitOfWork(abc.ABC):
         await self.bind(conn)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             # A dead connection cannot roll back; the original error is what matters.
@@ -65,10 +93,9 @@ class PostgresUnitOfWork(abc.ABC):
                     await conn.rollback()
             with contextlib.suppress(Exception):
                 await conn.close()
-        if exc is not None:
-            translated = postgres_error(exc, self._store)
-            if translated is not None:
-                raise translated from exc
+
+    def translate(self, exc: BaseException) -> DomainError | None:
+        return postgres_error(exc, self._store)
 
     async def commit(self) -> None:
         async with postgres_boundary(self._store):

@@ -7,9 +7,9 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
+from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from quota_svc.domain import NewPlan, Period, Plan, Reservation, Subscription
 
 PageKey = tuple[datetime, str]  # (criado_em, id): keyset position
@@ -165,27 +165,13 @@ class DuplicateRequest(Exception):
     """The request_id is already in the ledger: answer with the stored one."""
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(SharedUnitOfWork):
     """One transaction: nothing is written unless ``await uow.commit()`` runs inside the
     ``async with`` block (with ``autocommit``, each statement is its own transaction)."""
 
     plans: PlanRepository
     subscriptions: SubscriptionRepository
     ledger: LedgerRepository
-
-    @abc.abstractmethod
-    async def __aenter__(self) -> UnitOfWork: ...
-
-    @abc.abstractmethod
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]

@@ -7,14 +7,13 @@ hot path. Everything else runs on the SQLAlchemy engine."""
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway_common.errors import Unavailable
+from gateway_common.errors import DomainError, Unavailable
 from gateway_common.store_errors import postgres_boundary, postgres_error
 from gateway_common.unit_of_work import PostgresUnitOfWork
 from quota_svc.ports import UnitOfWork
@@ -59,18 +58,16 @@ class CountingUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         """Nothing to do: each counting statement is its own transaction."""
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def rollback(self) -> None:
+        """Nothing to undo: each counting statement is its own transaction."""
+
+    async def release(self) -> None:
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
-            await ctx.__aexit__(exc_type, exc, tb)
-        translated = postgres_error(exc, "quota") if exc is not None else None
-        if translated is not None:
-            raise translated from exc
+            await ctx.__aexit__(None, None, None)
+
+    def translate(self, exc: BaseException) -> DomainError | None:
+        return postgres_error(exc, "quota")
 
 
 class SqlUnitOfWork(PostgresUnitOfWork, UnitOfWork):
@@ -98,6 +95,9 @@ class AutocommitUnitOfWork(SqlUnitOfWork):
 
     async def commit(self) -> None:
         """Nothing to do: each statement committed on its own."""
+
+    async def rollback(self) -> None:
+        """Nothing to undo: each statement committed on its own."""
 
 
 def factory(engine: AsyncEngine, counting_pool: AsyncConnectionPool | None = None) -> Any:

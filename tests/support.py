@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,13 +21,9 @@ from gateway_common.server import GrpcServer, ServiceSpec
 from gateway_common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_PORT = int(os.environ.get("PG_PORT", "55432"))
-PG_ADMIN_DSN = os.environ.get(
-    "TEST_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
-)
-MONGO_URL = os.environ.get(
-    "MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
-)
+PG_PORT = launch.local_pg_port()
+PG_ADMIN_DSN = launch.local_pg_admin_dsn("TEST_PG_DSN")
+MONGO_URL = launch.local_mongo_url("MONGO_URL")
 INTERNAL_TOKEN = "test-internal-token"
 
 
@@ -74,6 +71,23 @@ async def running_server(
     finally:
         await channel.close()
         await server.stop(grace=0.5)
+
+
+def create_admin_key(env: dict[str, str], name: str = "tests") -> str:
+    """A platform-admin key made by identity's own tool, on ``IDENTITY_DATABASE_URL``."""
+    made = subprocess.run(
+        [sys.executable, "-m", "identity_svc.create_admin_key", "--name", name],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in made.stdout.splitlines()
+        if line.startswith("api_key:")
+    )
 
 
 class ServiceProcess:

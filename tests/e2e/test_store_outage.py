@@ -13,6 +13,7 @@ from tests.support import (
     PG_PORT,
     Cable,
     ServiceProcess,
+    create_admin_key,
     free_port,
     fresh_pg_database,
     sqlalchemy_url,
@@ -122,7 +123,7 @@ async def test_identity_store_lost_in_the_middle_of_a_call_is_unavailable(log_di
             await wait_state(f"127.0.0.1:{port}", "SERVING")
             # Made on the database directly: the cable runs on this test's event loop.
             key = await asyncio.to_thread(
-                _admin_key, {**env, "IDENTITY_DATABASE_URL": sqlalchemy_url(dsn)}
+                create_admin_key, {**env, "IDENTITY_DATABASE_URL": sqlalchemy_url(dsn)}
             )
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = identity_pb2_grpc.IdentityServiceStub(channel)
@@ -147,28 +148,6 @@ async def test_identity_store_lost_in_the_middle_of_a_call_is_unavailable(log_di
         finally:
             proc.stop()
             await cable.unplug()
-
-
-def _admin_key(env: dict[str, str]) -> str:
-    import os
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
-    made = subprocess.run(
-        [sys.executable, "-m", "identity_svc.create_admin_key", "--name", "outage"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return next(
-        line.split(":", 1)[1].strip()
-        for line in made.stdout.splitlines()
-        if line.startswith("api_key:")
-    )
 
 
 async def _blocked_on_lock(dsn: str, timeout: float = 10.0) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -105,15 +104,10 @@ class FakeUow(UnitOfWork):
         self.subscriptions = Untouchable()  # type: ignore[abstract]
         self.ledger = ledger or FakeLedger([])
 
-    async def __aenter__(self) -> FakeUow:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def commit(self) -> None:
         return None
 
-    async def commit(self) -> None:
+    async def rollback(self) -> None:
         return None
 
 
