@@ -97,18 +97,22 @@ class ServiceProcess:
         self.module = module
         self.env = {**os.environ, **env}
         self.log_path = log_dir / f"{module}-{uuid.uuid4().hex[:6]}.log"
-        self.proc: launch.Process | None = None
+        self.process: launch.Process | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.popen if self.process is not None else None
 
     def start(self) -> ServiceProcess:
         argv = [sys.executable, "-m", self.module]
-        self.proc = launch.Process.spawn(self.module, argv, self.env, ROOT, self.log_path)
+        self.process = launch.Process.spawn(self.module, argv, self.env, ROOT, self.log_path)
         return self
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        return self.proc.stop(timeout) if self.proc is not None else None
+        return self.process.stop(timeout) if self.process is not None else None
 
     def log(self) -> str:
-        return self.proc.text() if self.proc is not None else ""
+        return self.process.text() if self.process is not None else ""
 
 
 async def wait_serving(target: str, timeout: float = 30.0, service: str = "") -> None:
