@@ -19,10 +19,11 @@ help:
 	@echo "make stop   - stop everything make run started"
 	@echo "other: setup protos protos-check lint fmt migrate status test-unit test-integration test-e2e bench"
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	printf '%s\n%s\n' "$(ROOT)" "$(ROOT)/gen" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/llmgw-repo.pth
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/llmgw-repo.pth
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -74,17 +75,17 @@ test-e2e: stack-up
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc gatewayctl bench
+	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc gatewayctl bench devtools
 	cd protos && $(VENV)/bin/buf lint
 
 fmt: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# Re-pin every dependency after changing pyproject.toml.
+# Re-pin every dependency after changing pyproject.toml (runtime and dev locks).
 lock: venv
-	$(PY) -c 'import tomllib; p=tomllib.load(open("pyproject.toml","rb"))["project"]; print("\n".join(p["dependencies"]+p["optional-dependencies"]["dev"]))' > .local/reqs.txt
-	$(PY) -m pip install -q -U -r .local/reqs.txt && $(PY) -m pip freeze --exclude-editable > requirements.lock
+	$(PY) -m pip install -q -U --no-build-isolation -e '.[dev]'
+	$(PY) scripts/lock.py
 
 clean: stop
 	rm -rf $(LOCAL_DIR)

@@ -29,7 +29,7 @@ from bench.profile import top_frames
 from bench.seed import Seed, Seeder, store_interactions
 from bench.stack import PG_ADMIN_DSN, ROOT, SERVICES, Stack, new_tag, wait_grpc, wait_http
 from bench.summary import Scenario, apply_ratios, judge
-from gateway_common.devstack import ferretdb_tune
+from devtools import ferretdb_tune
 from llmgw.quota.v1 import quota_pb2 as qpb
 from llmgw.quota.v1 import quota_pb2_grpc as qgrpc
 

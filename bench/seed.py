@@ -248,11 +248,11 @@ class Seeder:
 async def store_interactions(stack: Stack, seed: Seed, count: int, batch: int = 2000) -> None:
     """``count`` interactions of the seed's tenant, spread over its users and the last 30
     days, inserted with insert_many in the document shape history_svc itself writes
-    (history_svc.documents.to_document, the spec's ``interacoes`` shape)."""
+    (history_svc.mongo_documents.to_document, the spec's ``interacoes`` shape)."""
     from pymongo import AsyncMongoClient
 
-    from history_svc.documents import to_document
     from history_svc.domain import Interaction, Metadata
+    from history_svc.mongo_documents import to_document
 
     tenant = seed.tenant_id or str(uuid.uuid4())
     users = seed.spread_users[:1000] or [str(uuid.uuid4()) for _ in range(100)]

@@ -8,7 +8,6 @@ import base64
 import os
 import secrets
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -16,25 +15,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
+from devtools import launch
+from devtools.launch import Process, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_PORT = int(os.environ.get("PG_PORT", "55432"))
-PG_ADMIN_DSN = os.environ.get(
-    "BENCH_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
-)
-MONGO_URL = os.environ.get(
-    "BENCH_MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
-)
+PG_PORT = launch.local_pg_port()
+PG_ADMIN_DSN = launch.local_pg_admin_dsn("BENCH_PG_DSN")
+MONGO_URL = launch.local_mongo_url("BENCH_MONGO_URL")
 SERVICES = ("identity", "quota", "history", "llm")
 # Env of the shell that must not leak into the bench stack (e.g. a `make run` setup).
 _PREFIXES = ("IDENTITY_", "QUOTA_", "HISTORY_", "LLM_", "GATEWAY_")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:
@@ -43,29 +33,7 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    port: int
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive():
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+Proc = Process
 
 
 @dataclass
@@ -93,27 +61,19 @@ class Stack:
 
     # -- databases -------------------------------------------------------------------
     def dsn(self, db: str) -> str:
-        return PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + self.databases[db]
+        return launch.database_dsn(PG_ADMIN_DSN, self.databases[db])
 
     def sqlalchemy_url(self, db: str) -> str:
-        return self.dsn(db).replace("postgresql://", "postgresql+psycopg://", 1)
+        return launch.sqlalchemy_url(self.dsn(db))
 
     def create_databases(self) -> None:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            for db in ("identity", "quota"):
-                name = f"bench_{db}_{self.tag}"
-                conn.execute(f'CREATE DATABASE "{name}"')
-                self.databases[db] = name
+        names = {db: f"bench_{db}_{self.tag}" for db in ("identity", "quota")}
+        launch.create_pg_databases(PG_ADMIN_DSN, names.values())
+        self.databases.update(names)
 
     def drop_databases(self) -> None:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            for name in self.databases.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        from pymongo import MongoClient
-
-        client: MongoClient[dict[str, object]]
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=3000) as client:
-            client.drop_database(self.mongo_db)
+        launch.drop_pg_databases(PG_ADMIN_DSN, self.databases.values())
+        launch.drop_mongo_databases(MONGO_URL, [self.mongo_db])
 
     # -- processes -------------------------------------------------------------------
     def service_env(self, svc: str) -> dict[str, str]:
@@ -152,17 +112,7 @@ class Stack:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> Proc:
         log = self.logs / f"{name}.log"
-        with log.open("ab") as out:
-            popen = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        proc = Proc(name, popen, log, self.ports.get(name, 0))
+        proc = Process.spawn(name, argv, env, cwd, log, self.ports.get(name, 0))
         self.procs[name] = proc
         return proc
 
@@ -189,7 +139,7 @@ class Stack:
         return self.spawn(svc, argv, self.service_env(svc))
 
     def start_fake(self) -> Proc:
-        argv = [sys.executable, "-m", "gateway_common.devstack.fake_provider"]
+        argv = [sys.executable, "-m", "devtools.fake_provider"]
         argv += ["--port", str(self.ports["fake"]), "--latency-ms", "0"]
         return self.spawn("fake", argv, clean_env())
 
@@ -227,18 +177,7 @@ class Stack:
 
 async def wait_grpc(proc: Proc, target: str, timeout: float = 90.0) -> str:
     """'' once the server's health says SERVING, else why not."""
-    from gateway_common.devstack.healthcheck import check
-
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            return f"{proc.name} exited ({proc.popen.returncode}): {proc.tail()}"
-        state = await check(target, timeout=1.0)
-        if state == "SERVING":
-            return ""
-        await asyncio.sleep(0.3)
-    return f"{proc.name} not SERVING after {timeout:.0f}s (last: {state}): {proc.tail()}"
+    return await launch.serving_error(target, timeout, proc)
 
 
 async def wait_http(proc: Proc, url: str, timeout: float = 120.0) -> str:

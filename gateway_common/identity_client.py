@@ -7,16 +7,18 @@ stops working everywhere within ``ttl`` plus identity's own cache bound.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import OrderedDict
 from typing import Any
 
 import grpc
 
+from gateway_common import channels
 from gateway_common.auth import bearer_token
+from gateway_common.cache import TtlCache
 from gateway_common.channels import call_metadata, remaining
-from gateway_common.errors import InvalidArgument, Unauthenticated, Unavailable
+from gateway_common.client_errors import translate
+from gateway_common.errors import Unauthenticated
 from gateway_common.principal import Principal, Role
+from gateway_common.settings import ServiceSettings
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
 
 IDEMPOTENT = (("llmgw.identity.v1.IdentityService", "Authenticate"),)
@@ -33,21 +35,15 @@ class Authenticator:
         self, channel: grpc.aio.Channel, ttl: float = 2.0, max_entries: int = 10_000
     ) -> None:
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
-        self._ttl = ttl
-        self._max = max_entries
-        self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._cache: TtlCache[bytes, Principal] = TtlCache(ttl, max_entries)
 
     async def authenticate(self, api_key: str, timeout: float = 5.0) -> Principal:
         digest = hashlib.sha256(api_key.encode()).digest()
-        now = time.monotonic()
         hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         principal = await self._call(api_key, timeout)
-        self._cache[digest] = (now + self._ttl, principal)
-        self._cache.move_to_end(digest)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+        self._cache.put(digest, principal)
         return principal
 
     async def authenticate_call(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
@@ -64,7 +60,7 @@ class Authenticator:
                 metadata=call_metadata(),
             )
         except grpc.aio.AioRpcError as err:
-            raise translate(err) from None
+            raise translate(err, "identity") from None
         p = reply.principal
         role = _ROLES.get(p.role)
         if role is None:
@@ -78,15 +74,9 @@ class Authenticator:
         )
 
 
-def translate(err: grpc.aio.AioRpcError) -> Exception:
-    """identity's answer, in the caller's own errors."""
-    code = err.code()
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated("invalid API key", "INVALID_API_KEY")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(err.details() or "invalid credential")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        from gateway_common.errors import DeadlineExceeded
-
-        return DeadlineExceeded("identity did not answer in time", "IDENTITY_TIMEOUT")
-    return Unavailable("identity service unavailable", "IDENTITY_UNAVAILABLE")
+def connect(
+    settings: ServiceSettings, target: str, ttl: float
+) -> tuple[Authenticator, grpc.aio.Channel]:
+    """The authenticator every service but identity builds, on its own channel (to close)."""
+    channel = channels.open_channel(target, settings, IDEMPOTENT)
+    return Authenticator(channel, ttl=ttl), channel

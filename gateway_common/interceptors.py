@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
-from gateway_common import metrics, status
+from gateway_common import metrics, request_check, status
 from gateway_common.auth import REQUEST_ID, metadata_value
 from gateway_common.errors import DomainError, Unimplemented
 from gateway_common.logs import request_id_var
@@ -43,13 +44,13 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, labels),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=request_check.tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, labels),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=request_check.tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -59,6 +60,7 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
             started = _begin(context)
             code = "OK"
             try:
+                _admit(request)
                 return await behavior(request, context)
             except Exception as exc:  # noqa: BLE001 - this is the boundary
                 failure = self._classify(exc, context, labels)
@@ -76,6 +78,7 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
             started = _begin(context)
             code = "OK"
             try:
+                _admit(request)
                 async for item in behavior(request, context):
                     yield item
             except Exception as exc:  # noqa: BLE001 - this is the boundary
@@ -101,6 +104,14 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
             log.error("unexpected error in %s/%s", *labels, exc_info=exc)
             rich = status.internal_status()
         return status.to_grpc_status(rich)
+
+
+def _admit(request: Any) -> None:
+    """Bad input stops here, the same way in every service (see request_check)."""
+    if isinstance(request, request_check.Undecodable):
+        raise request_check.undecodable()
+    if isinstance(request, Message):
+        request_check.check_request(request)
 
 
 def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> float:

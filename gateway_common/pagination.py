@@ -1,8 +1,10 @@
-"""Opaque keyset page tokens, bound to the query they continue.
+"""Opaque keyset page tokens, signed with a server key and bound to the query they continue.
 
-A token is base64url(JSON) of the last row's sort key plus a digest of the
-filters; a token replayed with other filters, or tampered with, is refused
-with INVALID_ARGUMENT.
+A token is ``base64url(JSON body) "." base64url(HMAC-SHA256(key, scope + body))``. Only a
+server holding the key can mint one, so a forged or edited token, or one replayed with other
+filters, is refused with INVALID_ARGUMENT before anything reaches a store. The key comes from
+settings (``GATEWAY_PAGE_TOKEN_KEY``, or derived from the shared internal token), so every
+replica of a service accepts the tokens of the others.
 """
 
 from __future__ import annotations
@@ -10,13 +12,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
-from typing import Any
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from gateway_common.errors import InvalidArgument
+from gateway_common.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+_MAC_BYTES = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) / timedelta(microseconds=1))
+_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH) / timedelta(microseconds=1))
+T = TypeVar("T")
+Position = tuple[datetime, str]  # (sort time, id): a keyset position
 
 
 def clamp_page_size(
@@ -27,26 +39,107 @@ def clamp_page_size(
     return min(size or default, maximum)
 
 
-def _scope_digest(scope: dict[str, Any]) -> str:
-    raw = json.dumps(scope, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def encode_token(key: list[Any], scope: dict[str, Any]) -> str:
-    body = json.dumps({"k": key, "s": _scope_digest(scope)}, default=str).encode()
-    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode())
 
 
-def decode_token(token: str, scope: dict[str, Any]) -> list[Any] | None:
-    """The sort key the token continues after; None for an empty token."""
-    if not token:
-        return None
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        key, digest = body["k"], body["s"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise InvalidArgument.field("page_token", "malformed page token") from None
-    if not isinstance(key, list) or digest != _scope_digest(scope):
-        raise InvalidArgument.field("page_token", "page token does not match this query")
-    return key
+def _bad(description: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"page_token: {description}",
+        "INVALID_PAGE_TOKEN",
+        violations=[FieldViolation("page_token", description)],
+    )
+
+
+class PageTokens:
+    """Mints and checks page tokens with one server key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("page token key must hold at least 16 bytes")
+        self._key = key
+
+    @classmethod
+    def from_secret(cls, page_token_key: str, internal_token: str) -> PageTokens:
+        """The configured key, else one derived from the suite's shared internal token."""
+        if page_token_key:
+            return cls(page_token_key.encode())
+        derived = hmac.new(internal_token.encode(), b"llmgw page tokens v1", hashlib.sha256)
+        return cls(derived.digest())
+
+    @classmethod
+    def ephemeral(cls) -> PageTokens:
+        """A random key: tokens valid in this process only (tests, tools)."""
+        return cls(secrets.token_bytes(32))
+
+    def _mac(self, body: bytes, scope: dict[str, Any]) -> bytes:
+        bound = json.dumps(scope, sort_keys=True, default=str).encode() + b"\n" + body
+        return hmac.new(self._key, bound, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def encode(self, key: list[Any], scope: dict[str, Any]) -> str:
+        body = json.dumps(key, separators=(",", ":"), default=str).encode()
+        return f"{_b64(body)}.{_b64(self._mac(body, scope))}"
+
+    def decode(self, token: str, scope: dict[str, Any]) -> list[Any] | None:
+        """The sort key the token continues after; None for an empty token."""
+        if not token:
+            return None
+        body_text, _, mac_text = token.partition(".")
+        try:
+            body, mac = _unb64(body_text), _unb64(mac_text)
+        except (ValueError, binascii.Error):
+            raise _bad("malformed page token") from None
+        if not hmac.compare_digest(mac, self._mac(body, scope)):
+            raise _bad("not a page token of this query")
+        try:
+            key = json.loads(body)
+        except ValueError:
+            raise _bad("malformed page token") from None
+        if not isinstance(key, list):
+            raise _bad("malformed page token")
+        return key
+
+    def encode_position(self, position: Position, scope: dict[str, Any]) -> str:
+        when, item_id = position
+        if when.tzinfo is None:  # a store's naive UTC time
+            when = when.replace(tzinfo=UTC)
+        micros = (when - _EPOCH) // timedelta(microseconds=1)
+        return self.encode([micros, item_id], scope)
+
+    def decode_position(self, token: str, scope: dict[str, Any]) -> Position | None:
+        key = self.decode(token, scope)
+        if key is None:
+            return None
+        if (
+            len(key) != 2
+            or not isinstance(key[0], int)
+            or not isinstance(key[1], str)
+            or not _MIN_US <= key[0] <= _MAX_US
+        ):
+            raise _bad("malformed page token")
+        return _EPOCH + timedelta(microseconds=key[0]), key[1]
+
+    def decode_strings(self, token: str, scope: dict[str, Any], count: int) -> list[str] | None:
+        """A key of ``count`` strings (e.g. (name, id)); INVALID_ARGUMENT otherwise."""
+        key = self.decode(token, scope)
+        if key is None:
+            return None
+        if len(key) != count or not all(isinstance(k, str) for k in key):
+            raise _bad("malformed page token")
+        return [str(k) for k in key]
+
+    def next_page(
+        self,
+        rows: Sequence[T],
+        size: int,
+        position: Callable[[T], Position],
+        scope: dict[str, Any],
+    ) -> tuple[list[T], str]:
+        """``rows`` holds up to size + 1 rows: the extra one says another page exists."""
+        if len(rows) <= size:
+            return list(rows), ""
+        return list(rows[:size]), self.encode_position(position(rows[size - 1]), scope)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway_common.pagination import PageTokens
+
 DEV_INTERNAL_TOKEN = "dev-internal-token"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -34,6 +36,11 @@ class ServiceSettings(BaseSettings):
     internal_token: SecretStr = Field(
         default=SecretStr(DEV_INTERNAL_TOKEN), validation_alias="GATEWAY_INTERNAL_TOKEN"
     )
+    # Key that signs page tokens (at least 16 bytes), the same on every replica of a service.
+    # Empty: derived from internal_token, which the replicas share already.
+    page_token_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias="GATEWAY_PAGE_TOKEN_KEY"
+    )
     # TLS: server certificate and key; a CA makes the server require client certs (mTLS).
     tls_cert_file: str = Field(default="", validation_alias="GATEWAY_TLS_CERT_FILE")
     tls_key_file: str = Field(default="", validation_alias="GATEWAY_TLS_KEY_FILE")
@@ -41,6 +48,11 @@ class ServiceSettings(BaseSettings):
     tls_require_client_cert: bool = Field(
         default=False, validation_alias="GATEWAY_TLS_REQUIRE_CLIENT_CERT"
     )
+
+    def page_tokens(self) -> PageTokens:
+        return PageTokens.from_secret(
+            self.page_token_key.get_secret_value(), self.internal_token.get_secret_value()
+        )
 
     def check_production_safety(self) -> None:
         """Refuse the public development credential on a listener others can reach."""

@@ -7,12 +7,11 @@ from typing import Any
 import grpc
 from pymongo import AsyncMongoClient
 
-from gateway_common import mongo
-from gateway_common.channels import open_channel
-from gateway_common.identity_client import IDEMPOTENT, Authenticator
+from gateway_common import identity_client, mongo
+from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from history_svc.config import HistorySettings
-from history_svc.mongo_repository import LazyMongoRepository
+from history_svc.mongo_interactions import LazyMongoRepository
 from history_svc.service import HistoryService, Limits
 from history_svc.servicer import HistoryInternalServicer, HistoryServicer
 from llmgw.history.v1 import history_pb2_grpc
@@ -31,10 +30,11 @@ def build(
     client = client or mongo.make_client(settings.mongo_url, settings.mongo_timeout_ms)
     identity: grpc.aio.Channel | None = None
     if authenticator is None:
-        identity = open_channel(settings.identity_target, settings, idempotent=IDEMPOTENT)
-        authenticator = Authenticator(identity, ttl=settings.auth_cache_seconds)
+        authenticator, identity = identity_client.connect(
+            settings, settings.identity_target, settings.auth_cache_seconds
+        )
     repository = LazyMongoRepository(client, settings.database, text_search)
-    service = HistoryService(repository, limits(settings))
+    service = HistoryService(repository, limits(settings), pages=settings.page_tokens())
     public = HistoryServicer(service, authenticator)
     internal = HistoryInternalServicer(service, settings.internal_token.get_secret_value())
 

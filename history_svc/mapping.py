@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-
 from gateway_common.errors import InvalidArgument
+from gateway_common.protoconv import (
+    dict_to_struct,
+    from_timestamp,
+    struct_to_dict,
+    timestamp_value,
+    to_timestamp,
+)
 from history_svc.domain import (
     Bucket,
     Erasure,
@@ -37,23 +39,6 @@ GROUP_BY = {
     pb.GROUP_BY_USER: GroupBy.USER,
     pb.GROUP_BY_MODEL: GroupBy.MODEL,
 }
-
-
-def timestamp(ts: timestamp_pb2.Timestamp, name: str = "interaction.timestamp") -> dt.datetime:
-    try:
-        return ts.ToDatetime(tzinfo=dt.UTC)
-    except (ValueError, OverflowError):
-        raise InvalidArgument.field(name, "out of range") from None
-
-
-def optional_time(message: Any, name: str) -> dt.datetime | None:
-    return timestamp(getattr(message, name), name) if message.HasField(name) else None
-
-
-def to_timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 _OUTCOME_OUT = {
@@ -103,7 +88,7 @@ def interaction_in(msg: pb.Interaction) -> Interaction:
         interaction_id=msg.interaction_id,
         tenant_id=msg.tenant_id,
         user_id=msg.user_id,
-        timestamp=timestamp(msg.timestamp),
+        timestamp=timestamp_value(msg.timestamp, "interaction.timestamp"),
         subscription_id=msg.subscription_id,
         model_id=msg.model_id,
         model_name=msg.model_name,
@@ -112,7 +97,9 @@ def interaction_in(msg: pb.Interaction) -> Interaction:
         metadata=Metadata(
             tokens_used=meta.tokens_used,
             response_time_ms=meta.response_time_ms,
-            prompt_parameters=json_format.MessageToDict(meta.prompt_parameters),
+            prompt_parameters=struct_to_dict(
+                meta.prompt_parameters, "interaction.metadata.prompt_parameters"
+            ),
             prompt_tokens=meta.prompt_tokens,
             completion_tokens=meta.completion_tokens,
         ),
@@ -126,8 +113,6 @@ def interaction_in(msg: pb.Interaction) -> Interaction:
 
 def interaction_out(item: Interaction) -> pb.Interaction:
     meta = item.metadata
-    params = struct_pb2.Struct()
-    params.update(meta.prompt_parameters)
     return pb.Interaction(
         interaction_id=item.interaction_id,
         tenant_id=item.tenant_id,
@@ -141,7 +126,7 @@ def interaction_out(item: Interaction) -> pb.Interaction:
         metadata=pb.InteractionMetadata(
             tokens_used=meta.tokens_used,
             response_time_ms=meta.response_time_ms,
-            prompt_parameters=params,
+            prompt_parameters=dict_to_struct(meta.prompt_parameters),
             prompt_tokens=meta.prompt_tokens,
             completion_tokens=meta.completion_tokens,
         ),
@@ -158,8 +143,8 @@ def list_filter(req: pb.ListInteractionsRequest) -> Filter:
         tenant_id=req.tenant_id,
         user_id=req.user_id,
         model_id=req.model_id,
-        start=optional_time(req, "start_time"),
-        end=optional_time(req, "end_time"),
+        start=from_timestamp(req, "start_time"),
+        end=from_timestamp(req, "end_time"),
     )
 
 
@@ -167,8 +152,8 @@ def search_filter(req: pb.SearchInteractionsRequest) -> Filter:
     return Filter(
         tenant_id=req.tenant_id,
         user_id=req.user_id,
-        start=optional_time(req, "start_time"),
-        end=optional_time(req, "end_time"),
+        start=from_timestamp(req, "start_time"),
+        end=from_timestamp(req, "end_time"),
         text=req.query,
     )
 
@@ -177,8 +162,8 @@ def stats_filter(req: pb.GetUsageStatsRequest) -> Filter:
     return Filter(
         tenant_id=req.tenant_id,
         user_id=req.user_id,
-        start=optional_time(req, "start_time"),
-        end=optional_time(req, "end_time"),
+        start=from_timestamp(req, "start_time"),
+        end=from_timestamp(req, "end_time"),
     )
 
 

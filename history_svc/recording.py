@@ -13,7 +13,7 @@ import asyncio
 
 from gateway_common.errors import InvalidArgument
 from history_svc.domain import Erasure, Interaction, Outcome, RecordResult
-from history_svc.repository import InteractionRepository
+from history_svc.ports import InteractionRepository
 
 Entry = Interaction | RecordResult  # a RecordResult is an entry refused while parsing
 Users = dict[tuple[str, str], Erasure]

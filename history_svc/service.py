@@ -22,12 +22,11 @@ from history_svc.domain import (
     Stats,
     canonical_id,
     erasure_key,
-    from_millis,
     to_millis,
     utc_millis,
 )
+from history_svc.ports import InteractionRepository
 from history_svc.recording import Recorder
-from history_svc.repository import InteractionRepository
 
 log = logging.getLogger("history.service")
 
@@ -54,10 +53,12 @@ class HistoryService:
         repository: InteractionRepository,
         limits: Limits | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        pages: pagination.PageTokens | None = None,
     ) -> None:
         self.repository = repository
         self.limits = limits or Limits()
         self.clock = clock
+        self.pages = pages or pagination.PageTokens.ephemeral()
         self.recorder = Recorder(repository, self.limits.max_text_bytes)
 
     async def record_batch(self, entries: list[Interaction | RecordResult]) -> list[RecordResult]:
@@ -88,14 +89,13 @@ class HistoryService:
             page_size, self.limits.default_page_size, self.limits.max_page_size
         )
         scope = where.scope()
-        key = pagination.decode_token(page_token, scope)
-        after = _cursor(key) if key is not None else None
+        position = self.pages.decode_position(page_token, scope)
+        after = Cursor(*position) if position is not None else None
         rows = await self.repository.page(where, after, size + 1)
-        if len(rows) <= size:
-            return Page(rows, "")
-        last = rows[size - 1]
-        token = pagination.encode_token([to_millis(last.timestamp), last.interaction_id], scope)
-        return Page(rows[:size], token)
+        items, token = self.pages.next_page(
+            rows, size, lambda i: (i.timestamp, i.interaction_id), scope
+        )
+        return Page(items, token)
 
     async def search(
         self, caller: Principal, where: Filter, page_size: int, page_token: str
@@ -149,16 +149,11 @@ class HistoryService:
             page_size, self.limits.default_erasures_page, self.limits.max_erasures_page
         )
         scope = {"since": to_millis(since) if since else None}
-        key = pagination.decode_token(page_token, scope)
-        after = _erasure_cursor(key) if key is not None else None
+        after = self.pages.decode_position(page_token, scope)
         rows = await self.repository.list_erasures(since, after, size + 1)
-        if len(rows) <= size:
-            return rows, ""
-        last = rows[size - 1]
-        token = pagination.encode_token(
-            [to_millis(last.erase_time), erasure_key(last.tenant_id, last.user_id)], scope
+        return self.pages.next_page(
+            rows, size, lambda e: (e.erase_time, erasure_key(e.tenant_id, e.user_id)), scope
         )
-        return rows[:size], token
 
     def _scoped(self, caller: Principal, where: Filter) -> Filter:
         """The filter the caller may run: its tenant; a user only its own interactions."""
@@ -172,22 +167,15 @@ class HistoryService:
         return Filter(where.tenant_id, user_id, where.model_id, where.start, where.end, where.text)
 
 
-def _cursor(key: list[object]) -> Cursor:
-    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-        raise InvalidArgument.field("page_token", "malformed page token")
-    return Cursor(from_millis(key[0]), key[1])
-
-
-def _erasure_cursor(key: list[object]) -> tuple[dt.datetime, str]:
-    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
-        raise InvalidArgument.field("page_token", "malformed page token")
-    return from_millis(key[0]), key[1]
-
-
 def _with_text(where: Filter, text: str) -> Filter:
     return Filter(where.tenant_id, where.user_id, where.model_id, where.start, where.end, text)
+
+
+MAX_ID_CHARS = 200  # tenant and user ids (UUIDs in practice); also keeps index keys small
 
 
 def _required(name: str, value: str) -> None:
     if not value:
         raise InvalidArgument.field(name, "required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument.field(name, f"at most {MAX_ID_CHARS} characters")

@@ -10,6 +10,7 @@ from gateway_common import auth
 from gateway_common.errors import InvalidArgument
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
+from gateway_common.protoconv import from_timestamp
 from history_svc import mapping
 from history_svc.service import HistoryService
 from llmgw.history.v1 import history_pb2 as pb
@@ -99,7 +100,7 @@ class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
         self, request: pb.ListErasuresRequest, context: Context
     ) -> pb.ListErasuresResponse:
         auth.require_internal(context.invocation_metadata(), self.internal_token)
-        since = mapping.optional_time(request, "since_time")
+        since = from_timestamp(request, "since_time")
         erasures, token = await self.service.list_erasures(
             since, request.page_size, request.page_token
         )

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway_common import db
 from gateway_common.server import ServiceSpec
 from identity_svc.config import IdentitySettings
-from identity_svc.config_service import ModelConfigUseCases
 from identity_svc.crypto import KeyRing
-from identity_svc.keys_service import ApiKeyUseCases, utc_now
-from identity_svc.models_service import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.ports import UowFactory
 from identity_svc.service import TenantUseCases, UserUseCases
+from identity_svc.service_api_keys import ApiKeyUseCases, utc_now
+from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_models import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.servicer import IdentityInternalServicer, IdentityServicer, UseCaseSet
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2_grpc
@@ -41,14 +41,15 @@ def use_cases(
     clock: Callable[[], datetime] = utc_now,
 ) -> UseCaseSet:
     cache = ResolveCache(settings.resolve_cache_ttl_seconds, settings.resolve_cache_max_entries)
+    pages = settings.page_tokens()
     return UseCaseSet(
-        tenants=TenantUseCases(uow),
-        users=UserUseCases(uow),
+        tenants=TenantUseCases(uow, pages),
+        users=UserUseCases(uow, pages),
         keys=ApiKeyUseCases(
-            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock
+            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock, pages
         ),
-        models=ModelUseCases(uow, on_change=cache.clear),
-        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear),
+        models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
+        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear, pages=pages),
         resolve=ResolveUseCase(uow, ring, cache),
     )
 

@@ -9,7 +9,7 @@ import asyncio
 from gateway_common import db
 from identity_svc import migrate
 from identity_svc.config import IdentitySettings
-from identity_svc.keys_service import ApiKeyUseCases
+from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.unit_of_work import sql_uow_factory
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-
 from gateway_common.errors import InvalidArgument
 from gateway_common.principal import Principal, Role
+from gateway_common.protoconv import dict_to_struct, from_timestamp, struct_to_dict
+from gateway_common.protoconv import optional_timestamp as ts
 from identity_svc import domain as d
 from llmgw.identity.v1 import identity_pb2 as pb
 
@@ -39,31 +36,6 @@ def access_type(value: int, name: str = "model.access_type") -> d.AccessType | N
     if found is None:
         raise InvalidArgument.field(name, "unknown access type")
     return found
-
-
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def from_ts(message: Any, field: str) -> datetime | None:
-    if not message.HasField(field):
-        return None
-    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return value
-
-
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(value))
-
-
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(value)
-    return out
 
 
 def principal_pb(p: Principal) -> pb.Principal:
@@ -120,7 +92,7 @@ def key_draft(r: pb.CreateApiKeyRequest) -> d.ApiKey:
         tenant_id=r.tenant_id,
         user_id=r.user_id,
         display_name=r.display_name,
-        expire_time=from_ts(r, "expire_time"),
+        expire_time=from_timestamp(r, "expire_time"),
     )
 
 
@@ -169,7 +141,7 @@ def config_draft(c: pb.ModelConfig) -> d.ModelConfig:
         tenant_id=c.tenant_id,
         model_id=c.model_id,
         token_limit=c.token_limit if c.HasField("token_limit") else None,
-        extra_parameters=struct_to_dict(c.extra_parameters),
+        extra_parameters=struct_to_dict(c.extra_parameters, "config.extra_parameters"),
         base_url=c.base_url,
     )
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
+from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
 
 TimeKey = tuple[datetime, str]
@@ -120,7 +120,7 @@ class RequestLog(abc.ABC):
         """Raises DuplicateRequest when the request_id is already recorded."""
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(SharedUnitOfWork):
     """One transaction: ``async with uow: ...; await uow.commit()``; rollback otherwise."""
 
     tenants: TenantRepository
@@ -129,22 +129,6 @@ class UnitOfWork(abc.ABC):
     models: ModelRepository
     configs: ModelConfigRepository
     requests: RequestLog
-
-    async def __aenter__(self) -> UnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
 
 
 UowFactory = Callable[[], UnitOfWork]

@@ -12,7 +12,7 @@ from gateway_common import db
 from identity_svc.bootstrap import keyring
 from identity_svc.config import IdentitySettings
 from identity_svc.crypto import KeyRing, credential_context
-from identity_svc.orm import configuracao_llm
+from identity_svc.postgres_tables import configuracao_llm
 
 
 async def rotate(database_url: str, ring: KeyRing) -> int:

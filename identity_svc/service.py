@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
-from gateway_common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from gateway_common.pagination import clamp_page_size, decode_token, encode_token
+from gateway_common.errors import Aborted, FailedPrecondition, NotFound
+from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
 from identity_svc import domain as d
 from identity_svc.ports import DuplicateRequest, TimeKey, UnitOfWork, UowFactory
@@ -21,8 +20,20 @@ USER_PATHS = frozenset({"name", "email"})
 
 
 class UseCases:
-    def __init__(self, uow: UowFactory) -> None:
+    def __init__(self, uow: UowFactory, pages: PageTokens | None = None) -> None:
         self.uow = uow
+        self.pages = pages or PageTokens.ephemeral()
+
+    def after(self, token: str, scope: dict[str, Any]) -> TimeKey | None:
+        """The (create_time, id) position a page token continues after."""
+        return self.pages.decode_position(token, scope)
+
+    def page(self, items: list[Any], limit: int, id_attr: str, scope: dict[str, Any]) -> d.Page:
+        """A page ordered by (create_time, id): ``items`` holds up to limit + 1 rows."""
+        rows, token = self.pages.next_page(
+            items, limit, lambda i: (i.create_time, getattr(i, id_attr)), scope
+        )
+        return d.Page(rows, token)
 
     async def once(
         self,
@@ -66,29 +77,6 @@ def page_limit(page_size: int) -> int:
     return clamp_page_size(page_size)
 
 
-def time_after(token: str, scope: dict[str, Any]) -> TimeKey | None:
-    key = decode_token(token, scope)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), str(uuid.UUID(str(key[1])))
-    except (ValueError, IndexError):
-        raise InvalidArgument.field("page_token", "malformed page token") from None
-
-
-def make_page(
-    items: list[Any], limit: int, key: Callable[[Any], list[Any]], scope: dict[str, Any]
-) -> d.Page:
-    """``items`` holds up to limit + 1 rows: the extra one says another page exists."""
-    if len(items) <= limit:
-        return d.Page(items)
-    return d.Page(items[:limit], encode_token(key(items[limit - 1]), scope))
-
-
-def time_key(item: Any, id_attr: str) -> list[Any]:
-    return [item.create_time.isoformat(), getattr(item, id_attr)]
-
-
 class TenantUseCases(UseCases):
     async def create(
         self, p: Principal, name: str, contact: str, time_zone: str, request_id: str
@@ -118,10 +106,10 @@ class TenantUseCases(UseCases):
     async def list_page(self, p: Principal, page_size: int, page_token: str) -> d.Page:
         p.require_platform_admin()
         limit, scope = page_limit(page_size), {"list": "tenants"}
-        after = time_after(page_token, scope)
+        after = self.after(page_token, scope)
         async with self.uow() as uow:
             items = await uow.tenants.list(after, limit + 1)
-        return make_page(items, limit, lambda t: time_key(t, "tenant_id"), scope)
+        return self.page(items, limit, "tenant_id", scope)
 
     async def update(
         self, p: Principal, tenant_id: str, values: dict[str, str], paths: list[str]
@@ -149,7 +137,7 @@ class TenantUseCases(UseCases):
                 raise FailedPrecondition(
                     "the tenant still has users: delete them or set cascade", "TENANT_HAS_USERS"
                 )
-            await uow.tenants.delete(tenant_id)
+            _found(await uow.tenants.delete(tenant_id) or None, "tenant")  # deleted meanwhile
             await uow.commit()
 
 
@@ -188,10 +176,10 @@ class UserUseCases(UseCases):
         tenant_id = d.uuid_field(tenant_id, "tenant_id")
         p.require_tenant_admin(tenant_id)
         limit, scope = page_limit(page_size), {"list": "users", "tenant": tenant_id}
-        after = time_after(page_token, scope)
+        after = self.after(page_token, scope)
         async with self.uow() as uow:
             items = await uow.users.list(tenant_id, after, limit + 1)
-        return make_page(items, limit, lambda u: time_key(u, "user_id"), scope)
+        return self.page(items, limit, "user_id", scope)
 
     async def update(
         self, p: Principal, tenant_id: str, user_id: str, values: dict[str, str], paths: list[str]

@@ -11,10 +11,10 @@ import grpc
 from gateway_common.auth import bearer_token, require_internal
 from gateway_common.principal import Principal
 from identity_svc import mapping as m
-from identity_svc.config_service import ModelConfigUseCases
-from identity_svc.keys_service import ApiKeyUseCases
-from identity_svc.models_service import ModelUseCases, ResolveUseCase
 from identity_svc.service import TenantUseCases, UserUseCases
+from identity_svc.service_api_keys import ApiKeyUseCases
+from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_models import ModelUseCases, ResolveUseCase
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
 

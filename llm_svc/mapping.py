@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from google.protobuf import json_format
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-
+from gateway_common.protoconv import dict_to_struct, timestamp_value, to_timestamp
 from llm_svc.domain import (
     ChatAnswer,
     ChatMessage,
@@ -73,10 +72,6 @@ def chat_response(answer: ChatAnswer) -> llm_pb2.ChatResponse:
 
 
 def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(i.timestamp)
-    params = struct_pb2.Struct()
-    params.update(i.parameters)
     return history_pb2.Interaction(
         interaction_id=i.interaction_id,
         tenant_id=i.tenant_id,
@@ -84,13 +79,13 @@ def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
         subscription_id=i.subscription_id,
         model_id=i.model_id,
         model_name=i.model_name,
-        timestamp=ts,
+        timestamp=to_timestamp(i.timestamp),
         question=i.question,
         answer=i.answer,
         metadata=history_pb2.InteractionMetadata(
             tokens_used=i.usage.total_tokens,
             response_time_ms=i.latency_ms,
-            prompt_parameters=params,
+            prompt_parameters=dict_to_struct(i.parameters),
             prompt_tokens=i.usage.prompt_tokens,
             completion_tokens=i.usage.completion_tokens,
         ),
@@ -111,7 +106,7 @@ def interaction_from_proto(p: history_pb2.Interaction) -> Interaction:
         subscription_id=p.subscription_id,
         model_id=p.model_id,
         model_name=p.model_name,
-        timestamp=p.timestamp.ToDatetime(tzinfo=UTC),
+        timestamp=timestamp_value(p.timestamp, "interaction.timestamp"),
         question=p.question,
         answer=p.answer,
         usage=Usage(md.prompt_tokens, md.completion_tokens),

@@ -17,8 +17,8 @@ from quota_svc.counting import CountingService
 from quota_svc.deliveries import DeliveryService
 from quota_svc.domain import RECORD_TOPIC, Clock, SystemClock
 from quota_svc.service import PlanService, UsageService
+from quota_svc.service_subscriptions import SubscriptionService
 from quota_svc.servicer import QuotaInternalServicer, QuotaServicer
-from quota_svc.subscriptions import SubscriptionService
 
 SERVICE_NAMES = ("llmgw.quota.v1.QuotaService", "llmgw.quota.v1.QuotaInternalService")
 
@@ -40,10 +40,9 @@ def build(
     )
     identity_channel: grpc.aio.Channel | None = None
     if authenticator is None:
-        identity_channel = channels.open_channel(
-            settings.identity_target, settings, identity_client.IDEMPOTENT
+        authenticator, identity_channel = identity_client.connect(
+            settings, settings.identity_target, settings.identity_cache_seconds
         )
-        authenticator = Authenticator(identity_channel, ttl=settings.identity_cache_seconds)
     clock = clock or SystemClock()
     db.register_pool_metrics(engine, "quota")
     db.register_pool_stats("quota_counting", counting_pool.get_stats)
@@ -56,12 +55,13 @@ def build(
         settings.settle_batch,
     )
     store = outbox.OutboxStore(counting_pool.connection)
+    pages = settings.page_tokens()
     public = QuotaServicer(
         authenticator,
-        PlanService(uow, clock),
-        SubscriptionService(uow, clock),
+        PlanService(uow, clock, pages),
+        SubscriptionService(uow, clock, pages),
         UsageService(uow, clock),
-        DeliveryService(store),
+        DeliveryService(store, pages),
     )
     internal = QuotaInternalServicer(counting, settings.internal_token.get_secret_value())
     tasks: list[asyncio.Task[None]] = []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from google.protobuf import timestamp_pb2
 
 from gateway_common.errors import InvalidArgument
 from gateway_common.outbox import DeadLetter
+from gateway_common.protoconv import to_timestamp as ts
 from llmgw.history.v1 import history_pb2
 from llmgw.quota.v1 import quota_pb2
 from quota_svc.domain import (
@@ -26,23 +25,6 @@ _STATES = {
     ReservationState.RELEASED: quota_pb2.RESERVATION_STATE_RELEASED,
     ReservationState.EXPIRED: quota_pb2.RESERVATION_STATE_EXPIRED,
 }
-
-
-def ts(value: datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
-def from_ts(message: Any, field: str) -> datetime | None:
-    """The timestamp ``field`` of ``message`` (None when unset)."""
-    if not message.HasField(field):
-        return None
-    value: timestamp_pb2.Timestamp = getattr(message, field)
-    try:
-        return value.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise InvalidArgument.field(field, "out of range") from None
 
 
 def new_plan(pb: quota_pb2.Plan) -> NewPlan:

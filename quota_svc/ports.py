@@ -7,9 +7,9 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
+from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from quota_svc.domain import NewPlan, Period, Plan, Reservation, Subscription
 
 PageKey = tuple[datetime, str]  # (criado_em, id): keyset position
@@ -192,23 +192,13 @@ class KeyInUse(Exception):
     """Another open or committed reservation of the user holds this idempotency key."""
 
 
-class UnitOfWork(abc.ABC):
-    """One transaction (or, with ``autocommit``, single-statement transactions)."""
+class UnitOfWork(SharedUnitOfWork):
+    """One transaction: nothing is written unless ``await uow.commit()`` runs inside the
+    ``async with`` block (with ``autocommit``, each statement is its own transaction)."""
 
     plans: PlanRepository
     subscriptions: SubscriptionRepository
     ledger: LedgerRepository
-
-    @abc.abstractmethod
-    async def __aenter__(self) -> UnitOfWork: ...
-
-    @abc.abstractmethod
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]

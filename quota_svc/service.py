@@ -7,12 +7,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gateway_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from gateway_common.pagination import clamp_page_size, decode_token, encode_token
+from gateway_common.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal, Role
 from quota_svc import domain
 from quota_svc.domain import Clock, NewPlan, Plan, Usage
-from quota_svc.ports import PageKey, UnitOfWorkFactory
+from quota_svc.ports import UnitOfWorkFactory
 
 PLAN_PATHS = frozenset({"name", "description", "monthly_request_limit"})
 
@@ -31,26 +37,13 @@ def require_plan_admin(principal: Principal, plan_tenant: str) -> None:
         principal.require_platform_admin()
 
 
-def page_key(token: str, scope: dict[str, Any]) -> PageKey | None:
-    key = decode_token(token, scope)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), str(key[1])
-    except (ValueError, IndexError):
-        raise InvalidArgument.field("page_token", "malformed page token") from None
-
-
-def next_token(items: list[Any], size: int, key: PageKey, scope: dict[str, Any]) -> str:
-    if len(items) <= size:
-        return ""
-    return encode_token([key[0].isoformat(), key[1]], scope)
-
-
 class PlanService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, pages: PageTokens | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._pages = pages or PageTokens.ephemeral()
 
     async def create(self, principal: Principal, plan: NewPlan, request_id: str) -> Plan:
         tenant = domain.optional_uuid(plan.tenant_id, "plan.tenant_id")
@@ -65,7 +58,11 @@ class PlanService:
             created = await uow.plans.create(plan, rid)
             if created is None:  # the same request_id won a race: answer with it
                 created = await uow.plans.by_request_id(rid)
-            assert created is not None
+            if created is None:
+                raise Aborted(
+                    "a request with this request_id is in progress", "REQUEST_IN_PROGRESS"
+                )
+            await uow.commit()
             return created
 
     async def get(self, principal: Principal, plan_id: str) -> Plan:
@@ -89,14 +86,10 @@ class PlanService:
             require_admin(principal)
         size = clamp_page_size(page_size)
         scope = {"rpc": "ListPlans", "tenant": tenant}
-        after = page_key(page_token, scope)
+        after = self._pages.decode_position(page_token, scope)
         async with self._uow() as uow:
             plans = await uow.plans.list(tenant, after, size + 1)
-        token = ""
-        if len(plans) > size:
-            last = plans[size - 1]
-            token = next_token(plans, size, (last.create_time, last.plan_id), scope)
-        return plans[:size], token
+        return self._pages.next_page(plans, size, lambda p: (p.create_time, p.plan_id), scope)
 
     async def update(self, principal: Principal, plan_id: str, changes: dict[str, Any]) -> Plan:
         pid = domain.parse_uuid(plan_id, "plan_id")
@@ -116,7 +109,9 @@ class PlanService:
                 changes.get("monthly_request_limit", plan.monthly_request_limit),
             )
             updated = await uow.plans.update(pid, changes)
-        assert updated is not None
+            if updated is None:  # deleted meanwhile
+                raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            await uow.commit()
         return updated
 
     async def delete(self, principal: Principal, plan_id: str) -> None:
@@ -127,7 +122,9 @@ class PlanService:
             if plan is None:
                 raise NotFound("no such plan", "PLAN_NOT_FOUND")
             require_plan_admin(principal, plan.tenant_id)
-            await uow.plans.delete(pid)
+            if not await uow.plans.delete(pid):  # deleted meanwhile
+                raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            await uow.commit()
 
 
 class UsageService:

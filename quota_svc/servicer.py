@@ -10,6 +10,7 @@ from gateway_common import auth
 from gateway_common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
+from gateway_common.protoconv import from_timestamp
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import mapping
 from quota_svc.counting import CountingService
@@ -17,7 +18,7 @@ from quota_svc.deliveries import DeliveryService
 from quota_svc.metrics import REFUSALS
 from quota_svc.ports import SubscriptionDraft
 from quota_svc.service import PlanService, UsageService
-from quota_svc.subscriptions import SubscriptionService
+from quota_svc.service_subscriptions import SubscriptionService
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
@@ -88,8 +89,8 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             tenant_id=request.tenant_id,
             user_id=request.user_id,
             plan_id=request.plan_id,
-            start_time=mapping.from_ts(request, "start_time"),
-            end_time=mapping.from_ts(request, "end_time"),
+            start_time=from_timestamp(request, "start_time"),
+            end_time=from_timestamp(request, "end_time"),
             request_id=request.request_id,
         )
         view = await self._subs.create(who, draft)
@@ -135,7 +136,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             who,
             request.tenant_id,
             request.subscription_id,
-            mapping.from_ts(request, "end_time"),
+            from_timestamp(request, "end_time"),
             request.request_id,
         )
         return quota_pb2.EndSubscriptionResponse(subscription=mapping.subscription(view))
@@ -145,7 +146,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
     ) -> quota_pb2.GetUsageResponse:
         who = await self._principal(context)
         usage = await self._usage.usage(
-            who, request.tenant_id, request.user_id, mapping.from_ts(request, "time")
+            who, request.tenant_id, request.user_id, from_timestamp(request, "time")
         )
         return mapping.usage(usage)
 

@@ -1,24 +1,25 @@
-"""The SQL units of work: one connection, one transaction (or autocommit, where
-every statement is its own transaction: Reserve and Commit are one statement each).
+"""The SQL units of work: one connection, one transaction, written only on ``commit``
+(the suite's one rule), or autocommit, where every statement is its own transaction:
+Reserve and Commit are one statement each.
 
 Counting (autocommit) runs on a psycopg pool of its own, without SQLAlchemy: it is the
 hot path. Everything else runs on the SQLAlchemy engine."""
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway_common.errors import Unavailable
+from gateway_common.errors import DomainError, Unavailable
+from gateway_common.store_errors import postgres_boundary, postgres_error
+from gateway_common.unit_of_work import PostgresUnitOfWork
 from quota_svc.ports import UnitOfWork
+from quota_svc.postgres_plans import SqlPlans
+from quota_svc.postgres_subscriptions import SqlSubscriptions
 from quota_svc.repo_ledger import PgLedger
-from quota_svc.repo_plans import SqlPlans
-from quota_svc.repo_subscriptions import SqlSubscriptions
 
 
 def make_counting_pool(url: str, pool_size: int, max_overflow: int) -> AsyncConnectionPool:
@@ -54,59 +55,49 @@ class CountingUnitOfWork(UnitOfWork):
         self.ledger = PgLedger(conn)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def commit(self) -> None:
+        """Nothing to do: each counting statement is its own transaction."""
+
+    async def rollback(self) -> None:
+        """Nothing to undo: each counting statement is its own transaction."""
+
+    async def release(self) -> None:
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
-            await ctx.__aexit__(exc_type, exc, tb)
-        if isinstance(exc, psycopg.OperationalError):
-            raise Unavailable("quota database unavailable", "DATABASE_UNAVAILABLE") from exc
+            await ctx.__aexit__(None, None, None)
+
+    def translate(self, exc: BaseException) -> DomainError | None:
+        return postgres_error(exc, "quota")
 
 
-class SqlUnitOfWork(UnitOfWork):
-    def __init__(self, engine: AsyncEngine, *, autocommit: bool = False) -> None:
-        self._engine = engine
-        self._autocommit = autocommit
-        self._conn: AsyncConnection | None = None
+class SqlUnitOfWork(PostgresUnitOfWork, UnitOfWork):
+    """The suite's one rule (gateway_common.unit_of_work): written only on ``commit``."""
 
-    async def __aenter__(self) -> SqlUnitOfWork:
-        try:
-            conn = await self._engine.connect()
-        except (DBAPIError, OSError) as exc:
-            raise Unavailable("quota database unavailable", "DATABASE_UNAVAILABLE") from exc
-        if not self._autocommit:
-            # Begun here, not on the first SQLAlchemy statement, so the ledger's statements
-            # on the same driver connection are inside it and commit (or roll back) with it.
-            await conn.begin()
-        self._conn = conn
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, "quota")
+
+    async def bind(self, conn: AsyncConnection) -> None:
         self.plans = SqlPlans(conn)
         self.subscriptions = SqlSubscriptions(conn)
         raw = await conn.get_raw_connection()
         self.ledger = PgLedger(raw.driver_connection)  # type: ignore[arg-type]
+
+
+class AutocommitUnitOfWork(SqlUnitOfWork):
+    """Every statement its own transaction (tests that build their own engine)."""
+
+    async def __aenter__(self) -> AutocommitUnitOfWork:
+        async with postgres_boundary("quota"):
+            conn = await self._engine.connect()
+        self._conn = conn
+        await self.bind(conn)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        conn = self._conn
-        self._conn = None
-        if conn is None:
-            return
-        try:
-            if not self._autocommit and conn.in_transaction():
-                if exc_type is None:
-                    await conn.commit()
-                else:
-                    await conn.rollback()
-        finally:
-            await conn.close()
+    async def commit(self) -> None:
+        """Nothing to do: each statement committed on its own."""
+
+    async def rollback(self) -> None:
+        """Nothing to undo: each statement committed on its own."""
 
 
 def factory(engine: AsyncEngine, counting_pool: AsyncConnectionPool | None = None) -> Any:
@@ -117,6 +108,8 @@ def factory(engine: AsyncEngine, counting_pool: AsyncConnectionPool | None = Non
     def make(*, autocommit: bool = False) -> UnitOfWork:
         if autocommit and counting_pool is not None:
             return CountingUnitOfWork(counting_pool)
-        return SqlUnitOfWork(autocommit_engine if autocommit else engine, autocommit=autocommit)
+        if autocommit:
+            return AutocommitUnitOfWork(autocommit_engine)
+        return SqlUnitOfWork(engine)
 
     return make

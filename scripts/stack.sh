@@ -17,7 +17,7 @@ export HISTORY_PORT="${HISTORY_PORT:-50053}" LLM_PORT="${LLM_PORT:-50054}"
 PROC="$ROOT/scripts/proc.sh"
 
 port_open() { "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1', int(sys.argv[1]))))" "$1"; }
-grpc_ready() { "$PY" -m gateway_common.devstack.healthcheck "127.0.0.1:$1"; }
+grpc_ready() { "$PY" -m gateway_common.healthcheck "127.0.0.1:$1"; }
 
 deps_up() {
   "$ROOT/scripts/pg.sh" start
@@ -27,7 +27,7 @@ deps_up() {
     "$TOOLS_BIN/ferretdb" --listen-addr="127.0.0.1:$FERRETDB_PORT" --handler=postgresql \
     --postgresql-url="postgres://gateway:gateway@127.0.0.1:$PG_PORT/ferretdb" --log-level=error
   "$PROC" start fake-provider "$(declare -f port_open); PY=$PY port_open $FAKE_PROVIDER_PORT" -- \
-    "$PY" -m gateway_common.devstack.fake_provider --port "$FAKE_PROVIDER_PORT"
+    "$PY" -m devtools.fake_provider --port "$FAKE_PROVIDER_PORT"
 }
 
 services_up() {
@@ -46,7 +46,7 @@ services_up() {
   done
   if [ "$MONGO_URL" = "mongodb://127.0.0.1:$FERRETDB_PORT/" ]; then
     # FerretDB on PostgreSQL: a GIN index for history's tenant/user filters (see the module).
-    "$PY" -m gateway_common.devstack.ferretdb_tune \
+    "$PY" -m devtools.ferretdb_tune \
       "postgresql://gateway:gateway@127.0.0.1:$PG_PORT/ferretdb" "${HISTORY_DATABASE:-llmgw_history}"
   fi
 }
@@ -56,7 +56,7 @@ status() {
   for svc in identity quota history llm; do
     port_var="$(echo "$svc" | tr a-z A-Z)_PORT"
     printf '%-9s 127.0.0.1:%-6s %s\n' "$svc" "${!port_var}" \
-      "$("$PY" -m gateway_common.devstack.healthcheck "127.0.0.1:${!port_var}" --print 2>&1 || true)"
+      "$("$PY" -m gateway_common.healthcheck "127.0.0.1:${!port_var}" --print 2>&1 || true)"
   done
 }
 

@@ -6,39 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
-import psycopg
 
+from devtools import launch
+from devtools.launch import free_port as free_port
+from devtools.launch import sqlalchemy_url as sqlalchemy_url
 from gateway_common.server import GrpcServer, ServiceSpec
 from gateway_common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_PORT = int(os.environ.get("PG_PORT", "55432"))
-PG_ADMIN_DSN = os.environ.get(
-    "TEST_PG_DSN", f"postgresql://gateway:gateway@127.0.0.1:{PG_PORT}/postgres"
-)
-MONGO_URL = os.environ.get(
-    "MONGO_URL", f"mongodb://127.0.0.1:{os.environ.get('FERRETDB_PORT', '27027')}/"
-)
+PG_PORT = launch.local_pg_port()
+PG_ADMIN_DSN = launch.local_pg_admin_dsn("TEST_PG_DSN")
+MONGO_URL = launch.local_mongo_url("MONGO_URL")
 INTERNAL_TOKEN = "test-internal-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def sqlalchemy_url(dsn: str) -> str:
-    return dsn.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @contextlib.contextmanager
@@ -46,13 +32,11 @@ def fresh_pg_database(prefix: str) -> Iterator[str]:
     """A new, empty PostgreSQL database on the local server; dropped afterwards.
     Yields a libpq DSN (use :func:`sqlalchemy_url` for SQLAlchemy)."""
     name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    launch.create_pg_databases(PG_ADMIN_DSN, [name])
     try:
-        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+        yield launch.database_dsn(PG_ADMIN_DSN, name)
     finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        launch.drop_pg_databases(PG_ADMIN_DSN, [name])
 
 
 CREATED_MONGO_DATABASES: list[str] = []
@@ -66,16 +50,8 @@ def fresh_mongo_database(prefix: str) -> str:
 
 
 def drop_mongo_databases() -> None:
-    from pymongo import MongoClient
-
-    if not CREATED_MONGO_DATABASES:
-        return
-    client: MongoClient[dict[str, object]] = MongoClient(MONGO_URL, serverSelectionTimeoutMS=3000)
-    try:
-        for name in CREATED_MONGO_DATABASES:
-            client.drop_database(name)
-    finally:
-        client.close()
+    if CREATED_MONGO_DATABASES:
+        launch.drop_mongo_databases(MONGO_URL, CREATED_MONGO_DATABASES)
     CREATED_MONGO_DATABASES.clear()
 
 
@@ -97,6 +73,23 @@ async def running_server(
         await server.stop(grace=0.5)
 
 
+def create_admin_key(env: dict[str, str], name: str = "tests") -> str:
+    """A platform-admin key made by identity's own tool, on ``IDENTITY_DATABASE_URL``."""
+    made = subprocess.run(
+        [sys.executable, "-m", "identity_svc.create_admin_key", "--name", name],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in made.stdout.splitlines()
+        if line.startswith("api_key:")
+    )
+
+
 class ServiceProcess:
     """``python -m <module>`` as a separate process, with its log kept for failures."""
 
@@ -104,24 +97,19 @@ class ServiceProcess:
         self.module = module
         self.env = {**os.environ, **env}
         self.log_path = log_dir / f"{module}-{uuid.uuid4().hex[:6]}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: launch.Process | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.popen if self.process is not None else None
 
     def start(self) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module], env=self.env, cwd=ROOT, stdout=log, stderr=log
-        )
+        argv = [sys.executable, "-m", self.module]
+        self.process = launch.Process.spawn(self.module, argv, self.env, ROOT, self.log_path)
         return self
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return self.process.stop(timeout) if self.process is not None else None
 
     def kill(self) -> None:
         """SIGKILL: a crash, nothing flushed or drained."""
@@ -130,20 +118,13 @@ class ServiceProcess:
             self.proc.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.process.text() if self.process is not None else ""
 
 
 async def wait_serving(target: str, timeout: float = 30.0, service: str = "") -> None:
-    from gateway_common.devstack.healthcheck import check
-
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = await check(target, service, timeout=1.0)
-        if state == "SERVING":
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{target} not SERVING after {timeout}s (last: {state})")
+    error = await launch.serving_error(target, timeout, service=service)
+    if error:
+        raise TimeoutError(error)
 
 
 class Cable:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
 import grpc
 from google.protobuf import json_format
 
+from gateway_common.cache import TtlCache
 from gateway_common.channels import call_metadata
+from gateway_common.client_errors import translate
 from gateway_common.errors import NotFound, PermissionDenied
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
-from llm_svc.clients.errors import translate
 from llm_svc.domain import ResolvedModel
 from llm_svc.ports import IdentityPort, ModelPage
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -39,24 +37,20 @@ class GrpcIdentity(IdentityPort):
         self._token = internal_token
         # Resolved models are cached briefly (hot path: one hop less per Chat); a changed
         # configuration applies within this TTL plus identity's own resolve cache.
-        self._resolve_ttl = resolve_ttl
-        self._resolved: OrderedDict[tuple[str, str], tuple[float, ResolvedModel]] = OrderedDict()
+        self._resolved: TtlCache[tuple[str, str], ResolvedModel] = TtlCache(
+            resolve_ttl, RESOLVE_CACHE_MAX
+        )
 
     async def authenticate(self, api_key: str, timeout: float) -> Principal:
         return await self._auth.authenticate(api_key, timeout)
 
     async def resolve_model(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:
         key = (tenant_id, model)
-        now = time.monotonic()
         hit = self._resolved.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         resolved = await self._resolve(tenant_id, model, timeout)
-        if self._resolve_ttl > 0:
-            self._resolved[key] = (now + self._resolve_ttl, resolved)
-            self._resolved.move_to_end(key)
-            while len(self._resolved) > RESOLVE_CACHE_MAX:
-                self._resolved.popitem(last=False)
+        self._resolved.put(key, resolved)
         return resolved
 
     async def _resolve(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:

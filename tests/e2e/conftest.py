@@ -5,7 +5,6 @@ and a platform-admin key made by identity's own tool."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from tests.support import (
     MONGO_URL,
     ROOT,
     ServiceProcess,
+    create_admin_key,
     free_port,
     fresh_mongo_database,
     fresh_pg_database,
@@ -149,8 +149,8 @@ async def running_suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator
     """The fake provider and the four services as processes, and a platform-admin key."""
     env, targets = e2e_env["env"], e2e_env["targets"]
     port = e2e_env["ports"]["provider"]
-    provider = subprocess.Popen(  # noqa: ASYNC220 - suite setup
-        [sys.executable, "-m", "gateway_common.devstack.fake_provider", "--port", str(port)],
+    provider = subprocess.Popen(  # noqa: ASYNC220 - session setup
+        [sys.executable, "-m", "devtools.fake_provider", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(log_dir / "fake-provider.log").open("ab"),
@@ -161,19 +161,7 @@ async def running_suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator
         _wait_http(f"http://127.0.0.1:{port}/health")
         s.start("identity")
         await wait_serving(targets["identity"], timeout=60)
-        made = subprocess.run(  # noqa: ASYNC221 - suite setup
-            [sys.executable, "-m", "identity_svc.create_admin_key", "--name", "e2e"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        s.admin_key = next(
-            line.split(":", 1)[1].strip()
-            for line in made.stdout.splitlines()
-            if line.startswith("api_key:")
-        )
+        s.admin_key = create_admin_key(env, "e2e")
         for name in ("quota", "history", "llm"):
             s.start(name)
         for name in ("quota", "history", "llm"):

@@ -75,7 +75,7 @@ async def test_request_over_the_limit_refused_without_provider_call(suite: Suite
         await t.chat(f"q{i}")
     calls = suite.provider_stats()["calls"]
     reason = await refused(t.chat("one too many"), grpc.StatusCode.RESOURCE_EXHAUSTED)
-    assert reason
+    assert reason == "QUOTA_EXCEEDED"  # quota's own reason, passed through by llm
     assert suite.provider_stats()["calls"] == calls
     assert await t.used() == 3
 

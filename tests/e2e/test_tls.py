@@ -99,7 +99,7 @@ async def test_a_chat_crosses_the_whole_suite_over_mutual_tls(tls_suite, pki, tm
     """llm reaches identity, quota and history over mTLS with the internal credential."""
     from aiohttp import web
 
-    from gateway_common.devstack.fake_provider import FakeProvider
+    from devtools.fake_provider import FakeProvider
     from identity_svc.create_admin_key import create_key
     from tests.e2e.conftest import Suite
     from tests.e2e.world import make_tenant

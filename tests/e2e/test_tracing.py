@@ -16,8 +16,8 @@ from aiohttp import web
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devtools.fake_provider import FakeProvider
 from gateway_common import tracing
-from gateway_common.devstack.fake_provider import FakeProvider
 from gateway_common.server import GrpcServer
 from history_svc.bootstrap import build as build_history
 from history_svc.config import HistorySettings

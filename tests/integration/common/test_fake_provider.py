@@ -8,7 +8,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from gateway_common.devstack.fake_provider import FakeProvider
+from devtools.fake_provider import FakeProvider
 from tests.support import free_port
 
 

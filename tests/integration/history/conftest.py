@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from gateway_common import mongo
 from history_svc.bootstrap import build
 from history_svc.config import HistorySettings
-from history_svc.mongo_repository import COLLECTION, MongoInteractionRepository
+from history_svc.mongo_interactions import COLLECTION, MongoInteractionRepository
 from llmgw.history.v1 import history_pb2_grpc
 from tests.support import INTERNAL_TOKEN, MONGO_URL, fresh_mongo_database, running_server
 from tests.unit.history.fakes import FakeAuthenticator

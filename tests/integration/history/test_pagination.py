@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import uuid
 
-from history_svc.documents import to_document
+from history_svc.mongo_documents import to_document
 from llmgw.history.v1 import history_pb2 as pb
 from tests.integration.history.conftest import Api, bearer
 from tests.integration.history.helpers import record

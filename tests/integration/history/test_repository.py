@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from history_svc.domain import Erasure, Filter, GroupBy, Outcome, Status
-from history_svc.mongo_repository import MongoInteractionRepository
+from history_svc.mongo_interactions import MongoInteractionRepository
 from tests.unit.history.factories import BASE, interaction
 
 DAY = dt.timedelta(days=1)

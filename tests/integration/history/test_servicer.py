@@ -6,8 +6,8 @@ import datetime as dt
 
 import grpc
 
-from history_svc.documents import escape_text
-from history_svc.mongo_repository import stores_nul
+from history_svc.mongo_documents import escape_text
+from history_svc.mongo_interactions import stores_nul
 from llmgw.history.v1 import history_pb2 as pb
 from tests.integration.history.conftest import INTERNAL, Api, bearer
 from tests.integration.history.helpers import expect_error, record, record_many, to_proto, ts

@@ -20,7 +20,7 @@ from gateway_common.status import error_info
 from identity_svc import migrate
 from identity_svc.bootstrap import build
 from identity_svc.config import IdentitySettings
-from identity_svc.keys_service import ApiKeyUseCases
+from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc

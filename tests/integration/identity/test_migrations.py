@@ -55,8 +55,12 @@ def test_upgrade_on_an_empty_database_concurrently_and_again():
                 "INSERT INTO distribuidor (nome_distribuidor) VALUES ('t') "
                 "RETURNING distribuidor_id, criado_em, atualizado_em, fuso_horario"
             ).fetchone()
+            conn.commit()  # the update below is a later transaction: a later now()
+            # The client asks for an old atualizado_em: the trigger must overwrite it.
             conn.execute(
-                "UPDATE distribuidor SET contato = 'c' WHERE distribuidor_id = %s", (tenant[0],)
+                "UPDATE distribuidor SET contato = 'c', atualizado_em = '2000-01-01T00:00:00Z' "
+                "WHERE distribuidor_id = %s",
+                (tenant[0],),
             )
             conn.commit()
             after = conn.execute("SELECT atualizado_em FROM distribuidor").fetchone()
@@ -64,4 +68,4 @@ def test_upgrade_on_an_empty_database_concurrently_and_again():
         assert version == ("0001",)
         assert "ix_usuario_distribuidor" in indexes
         assert tenant[3] == "UTC" and tenant[1] is not None
-        assert after[0] >= tenant[2]
+        assert after[0] > tenant[2]  # strictly: set by the trigger at the update

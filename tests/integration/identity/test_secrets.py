@@ -12,12 +12,12 @@ from google.protobuf import field_mask_pb2
 from gateway_common import db
 from gateway_common.principal import Principal, Role
 from identity_svc import migrate
-from identity_svc.config_service import ModelConfigUseCases
 from identity_svc.crypto import KeyRing
 from identity_svc.domain import AccessType, Model, ModelConfig
-from identity_svc.models_service import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.rotate_keys import rotate
 from identity_svc.service import TenantUseCases
+from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_models import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
 from tests.support import fresh_pg_database, sqlalchemy_url

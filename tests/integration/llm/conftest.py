@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from devtools.fake_provider import FakeProvider
 from gateway_common import mongo
-from gateway_common.devstack.fake_provider import FakeProvider
 from gateway_common.errors import Unauthenticated
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role

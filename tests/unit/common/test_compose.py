@@ -34,7 +34,7 @@ def test_each_service_has_its_image_target_health_and_env(compose, name, target)
     svc = compose["services"][name]
     assert svc["build"]["target"] == target
     check = svc["healthcheck"]["test"]
-    assert "gateway_common.devstack.healthcheck" in check  # gRPC health, not a port probe
+    assert "gateway_common.healthcheck" in check  # gRPC health, not a port probe
     env = svc["environment"]
     assert "GATEWAY_INTERNAL_TOKEN" in env
     dockerfile = (ROOT / "Dockerfile").read_text()

@@ -46,7 +46,7 @@ def test_workload_has_probes_resources_and_config(name, port, config):
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert probe in container, probe
     ready_cmd = container["readinessProbe"]["exec"]["command"]
-    assert "gateway_common.devstack.healthcheck" in ready_cmd and f"127.0.0.1:{port}" in ready_cmd
+    assert "gateway_common.healthcheck" in ready_cmd and f"127.0.0.1:{port}" in ready_cmd
     resources = container["resources"]
     assert resources["requests"]["cpu"] and resources["limits"]["memory"]
     sources = {next(iter(s)): next(iter(s.values()))["name"] for s in container["envFrom"]}

@@ -19,7 +19,7 @@ from history_svc.domain import (
     Status,
     erasure_key,
 )
-from history_svc.repository import InteractionRepository
+from history_svc.ports import InteractionRepository
 
 PLATFORM = Principal(Role.PLATFORM_ADMIN, key_id="k-platform")
 ADMIN_A = Principal(Role.TENANT_ADMIN, tenant_id="tenant-a", user_id="admin-a", key_id="k-aa")

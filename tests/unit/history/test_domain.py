@@ -9,7 +9,7 @@ import pytest
 
 from gateway_common.errors import InvalidArgument
 from history_svc.domain import Bucket, Filter, Interaction, Metadata, utc_millis
-from history_svc.mongo_repository import regex_literal
+from history_svc.mongo_interactions import regex_literal
 from tests.unit.history.factories import interaction
 
 LIMIT = 262_144
@@ -95,7 +95,7 @@ def test_regex_literal_matches_itself_only(text):
 
 
 def test_nul_escape_round_trips_any_text():
-    from history_svc.documents import escape_text, unescape_text
+    from history_svc.mongo_documents import escape_text, unescape_text
 
     samples = [
         "",
@@ -115,7 +115,7 @@ def test_nul_escape_round_trips_any_text():
 
 
 def test_documents_escape_only_when_asked():
-    from history_svc.documents import from_document, to_document
+    from history_svc.mongo_documents import from_document, to_document
 
     base = interaction(question="q\x00", answer="a")
     item = dataclasses.replace(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway_common.errors import AlreadyExists
+from gateway_common.errors import AlreadyExists, NotFound
 from identity_svc import ports
 from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
 
@@ -81,6 +81,8 @@ class FakeUsers(ports.UserRepository):
         self.s = s
 
     async def add(self, user: User) -> User:
+        if user.tenant_id not in self.s.tenants:
+            raise NotFound("tenant not found", "TENANT_NOT_FOUND")
         same = [u for u in self.s.users.values() if u.tenant_id == user.tenant_id]
         if user.email and any(u.email.lower() == user.email.lower() for u in same):
             raise AlreadyExists("e-mail exists", "EMAIL_EXISTS")
@@ -152,6 +154,8 @@ class FakeModels(ports.ModelRepository):
         self.s = s
 
     async def add(self, model: Model) -> Model:
+        if model.tenant_id and model.tenant_id not in self.s.tenants:
+            raise NotFound("tenant not found", "TENANT_NOT_FOUND")
         if await self.by_name(model.tenant_id, model.name):
             raise AlreadyExists("model exists", "MODEL_EXISTS")
         self.s.models[model.model_id] = _stamped(model)
@@ -238,12 +242,17 @@ class FakeRequests(ports.RequestLog):
         self.s.requests[(scope, kind, request_id)] = resource_id
 
 
+_TABLES = ("tenants", "users", "keys", "models", "configs", "requests")
+
+
 class FakeUnitOfWork(ports.UnitOfWork):
-    """No real rollback: the use cases under test commit or raise before writing."""
+    """The suite's rule, in memory: what the block wrote is kept only on ``commit``; leaving
+    the block otherwise restores the store as it was (values are immutable: shallow copies)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.commits = 0
+        self._saved: dict[str, dict[Any, Any]] | None = None
         self.tenants = FakeTenants(store)
         self.users = FakeUsers(store)
         self.keys = FakeKeys(store)
@@ -251,8 +260,18 @@ class FakeUnitOfWork(ports.UnitOfWork):
         self.configs = FakeConfigs(store)
         self.requests = FakeRequests(store)
 
+    def _snapshot(self) -> dict[str, dict[Any, Any]]:
+        return {name: dict(getattr(self.store, name)) for name in _TABLES}
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        self._saved = self._snapshot()
+        return self
+
     async def commit(self) -> None:
         self.commits += 1
+        self._saved = self._snapshot()
 
     async def rollback(self) -> None:
-        pass
+        if self._saved is not None:
+            for name, rows in self._saved.items():
+                setattr(self.store, name, dict(rows))

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from identity_svc.cache import TtlCache
+from gateway_common.cache import TtlCache
 from identity_svc.config import IdentitySettings
 from identity_svc.crypto import DEV_KID, KeyRing, KeyRingError, parse_key_ring
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from quota_svc.ports import (
     UnitOfWork,
 )
 from quota_svc.service import PlanService, UsageService
-from quota_svc.subscriptions import SubscriptionService
+from quota_svc.service_subscriptions import SubscriptionService
 
 NOW = datetime(2031, 3, 15, 12, tzinfo=UTC)
 T1, T2 = str(uuid.uuid4()), str(uuid.uuid4())
@@ -114,12 +113,10 @@ class FakeUow(UnitOfWork):
         self.subscriptions = Untouchable()  # type: ignore[abstract]
         self.ledger = ledger or FakeLedger([])
 
-    async def __aenter__(self) -> FakeUow:
-        return self
+    async def commit(self) -> None:
+        return None
 
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def rollback(self) -> None:
         return None
 
 

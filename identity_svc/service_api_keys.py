@@ -6,12 +6,13 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, Unauthenticated
+from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
-from identity_svc.cache import TtlCache
 from identity_svc.ports import UnitOfWork, UowFactory
-from identity_svc.service import UseCases, make_page, page_limit, time_after, time_key
+from identity_svc.service import UseCases, page_limit
 
 Clock = Callable[[], datetime]
 
@@ -27,8 +28,9 @@ class ApiKeyUseCases(UseCases):
         cache_ttl: float = 2.0,
         cache_max_entries: int = 100_000,
         clock: Clock = utc_now,
+        pages: PageTokens | None = None,
     ) -> None:
-        super().__init__(uow)
+        super().__init__(uow, pages)
         self.clock = clock
         # sha256(api key) -> Principal; only verified, usable keys are cached.
         self.cache: TtlCache[bytes, Principal] = TtlCache(cache_ttl, cache_max_entries)
@@ -123,10 +125,10 @@ class ApiKeyUseCases(UseCases):
             p.require_platform_admin()
         limit = page_limit(page[0])
         scope = {"list": "keys", "t": tenant_id, "u": user_id, "r": include_revoked}
-        after = time_after(page[1], scope)
+        after = self.after(page[1], scope)
         async with self.uow() as uow:
             items = await uow.keys.list(tenant_id, user_id, include_revoked, after, limit + 1)
-        return make_page(items, limit, lambda k: time_key(k, "key_id"), scope)
+        return self.page(items, limit, "key_id", scope)
 
     async def revoke(self, p: Principal, key_id: str) -> d.ApiKey:
         key_id = d.uuid_field(key_id, "key_id")
@@ -139,8 +141,9 @@ class ApiKeyUseCases(UseCases):
             else:
                 p.require_platform_admin()
             revoked = await uow.keys.revoke(key_id)
+            if revoked is None:  # deleted meanwhile (its user or tenant went)
+                raise NotFound("API key not found", "API_KEY_NOT_FOUND")
             await uow.commit()
-        assert revoked is not None
         # This replica forgets it now; the others within their cache TTL.
         self.cache.drop_if(lambda principal: principal.key_id == key_id)
         return revoked

@@ -9,8 +9,8 @@ from sqlalchemy import and_, exists, insert, literal, or_, select, tuple_, updat
 
 from identity_svc import ports
 from identity_svc.domain import AccessType, Model, ModelConfig
-from identity_svc.orm import configuracao_llm, llm_modelo
-from identity_svc.repository import SqlRepository, after_time
+from identity_svc.postgres_accounts import SqlRepository, after_time
+from identity_svc.postgres_tables import configuracao_llm, llm_modelo
 
 _MODEL_COLUMNS = {
     "name": "nome_modelo",

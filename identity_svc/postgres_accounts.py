@@ -30,7 +30,7 @@ from gateway_common.errors import AlreadyExists, DomainError, FailedPrecondition
 from gateway_common.principal import Role
 from identity_svc import ports
 from identity_svc.domain import ApiKey, StoredKey, Tenant, User
-from identity_svc.orm import chave_acesso, distribuidor, requisicao_idempotente, usuario
+from identity_svc.postgres_tables import chave_acesso, distribuidor, requisicao_idempotente, usuario
 
 _CONSTRAINTS: dict[str, DomainError] = {
     "uq_distribuidor_nome": AlreadyExists("a tenant with this name exists", "TENANT_EXISTS"),

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from gateway_common.pagination import clamp_page_size
+from gateway_common.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
 from quota_svc import domain
 from quota_svc.domain import Clock, Subscription, SubscriptionView
 from quota_svc.ports import PlanEvent, SubscriptionDraft, UnitOfWork, UnitOfWorkFactory
-from quota_svc.service import next_token, page_key
 
 
 def _not_found() -> NotFound:
@@ -18,9 +23,12 @@ def _not_found() -> NotFound:
 
 
 class SubscriptionService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, pages: PageTokens | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._pages = pages or PageTokens.ephemeral()
 
     def view(self, sub: Subscription) -> SubscriptionView:
         """The subscription with its usage in the current period of its zone."""
@@ -61,7 +69,11 @@ class SubscriptionService:
             created = await uow.subscriptions.create(draft)
             if created is None:  # the same request_id won a race: answer with it
                 created = await uow.subscriptions.by_request_id(rid)
-            assert created is not None
+            if created is None:
+                raise Aborted(
+                    "a request with this request_id is in progress", "REQUEST_IN_PROGRESS"
+                )
+            await uow.commit()
         return self.view(created)
 
     async def get(self, principal: Principal, tenant_id: str, sub_id: str) -> SubscriptionView:
@@ -90,15 +102,14 @@ class SubscriptionService:
         principal.require_tenant_admin(tenant)
         size = clamp_page_size(page_size)
         scope = {"rpc": "ListSubscriptions", "t": tenant, "u": user, "a": active_only}
-        after = page_key(page_token, scope)
+        after = self._pages.decode_position(page_token, scope)
         active_at = self._clock.now() if active_only else None
         async with self._uow() as uow:
             subs = await uow.subscriptions.list(tenant, user, active_at, after, size + 1)
-        token = ""
-        if len(subs) > size:
-            last = subs[size - 1]
-            token = next_token(subs, size, (last.create_time, last.subscription_id), scope)
-        return [self.view(s) for s in subs[:size]], token
+        rows, token = self._pages.next_page(
+            subs, size, lambda s: (s.create_time, s.subscription_id), scope
+        )
+        return [self.view(s) for s in rows], token
 
     async def change_plan(
         self, principal: Principal, tenant_id: str, sub_id: str, plan_id: str, request_id: str
@@ -125,7 +136,9 @@ class SubscriptionService:
             if not await uow.subscriptions.log_event(event):
                 return await self._current(uow, tenant, sid)
             # Only plano_id changes: the month's count stays with the subscription.
-            return self.view(await uow.subscriptions.set_plan(sid, pid))
+            changed = self.view(await uow.subscriptions.set_plan(sid, pid))
+            await uow.commit()
+            return changed
 
     async def end(
         self,
@@ -154,7 +167,9 @@ class SubscriptionService:
             )  # fmt: skip
             if not await uow.subscriptions.log_event(event):
                 return await self._current(uow, tenant, sid)
-            return self.view(await uow.subscriptions.set_end(sid, end))
+            ended = self.view(await uow.subscriptions.set_end(sid, end))
+            await uow.commit()
+            return ended
 
     async def _replayed(
         self, uow: UnitOfWork, rid: str, tenant: str, sid: str

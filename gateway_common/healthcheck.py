@@ -1,4 +1,4 @@
-"""gRPC health probe: ``python -m gateway_common.devstack.healthcheck HOST:PORT [--print]``.
+"""gRPC health probe: ``python -m gateway_common.healthcheck HOST:PORT [--print]``.
 
 Exits 0 when the server answers SERVING for the overall service (""), 1 otherwise.
 Used by the Makefile, docker-compose health checks and tests.

@@ -8,12 +8,13 @@ from dataclasses import replace
 from typing import Any
 
 from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
 from identity_svc import domain as d
 from identity_svc.crypto import KeyRing, credential_context
-from identity_svc.models_service import CONFIG_PATHS, _extra
 from identity_svc.ports import UnitOfWork, UowFactory
-from identity_svc.service import UseCases, _found, make_page, page_limit, time_after, time_key
+from identity_svc.service import UseCases, _found, page_limit
+from identity_svc.service_llm_models import CONFIG_PATHS, _extra
 
 
 def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
@@ -31,9 +32,13 @@ log = logging.getLogger("identity.configs")
 
 class ModelConfigUseCases(UseCases):
     def __init__(
-        self, uow: UowFactory, keyring: KeyRing, on_change: Callable[[], None] = lambda: None
+        self,
+        uow: UowFactory,
+        keyring: KeyRing,
+        on_change: Callable[[], None] = lambda: None,
+        pages: PageTokens | None = None,
     ) -> None:
-        super().__init__(uow)
+        super().__init__(uow, pages)
         self.keyring = keyring
         self._on_change = on_change
 
@@ -77,10 +82,10 @@ class ModelConfigUseCases(UseCases):
         tenant_id = d.uuid_field(tenant_id, "tenant_id")
         p.require_tenant_admin(tenant_id)
         limit, scope = page_limit(page_size), {"list": "configs", "t": tenant_id}
-        after = time_after(token, scope)
+        after = self.after(token, scope)
         async with self.uow() as uow:
             items = await uow.configs.list(tenant_id, after, limit + 1)
-        return make_page(items, limit, lambda c: time_key(c, "config_id"), scope)
+        return self.page(items, limit, "config_id", scope)
 
     async def update(
         self, p: Principal, draft: d.ModelConfig, credential: str, paths: list[str]

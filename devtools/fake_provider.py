@@ -15,7 +15,7 @@ Injectable behaviour:
 - ``GET /_stats`` returns the number of completion calls and the last
   request's Authorization header and body (for tests); ``POST /_stats/reset``.
 
-Run: ``python -m gateway_common.devstack.fake_provider --port 18080``.
+Run: ``python -m devtools.fake_provider --port 18080``.
 """
 
 from __future__ import annotations

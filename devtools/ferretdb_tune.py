@@ -7,7 +7,7 @@ A GIN index on the same expressions serves those filters: a user's page among 10
 interactions drops from ~50 ms to ~6 ms (tools/ferretdb/README.md). This is what MongoDB's
 compound index does natively; history_svc itself only speaks the wire protocol.
 
-``python -m gateway_common.devstack.ferretdb_tune POSTGRES_DSN DATABASE [COLLECTION]``
+``python -m devtools.ferretdb_tune POSTGRES_DSN DATABASE [COLLECTION]``
 (idempotent; a database or collection that does not exist yet is skipped).
 """
 

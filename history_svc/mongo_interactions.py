@@ -15,17 +15,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from gateway_common.mongo import translate_errors
-from history_svc.documents import (
-    Document,
-    erasure_document,
-    erasure_from_document,
-    escape_text,
-    from_document,
-    to_document,
-)
+from gateway_common.store_errors import mongo_boundary
 from history_svc.domain import (
     Bucket,
     Cursor,
@@ -37,7 +29,15 @@ from history_svc.domain import (
     Status,
     erasure_key,
 )
-from history_svc.repository import InteractionRepository
+from history_svc.mongo_documents import (
+    Document,
+    erasure_document,
+    erasure_from_document,
+    escape_text,
+    from_document,
+    to_document,
+)
+from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.repository")
 
@@ -155,11 +155,11 @@ class MongoInteractionRepository(InteractionRepository):
 
     async def erase(self, erasure: Erasure) -> int:
         # The tombstone goes first: a batch that inserts after this sees it and drops its own.
-        await self.tombstones.replace_one(
-            {"_id": erasure_key(erasure.tenant_id, erasure.user_id)},
-            erasure_document(erasure),
-            upsert=True,
-        )
+        key = {"_id": erasure_key(erasure.tenant_id, erasure.user_id)}
+        try:
+            await self.tombstones.replace_one(key, erasure_document(erasure), upsert=True)
+        except DuplicateKeyError:  # a concurrent erasure inserted it first: update it
+            await self.tombstones.replace_one(key, erasure_document(erasure))
         result = await self.collection.delete_many(
             {"distribuidor_id": erasure.tenant_id, "usuario_id": erasure.user_id}
         )
@@ -253,43 +253,43 @@ class LazyMongoRepository(InteractionRepository):
         return self._repo
 
     async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).insert_many(items)
 
     async def tenant_of(self, interaction_id: str) -> str | None:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).tenant_of(interaction_id)
 
     async def get(
         self, tenant_id: str, interaction_id: str, user_id: str = ""
     ) -> Interaction | None:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).get(tenant_id, interaction_id, user_id)
 
     async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).page(where, after, limit)
 
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).stats(where, group_by)
 
     async def erase(self, erasure: Erasure) -> int:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).erase(erasure)
 
     async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).erasures(users)
 
     async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
-        with translate_errors():
+        async with mongo_boundary("history"):
             await (await self.ready()).drop(tenant_id, user_id, interaction_ids)
 
     async def list_erasures(
         self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
     ) -> list[Erasure]:
-        with translate_errors():
+        async with mongo_boundary("history"):
             return await (await self.ready()).list_erasures(since, after, limit)
 
 

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
-from gateway_common.pagination import decode_token
+from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
-from identity_svc.cache import TtlCache
 from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
-from identity_svc.service import UseCases, _found, make_page, page_limit
+from identity_svc.service import UseCases, _found, page_limit
 
 log = logging.getLogger("identity.models")
 
@@ -58,8 +58,13 @@ def _authorize_manage(p: Principal, tenant_id: str) -> None:
 
 
 class ModelUseCases(UseCases):
-    def __init__(self, uow: UowFactory, on_change: Callable[[], None] = lambda: None) -> None:
-        super().__init__(uow)
+    def __init__(
+        self,
+        uow: UowFactory,
+        on_change: Callable[[], None] = lambda: None,
+        pages: PageTokens | None = None,
+    ) -> None:
+        super().__init__(uow, pages)
         self._on_change = on_change  # e.g. forget cached resolutions
 
     async def create(self, p: Principal, draft: d.Model, request_id: str) -> d.Model:
@@ -93,10 +98,14 @@ class ModelUseCases(UseCases):
         enabled_only = p.role is Role.USER
         limit = page_limit(page_size)
         scope = {"list": "models", "t": tenant_id, "e": enabled_only}
-        key = _name_after(token, scope)
+        after = self.pages.decode_strings(token, scope, 2)
+        key = (after[0], after[1]) if after is not None else None
         async with self.uow() as uow:
             items = await uow.models.list(tenant_id, enabled_only, key, limit + 1)
-        return make_page(items, limit, lambda m: [m.name, m.model_id], scope)
+        if len(items) <= limit:
+            return d.Page(items)
+        last = items[limit - 1]
+        return d.Page(items[:limit], self.pages.encode([last.name, last.model_id], scope))
 
     async def update(self, p: Principal, values: d.Model, paths: list[str]) -> d.Model:
         model_id = d.uuid_field(values.model_id, "model.model_id")
@@ -115,18 +124,10 @@ class ModelUseCases(UseCases):
         async with self.uow() as uow:
             current = _found(await uow.models.get(model_id), "model")
             _authorize_manage(p, current.tenant_id)
-            await uow.models.delete(model_id)  # its configurations go with it
+            # Its configurations go with it; gone meanwhile (a concurrent delete): NOT_FOUND.
+            _found(await uow.models.delete(model_id) or None, "model")
             await uow.commit()
         self._on_change()
-
-
-def _name_after(token: str, scope: dict[str, Any]) -> tuple[str, str] | None:
-    after = decode_token(token, scope)
-    if after is None:
-        return None
-    if len(after) != 2:
-        raise InvalidArgument.field("page_token", "malformed page token")
-    return str(after[0]), d.uuid_field(str(after[1]), "page_token")
 
 
 class ResolveCache(TtlCache[tuple[str, str], d.ResolvedModel]):

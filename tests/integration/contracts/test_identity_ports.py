@@ -1,0 +1,176 @@
+"""identity's ports: one suite, run against the in-memory fakes the unit tests use and
+against the PostgreSQL adapters, so a fake cannot drift from production (the refusal reasons
+included: the unit tests rely on the fakes giving the same ones)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from gateway_common import db
+from gateway_common.errors import AlreadyExists, DomainError, NotFound
+from gateway_common.principal import Role
+from identity_svc import migrate, ports
+from identity_svc.domain import AccessType, ApiKey, Model, Tenant, User
+from identity_svc.unit_of_work import sql_uow_factory
+from tests.support import fresh_pg_database, sqlalchemy_url
+from tests.unit.identity.fakes import FakeUnitOfWork, Store
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[[], ports.UnitOfWork]
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with fresh_pg_database("identity_contract") as dsn:
+        url = sqlalchemy_url(dsn)
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def uow(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Factory]:
+    if request.param == "fake":
+        store = Store()
+        yield lambda: FakeUnitOfWork(store)
+        return
+    engine = db.make_engine(database_url, pool_size=2)
+    try:
+        yield sql_uow_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def refusal(factory: Factory, write: Callable[[ports.UnitOfWork], object]) -> DomainError:
+    with pytest.raises(DomainError) as caught:
+        async with factory() as uow:
+            await write(uow)  # type: ignore[misc]
+            await uow.commit()
+    return caught.value
+
+
+async def a_tenant(factory: Factory) -> Tenant:
+    async with factory() as uow:
+        tenant = await uow.tenants.add(Tenant(new_id(), f"tenant {uuid.uuid4().hex[:8]}"))
+        await uow.commit()
+    return tenant
+
+
+async def test_nothing_is_written_unless_the_block_commits(uow: Factory):
+    tid = new_id()
+    async with uow() as work:
+        await work.tenants.add(Tenant(tid, f"uncommitted {tid[:8]}"))
+    async with uow() as work:
+        assert await work.tenants.get(tid) is None
+    with pytest.raises(RuntimeError):
+        async with uow() as work:
+            await work.tenants.add(Tenant(tid, f"failed {tid[:8]}"))
+            raise RuntimeError("the use case failed")
+    async with uow() as work:
+        assert await work.tenants.get(tid) is None
+        await work.tenants.add(Tenant(tid, f"committed {tid[:8]}"))
+        await work.commit()
+    async with uow() as work:
+        stored = await work.tenants.get(tid)
+    assert stored is not None and stored.create_time is not None
+
+
+async def test_tenant_names_are_unique_ignoring_case(uow: Factory):
+    tenant = await a_tenant(uow)
+    err = await refusal(uow, lambda w: w.tenants.add(Tenant(new_id(), tenant.name.upper())))
+    assert (type(err), err.reason) == (AlreadyExists, "TENANT_EXISTS")
+
+
+async def test_a_user_needs_an_existing_tenant_and_a_free_email(uow: Factory):
+    err = await refusal(uow, lambda w: w.users.add(User(new_id(), new_id(), "orphan")))
+    assert (type(err), err.reason) == (NotFound, "TENANT_NOT_FOUND")
+    tenant = await a_tenant(uow)
+    async with uow() as work:
+        await work.users.add(User(new_id(), tenant.tenant_id, "ana", "ana@example.com"))
+        await work.commit()
+    err = await refusal(
+        uow, lambda w: w.users.add(User(new_id(), tenant.tenant_id, "bis", "ANA@example.com"))
+    )
+    assert (type(err), err.reason) == (AlreadyExists, "EMAIL_EXISTS")
+    other = await a_tenant(uow)
+    async with uow() as work:  # the same e-mail in another tenant is fine
+        await work.users.add(User(new_id(), other.tenant_id, "ana", "ana@example.com"))
+        await work.commit()
+
+
+async def test_users_are_scoped_by_tenant_and_listed_in_keyset_order(uow: Factory):
+    tenant, other = await a_tenant(uow), await a_tenant(uow)
+    async with uow() as work:
+        made = [await work.users.add(User(new_id(), tenant.tenant_id, f"u{i}")) for i in range(3)]
+        await work.commit()
+    async with uow() as work:
+        assert await work.users.get(other.tenant_id, made[0].user_id) is None
+        first = await work.users.list(tenant.tenant_id, None, 2)
+        last = first[-1]
+        rest = await work.users.list(tenant.tenant_id, (last.create_time, last.user_id), 2)  # type: ignore[arg-type]
+        everyone = await work.users.list(tenant.tenant_id, None, 10)
+        assert [u.user_id for u in first + rest] == [u.user_id for u in everyone]
+        assert {u.user_id for u in everyone} == {u.user_id for u in made}
+        assert await work.users.delete(other.tenant_id, made[0].user_id) is False
+        assert await work.users.delete(tenant.tenant_id, made[0].user_id) is True
+        assert await work.users.update(tenant.tenant_id, made[0].user_id, {"name": "x"}) is None
+        await work.commit()
+
+
+async def test_a_request_id_is_recorded_once_per_scope_and_kind(uow: Factory):
+    rid, resource = new_id(), new_id()
+    async with uow() as work:
+        await work.requests.add("scope-a", "tenant", rid, resource)
+        await work.commit()
+    with pytest.raises(ports.DuplicateRequest):
+        async with uow() as work:
+            await work.requests.add("scope-a", "tenant", rid, new_id())
+    async with uow() as work:
+        assert await work.requests.find("scope-a", "tenant", rid) == resource
+        assert await work.requests.find("scope-b", "tenant", rid) is None
+        await work.requests.add("scope-b", "tenant", rid, new_id())
+        await work.commit()
+
+
+async def test_keys_revoke_once_and_leave_the_default_listing(uow: Factory):
+    tenant = await a_tenant(uow)
+    async with uow() as work:
+        user = await work.users.add(User(new_id(), tenant.tenant_id, "keyholder"))
+        key = ApiKey(new_id(), Role.USER, uuid.uuid4().hex[:10], tenant.tenant_id, user.user_id)
+        await work.keys.add(key, b"digest")
+        await work.commit()
+    async with uow() as work:
+        assert await work.keys.revoke(new_id()) is None
+        revoked = await work.keys.revoke(key.key_id)
+        assert revoked is not None and revoked.revoke_time is not None
+        listed = await work.keys.list(tenant.tenant_id, "", False, None, 10)
+        assert listed == []
+        everything = await work.keys.list(tenant.tenant_id, "", True, None, 10)
+        assert [k.key_id for k in everything] == [key.key_id]
+        found = await work.keys.by_prefix(key.prefix)
+        assert found is not None and found.key.key_id == key.key_id
+        await work.commit()
+
+
+async def test_model_names_are_unique_per_scope(uow: Factory):
+    tenant = await a_tenant(uow)
+    name = f"model-{uuid.uuid4().hex[:8]}"
+
+    def model(tenant_id: str) -> Model:
+        return Model(new_id(), name, "openai", AccessType.CLOUD, tenant_id)
+
+    async with uow() as work:
+        await work.models.add(model(tenant.tenant_id))
+        await work.models.add(model(""))  # the same name globally is another scope
+        await work.commit()
+    err = await refusal(uow, lambda w: w.models.add(model(tenant.tenant_id)))
+    assert (type(err), err.reason) == (AlreadyExists, "MODEL_EXISTS")
+    err = await refusal(uow, lambda w: w.models.add(model(new_id())))
+    assert (type(err), err.reason) == (NotFound, "TENANT_NOT_FOUND")
