@@ -77,6 +77,7 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc gatewayctl bench devtools
 	cd protos && $(VENV)/bin/buf lint
+	scripts/buf_breaking.sh
 
 fmt: venv
 	$(PY) -m ruff format .

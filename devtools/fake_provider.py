@@ -1,9 +1,11 @@
 """An OpenAI-compatible fake model provider for local runs, tests and benchmarks.
 
-``POST /v1/chat/completions`` answers deterministically: the answer is
-``"Echo: " + <last user message>``, usage counts whitespace-separated words
-(prompt: all messages; completion: the answer). ``stream: true`` sends the
-answer word by word as server-sent events, with a final usage chunk when
+``POST /v1/chat/completions`` answers deterministically (the rules, tools, JSON
+modes, images, n and usage details included, are in :mod:`fake_answers`): the
+answer is ``"Echo: " + <last user message>``, usage counts whitespace-separated
+words (prompt: all messages; completion: the answer). ``stream: true`` sends
+each choice as server-sent events (text word by word, tool calls as an opening
+delta then argument fragments), with a final usage chunk when
 ``stream_options.include_usage`` is set.
 
 Injectable behaviour:
@@ -23,14 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-MARKER = re.compile(r"\[\[(fail|delay|slowstream):(\d+)\]\]")
+from devtools import fake_answers
 
 
 class FakeProvider:
@@ -85,51 +86,33 @@ class FakeProvider:
         self.last_authorization = request.headers.get("Authorization", "")
         try:
             body = await request.json()
-            messages = body["messages"]
-            question = _last_user_text(messages)
-        except (ValueError, KeyError, TypeError):
+            question = fake_answers.text_of(fake_answers.last_user(body["messages"]).get("content"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return _error(400, "invalid_request_error", "body must hold a messages array")
         self.last_request = body
-        markers = {k: int(v) for k, v in MARKER.findall(question)}
-        delay = markers.get("delay", self.latency_ms)
+        flags = fake_answers.markers(question)
+        delay = flags.get("delay", self.latency_ms)
         if delay:
             await asyncio.sleep(delay / 1000)
-        fail = markers.get("fail", self.fail_status)
+        fail = flags.get("fail", self.fail_status)
         if fail:
             return _error(fail, "fake_failure", f"injected failure {fail}")
-        answer = "Echo: " + MARKER.sub("", question).strip()
-        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-        words = answer.split(" ")
-        finish = "stop"
-        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
-            words, finish = words[:max_tokens], "length"
-            answer = " ".join(words)
-        prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
-        }
+        try:
+            choices, usage = fake_answers.answer(body)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(400, "invalid_request_error", "malformed request")
         model = str(body.get("model", "fake-model"))
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            pause = markers.get("slowstream", 0) / 1000
-            return await _stream(
-                request, model, words, finish, usage if include_usage else None, pause
-            )
+            pause = flags.get("slowstream", 0) / 1000
+            return await _stream(request, model, choices, usage if include_usage else None, pause)
         return web.json_response(
             {
                 "id": "chatcmpl-" + uuid.uuid4().hex,
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": answer},
-                        "finish_reason": finish,
-                    }
-                ],
+                "choices": choices,
                 "usage": usage,
             }
         )
@@ -138,9 +121,8 @@ class FakeProvider:
 async def _stream(
     request: web.Request,
     model: str,
-    words: list[str],
-    finish: str,
-    usage: dict[str, int] | None,
+    choices: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
     pause: float,
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -157,33 +139,20 @@ async def _stream(
         chunk = {**base, "choices": choices, **(extra or {})}
         await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
-    await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-    for i, word in enumerate(words):
-        if pause:
-            await asyncio.sleep(pause)
-        piece = word if i == 0 else " " + word
-        await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-    await send([{"index": 0, "delta": {}, "finish_reason": finish}])
+    for choice in choices:
+        i = choice["index"]
+        opening = {"role": "assistant", "content": ""}
+        await send([{"index": i, "delta": opening, "finish_reason": None}])
+        for piece in fake_answers.stream_pieces(choice):
+            if pause:
+                await asyncio.sleep(pause)
+            await send([{"index": i, "delta": piece, "finish_reason": None}])
+        await send([{"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}])
     if usage is not None:
         await send([], {"usage": usage})
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return _text(message.get("content"))
-    raise KeyError("no user message")
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:

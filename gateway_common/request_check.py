@@ -51,8 +51,9 @@ def _check(msg: message.Message, prefix: str, nul_ok: bool) -> None:
                 prefix or "timestamp", "timestamp out of range (years 1 to 9999)"
             )
         return
+    transparent = msg.DESCRIPTOR.full_name in _JSON_TYPES  # named by their JSON path
     for field, value in msg.ListFields():
-        path = f"{prefix}.{field.name}" if prefix else field.name
+        path = prefix if transparent else (f"{prefix}.{field.name}" if prefix else field.name)
         allowed = nul_ok or field.full_name in NUL_ALLOWED
         if field.is_repeated and not _is_map(field):
             for i, item in enumerate(value):
@@ -65,6 +66,13 @@ def _check(msg: message.Message, prefix: str, nul_ok: bool) -> None:
                 _value(value_field, item, f"{path}.{key}" if _printable(key) else path, allowed)
         else:
             _value(field, value, path, allowed)
+
+
+# Struct, Value and ListValue are JSON: a bad number in ``parameters`` is ``parameters.x``
+# (or ``parameters.list[2]``), never ``parameters.fields.x.number_value``.
+_JSON_TYPES = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
 
 
 def _value(field: Any, value: Any, path: str, nul_ok: bool) -> None:

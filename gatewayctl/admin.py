@@ -189,6 +189,7 @@ def configs(s: Session, a: argparse.Namespace) -> Result:
             model_id=a.model_id,
             base_url=a.base_url,
             extra_parameters=struct(a.params),
+            allowed_extra_parameters=a.allow_extra,
         )
         if a.token_limit is not None:
             c.token_limit = a.token_limit

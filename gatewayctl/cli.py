@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default="")
     p.add_argument("--token-limit", type=int, default=None)
     p.add_argument("--params", default="{}", help="JSON object of default parameters")
+    p.add_argument(
+        "--allow-extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a request parameter outside the chat schema to let through (repeatable)",
+    )
     creating(p)
     p = leaf(g, "list", admin.configs, "list configurations")
     p.add_argument("--tenant", default="")
@@ -207,7 +214,12 @@ def _quota_and_history(leaf: Any, group: Any, listing: Any, creating: Any, sub: 
     p.add_argument("--group-by", choices=sorted(ops.GROUPS), default="day")
 
     p = leaf(sub, "chat", ops.chat, "chat with a model (streams to the terminal)")
-    p.add_argument("message", nargs="+")
+    p.add_argument("message", nargs="*")
+    p.add_argument(
+        "--file",
+        default="",
+        help="JSON file of an OpenAI-shaped request: messages, tools and other parameters",
+    )
     p.add_argument("--model", default="demo-model")
     p.add_argument("--system", default="")
     p.add_argument("--temperature", type=float, default=None)

@@ -9,8 +9,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from gatewayctl import chat_file
 from gatewayctl.admin import Result, pages, rid, tenant_of, user_of
-from gatewayctl.client import Session
+from gatewayctl.client import CliError, Session
 from gatewayctl.output import as_dict
 from llmgw.history.v1 import history_pb2 as hpb
 from llmgw.history.v1 import history_pb2_grpc as hrpc
@@ -151,17 +152,19 @@ def history(s: Session, a: argparse.Namespace) -> Result:
 
 
 def chat(s: Session, a: argparse.Namespace) -> Result:
-    """Streams to the terminal (or waits for the whole answer with --no-stream)."""
+    """Streams to the terminal (or waits for the whole answer with --no-stream); with
+    --file, the messages, tools and parameters of an OpenAI-shaped JSON file (the
+    message words, if any, are appended as a user message). Tool calls are printed."""
     st = lrpc.LlmServiceStub(s.channel("llm"))
-    msgs = []
+    fields: dict[str, Any] = chat_file.request_fields(chat_file.load(a.file)) if a.file else {}
+    msgs = fields.setdefault("messages", [])
     if a.system:
-        msgs.append(lpb.Message(role=lpb.MESSAGE_ROLE_SYSTEM, content=a.system))
-    msgs.append(lpb.Message(role=lpb.MESSAGE_ROLE_USER, content=" ".join(a.message)))
-    fields: dict[str, Any] = {
-        "model": a.model,
-        "messages": msgs,
-        "idempotency_key": a.idempotency_key,
-    }
+        msgs.insert(0, lpb.Message(role=lpb.MESSAGE_ROLE_SYSTEM, content=a.system))
+    if a.message:
+        msgs.append(lpb.Message(role=lpb.MESSAGE_ROLE_USER, content=" ".join(a.message)))
+    if not msgs:
+        raise CliError("nothing to send: give a message or --file", 2)
+    fields |= {"model": a.model, "idempotency_key": a.idempotency_key}
     for name in ("temperature", "max_tokens", "top_p"):
         if getattr(a, name) is not None:
             fields[name] = getattr(a, name)
@@ -169,15 +172,20 @@ def chat(s: Session, a: argparse.Namespace) -> Result:
         reply = s.call(st.Chat, lpb.ChatRequest(**fields))
         if a.json:
             return as_dict(reply), []
-        print(reply.content)
+        chat_file.print_answer(reply)
         _footer(reply)
         return None, []
+    streamed = False
     for event in s.call(st.ChatStream, lpb.ChatStreamRequest(**fields)):
-        if event.WhichOneof("event") == "delta":
+        kind = event.WhichOneof("event")
+        if kind == "delta":
             sys.stdout.write(event.delta)
             sys.stdout.flush()
-        else:
-            print()
+            streamed = True
+        elif kind == "done":
+            if streamed:
+                print()
+            chat_file.print_answer(event.done, text_printed=streamed)
             _footer(event.done)
     return None, []
 

@@ -110,6 +110,8 @@ class ModelConfig:
     token_limit: int | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
     base_url: str = ""
+    # Request parameters outside the chat schema llm_svc lets through (sorted, unique).
+    allowed_extra_parameters: tuple[str, ...] = ()
     create_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -130,6 +130,7 @@ def config_pb(c: d.ModelConfig) -> pb.ModelConfig:
         token_limit=c.token_limit,
         extra_parameters=dict_to_struct(c.extra_parameters),
         base_url=c.base_url,
+        allowed_extra_parameters=c.allowed_extra_parameters,
         create_time=ts(c.create_time),
         update_time=ts(c.update_time),
     )
@@ -143,6 +144,7 @@ def config_draft(c: pb.ModelConfig) -> d.ModelConfig:
         token_limit=c.token_limit if c.HasField("token_limit") else None,
         extra_parameters=struct_to_dict(c.extra_parameters, "config.extra_parameters"),
         base_url=c.base_url,
+        allowed_extra_parameters=tuple(c.allowed_extra_parameters),
     )
 
 
@@ -154,4 +156,5 @@ def resolved_pb(r: d.ResolvedModel) -> pb.ResolveModelResponse:
         credential=r.credential,
         token_limit=r.config.token_limit,
         extra_parameters=dict_to_struct(r.config.extra_parameters),
+        allowed_extra_parameters=r.config.allowed_extra_parameters,
     )

@@ -23,6 +23,7 @@ _CONFIG_COLUMNS = {
     "token_limit": "limite_tokens",
     "extra_parameters": "parametros_extras",
     "base_url": "url_base",
+    "allowed_extra_parameters": "parametros_extras_permitidos",
 }
 
 
@@ -54,12 +55,15 @@ def _config(row: Mapping[str, Any]) -> ModelConfig:
         token_limit=row["limite_tokens"],
         extra_parameters=dict(row["parametros_extras"] or {}),
         base_url=row["url_base"] or "",
+        allowed_extra_parameters=tuple(row["parametros_extras_permitidos"] or ()),
         create_time=row["criado_em"],
         update_time=row["atualizado_em"],
     )
 
 
 def _config_value(key: str, value: Any) -> Any:
+    if key == "allowed_extra_parameters":
+        return list(value)
     return value if key == "token_limit" else (value or None)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -68,6 +68,7 @@ configuracao_llm = Table(
     Column("limite_tokens", Integer),
     Column("parametros_extras", JSONB),
     Column("url_base", String(2048)),
+    Column("parametros_extras_permitidos", ARRAY(Text), nullable=False, server_default="{}"),
     *_times(),
 )
 

@@ -14,7 +14,7 @@ from identity_svc import domain as d
 from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, _found, page_limit
-from identity_svc.service_llm_models import CONFIG_PATHS, _extra
+from identity_svc.service_llm_models import CONFIG_PATHS, _extra, allowed_extras
 
 
 def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
@@ -24,6 +24,8 @@ def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
         return d.token_limit_field(draft.token_limit, "config.token_limit")
     if path == "extra_parameters":
         return _extra(draft.extra_parameters, "config.extra_parameters")
+    if path == "allowed_extra_parameters":
+        return allowed_extras(draft.allowed_extra_parameters, "config.allowed_extra_parameters")
     return d.url_field(draft.base_url, "config.base_url")
 
 

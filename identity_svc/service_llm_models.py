@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,11 @@ from identity_svc.service import UseCases, _found, page_limit
 log = logging.getLogger("identity.models")
 
 MODEL_PATHS = frozenset({"name", "description", "provider", "access_type"})
-CONFIG_PATHS = frozenset({"credential", "token_limit", "extra_parameters", "base_url"})
+CONFIG_PATHS = frozenset(
+    {"credential", "token_limit", "extra_parameters", "base_url", "allowed_extra_parameters"}
+)
+ALLOWED_EXTRAS_MAX = 64
+_PARAMETER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def _access_type(value: d.AccessType | None, name: str) -> d.AccessType:
@@ -37,6 +42,15 @@ def _extra(value: dict[str, Any], name: str) -> dict[str, Any]:
     if len(json.dumps(value).encode()) > d.EXTRA_PARAMETERS_MAX_BYTES:
         raise InvalidArgument.field(name, f"at most {d.EXTRA_PARAMETERS_MAX_BYTES} bytes of JSON")
     return value
+
+
+def allowed_extras(value: tuple[str, ...], name: str) -> tuple[str, ...]:
+    if len(value) > ALLOWED_EXTRAS_MAX:
+        raise InvalidArgument.field(name, f"at most {ALLOWED_EXTRAS_MAX} names")
+    for item in value:
+        if not _PARAMETER_NAME.match(item):
+            raise InvalidArgument.field(name, "names are lowercase letters, digits and _")
+    return tuple(sorted(set(value)))
 
 
 def _model_field(path: str, model: d.Model, prefix: str = "model.") -> Any:

@@ -20,13 +20,14 @@ from typing import Any
 
 from gateway_common.errors import Aborted, DeadlineExceeded, PermissionDenied, Unavailable
 from gateway_common.principal import Principal, Role
+from llm_svc import record
+from llm_svc.chat_schema import provider_parameters
 from llm_svc.domain import (
     ChatAnswer,
     ChatRequest,
     Interaction,
     Reservation,
     ResolvedModel,
-    provider_parameters,
 )
 from llm_svc.ports import HistoryPort, IdentityPort, QuotaPort
 
@@ -67,7 +68,7 @@ class Gate:
         if principal.role is not Role.USER:
             raise PermissionDenied("only user keys may chat", "USER_KEY_REQUIRED")
         model = await self._identity.resolve_model(principal.tenant_id, request.model, remaining())
-        parameters = provider_parameters(request, model)
+        parameters = provider_parameters(request, model)  # refused before anything is charged
         request_id = str(uuid.uuid4())
         try:
             reservation = await self._quota.reserve(
@@ -104,11 +105,4 @@ class Gate:
 
 
 def replayed(stored: Interaction) -> ChatAnswer:
-    return ChatAnswer(
-        interaction_id=stored.interaction_id,
-        model=stored.model_name,
-        content=stored.answer,
-        finish_reason=stored.finish_reason or "stop",
-        usage=stored.usage,
-        latency_ms=stored.latency_ms,
-    )
+    return record.answer_of(stored)

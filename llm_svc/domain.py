@@ -12,14 +12,17 @@ from gateway_common.errors import InvalidArgument
 MAX_MESSAGES = 256
 MAX_TEXT_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 128
-# Keys of the provider request we set ourselves; tenant or request parameters never override them.
-RESERVED_PARAMETERS = frozenset({"model", "messages", "stream", "stream_options", "n"})
+MAX_IMAGES = 16
+MAX_STOP = 4
+MAX_CHOICES = 8
 
 
 class ChatRole(enum.Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    DEVELOPER = "developer"
+    TOOL = "tool"
 
 
 class Outcome(enum.Enum):
@@ -36,9 +39,74 @@ class ReservationState(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ImagePart:
+    """An image by URL or data URL; ``detail`` is "", "auto", "low" or "high"."""
+
+    url: str
+    detail: str = ""
+
+
+ContentPart = str | ImagePart  # a text part, or an image
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: ChatRole
-    content: str
+    content: str = ""
+    parts: tuple[ContentPart, ...] = ()  # when set, ``content`` is empty
+    name: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant messages
+    tool_call_id: str = ""  # tool messages
+    refusal: str = ""  # assistant messages
+
+    @property
+    def text(self) -> str:
+        """The message's text: its content, or its text parts joined by newlines."""
+        if not self.parts:
+            return self.content
+        return "\n".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+    def text_bytes(self) -> int:
+        size = len(self.text.encode()) + len(self.refusal.encode())
+        return size + sum(len(c.arguments.encode()) for c in self.tool_calls)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] | None = None  # a JSON Schema object
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """``mode`` is "none", "auto" or "required"; or ``function`` names one tool."""
+
+    mode: str = ""
+    function: str = ""
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """``type`` is "text", "json_object" or "json_schema" (then name and schema)."""
+
+    type: str
+    name: str = ""
+    description: str = ""
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -50,27 +118,41 @@ class ChatRequest:
     top_p: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, int] = field(default_factory=dict)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    max_completion_tokens: int | None = None
+    reasoning_effort: str = ""
+    user: str = ""
 
     @property
     def question(self) -> str:
-        """The last message: what history records as the question."""
-        return self.messages[-1].content if self.messages else ""
+        """The last user message's text: what history records as the question."""
+        for message in reversed(self.messages):
+            if message.role is ChatRole.USER:
+                return message.text
+        return ""
 
     def validate(self) -> None:
+        """The shape of the request; the chat parameters are checked by
+        :func:`llm_svc.chat_schema.check_request`."""
         if not self.model.strip():
             raise InvalidArgument.field("model", "required")
         if not self.messages:
             raise InvalidArgument.field("messages", "at least one message is required")
         if len(self.messages) > MAX_MESSAGES:
             raise InvalidArgument.field("messages", f"at most {MAX_MESSAGES} messages")
-        if sum(len(m.content.encode()) for m in self.messages) > MAX_TEXT_BYTES:
+        if sum(m.text_bytes() for m in self.messages) > MAX_TEXT_BYTES:
             raise InvalidArgument.field("messages", "at most 256 KiB of text in all")
-        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
-            raise InvalidArgument.field("temperature", "must be within 0..2")
-        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
-            raise InvalidArgument.field("top_p", "must be within 0..1")
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise InvalidArgument.field("max_tokens", "must be positive")
         if len(self.idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise InvalidArgument.field("idempotency_key", "at most 128 characters")
 
@@ -86,6 +168,8 @@ class ResolvedModel:
     credential: str = field(repr=False)
     token_limit: int | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
+    # Request parameters outside the chat schema this configuration lets through.
+    allowed_extras: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -101,6 +185,8 @@ class Reservation:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens
+    reasoning_tokens: int = 0  # of completion_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -108,12 +194,72 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One of the provider's answers (a request with ``n`` gets several)."""
+
+    index: int = 0
+    content: str = ""
+    refusal: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = ""
+    logprobs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Completion:
-    """The provider's whole answer."""
+    """The provider's whole answer: ``content`` and ``finish_reason`` are the first
+    choice's; ``choices`` holds every choice (empty: just the first, text only)."""
 
     content: str
     finish_reason: str
     usage: Usage
+    choices: tuple[Choice, ...] = ()
+
+    @classmethod
+    def of(cls, choices: tuple[Choice, ...], usage: Usage) -> Completion:
+        first = choices[0] if choices else Choice()
+        return cls(first.content, first.finish_reason, usage, choices)
+
+    def all_choices(self) -> tuple[Choice, ...]:
+        return self.choices or (Choice(0, self.content, finish_reason=self.finish_reason),)
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: ``id`` and ``name`` come in its first piece."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ChoiceDelta:
+    """A streamed piece of one choice."""
+
+    index: int = 0
+    content: str = ""
+    refusal: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: str = ""
+
+    @property
+    def is_plain_text(self) -> bool:
+        """Text of the first choice only: what the stream's ``delta`` event carries."""
+        return self.index == 0 and not self.refusal and not self.tool_calls
+
+    @property
+    def carries(self) -> bool:
+        return bool(self.content or self.refusal or self.tool_calls)
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of a streamed answer: choice deltas, and at the end the usage."""
+
+    choices: tuple[ChoiceDelta, ...] = ()
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +293,7 @@ class ChatAnswer:
     finish_reason: str
     usage: Usage
     latency_ms: int
+    choices: tuple[Choice, ...] = ()  # every choice; empty: the one above, text only
 
 
 def cut_text(text: str, max_bytes: int) -> tuple[str, bool]:
@@ -158,29 +305,3 @@ def cut_text(text: str, max_bytes: int) -> tuple[str, bool]:
     if len(raw) <= max_bytes:
         return text, False
     return raw[:max_bytes].decode("utf-8", "ignore"), True
-
-
-def provider_parameters(request: ChatRequest, model: ResolvedModel) -> dict[str, Any]:
-    """The tenant's defaults, under the request's own parameters, under its explicit fields;
-    ``max_tokens`` capped by the tenant's token limit."""
-    merged: dict[str, Any] = {}
-    for source in (model.extra_parameters, request.parameters):
-        for key, value in source.items():
-            if key not in RESERVED_PARAMETERS:
-                merged[key] = _integral(value)
-    explicit = {"temperature": request.temperature, "top_p": request.top_p}
-    merged.update({k: v for k, v in explicit.items() if v is not None})
-    if request.max_tokens is not None:
-        merged["max_tokens"] = request.max_tokens
-    limit = model.token_limit
-    if limit is not None and limit > 0:
-        asked = merged.get("max_tokens")
-        merged["max_tokens"] = min(asked, limit) if isinstance(asked, int) else limit
-    return merged
-
-
-def _integral(value: Any) -> Any:
-    """JSON Struct numbers are floats; 1000.0 means the integer the provider expects."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value

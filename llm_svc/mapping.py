@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import json_format
 
-from gateway_common.protoconv import dict_to_struct, timestamp_value, to_timestamp
+from gateway_common.errors import InvalidArgument
+from gateway_common.protoconv import dict_to_struct, struct_to_dict, timestamp_value, to_timestamp
 from llm_svc.domain import (
     ChatAnswer,
     ChatMessage,
     ChatRequest,
     ChatRole,
+    Choice,
+    ChoiceDelta,
+    ContentPart,
+    ImagePart,
     Interaction,
     Outcome,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from llmgw.history.v1 import history_pb2
@@ -21,6 +32,24 @@ _ROLES = {
     llm_pb2.MESSAGE_ROLE_SYSTEM: ChatRole.SYSTEM,
     llm_pb2.MESSAGE_ROLE_USER: ChatRole.USER,
     llm_pb2.MESSAGE_ROLE_ASSISTANT: ChatRole.ASSISTANT,
+    llm_pb2.MESSAGE_ROLE_DEVELOPER: ChatRole.DEVELOPER,
+    llm_pb2.MESSAGE_ROLE_TOOL: ChatRole.TOOL,
+}
+_DETAILS = {
+    llm_pb2.IMAGE_DETAIL_UNSPECIFIED: "",
+    llm_pb2.IMAGE_DETAIL_AUTO: "auto",
+    llm_pb2.IMAGE_DETAIL_LOW: "low",
+    llm_pb2.IMAGE_DETAIL_HIGH: "high",
+}
+_TOOL_MODES = {
+    llm_pb2.TOOL_CHOICE_MODE_NONE: "none",
+    llm_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
+    llm_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
+}
+_FORMATS = {
+    llm_pb2.RESPONSE_FORMAT_TYPE_TEXT: "text",
+    llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT: "json_object",
+    llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: "json_schema",
 }
 _OUTCOMES = {
     Outcome.OK: history_pb2.INTERACTION_STATUS_OK,
@@ -36,38 +65,174 @@ class UnknownRole(ValueError):
         self.index = index
 
 
-def chat_request(msg: llm_pb2.ChatRequest | llm_pb2.ChatStreamRequest) -> ChatRequest:
-    """Raises UnknownRole for a message without a role (the servicer reports the field)."""
-    messages = []
-    for i, m in enumerate(msg.messages):
-        role = _ROLES.get(m.role)
-        if role is None:
-            raise UnknownRole(i)
-        messages.append(ChatMessage(role, m.content))
+AnyChatRequest = llm_pb2.ChatRequest | llm_pb2.ChatStreamRequest
+
+
+def chat_request(msg: AnyChatRequest) -> ChatRequest:
+    """Raises UnknownRole for a message without a role (the servicer reports the field),
+    InvalidArgument for other values that have no meaning."""
+    messages = tuple(_message(m, i) for i, m in enumerate(msg.messages))
     return ChatRequest(
         model=msg.model,
-        messages=tuple(messages),
-        temperature=msg.temperature if msg.HasField("temperature") else None,
-        max_tokens=msg.max_tokens if msg.HasField("max_tokens") else None,
-        top_p=msg.top_p if msg.HasField("top_p") else None,
-        parameters=json_format.MessageToDict(msg.parameters) if msg.HasField("parameters") else {},
+        messages=messages,
+        temperature=_opt(msg, "temperature"),
+        max_tokens=_opt(msg, "max_tokens"),
+        top_p=_opt(msg, "top_p"),
+        parameters=struct_to_dict(msg.parameters, "parameters")
+        if msg.HasField("parameters")
+        else {},
         idempotency_key=msg.idempotency_key,
+        tools=tuple(_tool(t, i) for i, t in enumerate(msg.tools)),
+        tool_choice=_tool_choice(msg),
+        parallel_tool_calls=_opt(msg, "parallel_tool_calls"),
+        response_format=_format(msg),
+        stop=tuple(msg.stop),
+        seed=_opt(msg, "seed"),
+        n=_opt(msg, "n"),
+        presence_penalty=_opt(msg, "presence_penalty"),
+        frequency_penalty=_opt(msg, "frequency_penalty"),
+        logit_bias=dict(msg.logit_bias),
+        logprobs=_opt(msg, "logprobs"),
+        top_logprobs=_opt(msg, "top_logprobs"),
+        max_completion_tokens=_opt(msg, "max_completion_tokens"),
+        reasoning_effort=msg.reasoning_effort,
+        user=msg.user,
     )
 
 
+def _opt(msg: Any, name: str) -> Any:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def _message(m: llm_pb2.Message, index: int) -> ChatMessage:
+    role = _ROLES.get(m.role)
+    if role is None:
+        raise UnknownRole(index)
+    parts: list[ContentPart] = []
+    for j, part in enumerate(m.parts):
+        kind = part.WhichOneof("part")
+        if kind == "text":
+            parts.append(part.text)
+        elif kind == "image_url":
+            detail = _DETAILS.get(part.image_url.detail)
+            if detail is None:
+                raise InvalidArgument.field(f"messages[{index}].parts[{j}].detail", "unknown")
+            parts.append(ImagePart(part.image_url.url, detail))
+        else:
+            raise InvalidArgument.field(f"messages[{index}].parts[{j}]", "text or image_url")
+    return ChatMessage(
+        role=role,
+        content=m.content,
+        parts=tuple(parts),
+        name=m.name,
+        tool_calls=tuple(ToolCall(c.id, c.name, c.arguments) for c in m.tool_calls),
+        tool_call_id=m.tool_call_id,
+        refusal=m.refusal,
+    )
+
+
+def _tool(t: llm_pb2.Tool, index: int) -> Tool:
+    params = t.parameters
+    return Tool(
+        name=t.name,
+        description=t.description,
+        parameters=struct_to_dict(params, f"tools[{index}].parameters")
+        if t.HasField("parameters")
+        else None,
+        strict=t.strict if t.HasField("strict") else None,
+    )
+
+
+def _tool_choice(msg: AnyChatRequest) -> ToolChoice | None:
+    """None when not set (UNSPECIFIED means the provider's default)."""
+    c = msg.tool_choice
+    if c.WhichOneof("choice") == "function_name":
+        return ToolChoice(function=c.function_name)
+    if c.mode == llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED:
+        return None
+    mode = _TOOL_MODES.get(c.mode)
+    if mode is None:
+        raise InvalidArgument.field("tool_choice.mode", "none, auto or required")
+    return ToolChoice(mode=mode)
+
+
+def _format(msg: AnyChatRequest) -> ResponseFormat | None:
+    """None when not set (UNSPECIFIED means text, the provider's default)."""
+    f = msg.response_format
+    if f.type == llm_pb2.RESPONSE_FORMAT_TYPE_UNSPECIFIED and not f.HasField("json_schema"):
+        return None
+    kind = _FORMATS.get(f.type)
+    if kind is None:
+        raise InvalidArgument.field("response_format.type", "text, json_object or json_schema")
+    js = f.json_schema
+    return ResponseFormat(
+        type=kind,
+        name=js.name,
+        description=js.description,
+        schema=struct_to_dict(js.schema, "response_format.json_schema.schema")
+        if js.HasField("schema")
+        else None,
+        strict=js.strict if js.HasField("strict") else None,
+    )
+
+
+def _usage(u: Usage) -> llm_pb2.Usage:
+    return llm_pb2.Usage(
+        prompt_tokens=u.prompt_tokens,
+        completion_tokens=u.completion_tokens,
+        total_tokens=u.total_tokens,
+        cached_tokens=u.cached_tokens,
+        reasoning_tokens=u.reasoning_tokens,
+    )
+
+
+def _tool_calls(calls: tuple[ToolCall, ...]) -> list[llm_pb2.ToolCall]:
+    return [llm_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+
+
+def _choice(c: Choice) -> llm_pb2.Choice:
+    out = llm_pb2.Choice(
+        index=c.index,
+        content=c.content,
+        refusal=c.refusal,
+        tool_calls=_tool_calls(c.tool_calls),
+        finish_reason=c.finish_reason,
+    )
+    if c.logprobs is not None:
+        out.logprobs.update(c.logprobs)
+    return out
+
+
 def chat_response(answer: ChatAnswer) -> llm_pb2.ChatResponse:
-    u = answer.usage
+    choices = answer.choices or (Choice(0, answer.content, finish_reason=answer.finish_reason),)
     return llm_pb2.ChatResponse(
         interaction_id=answer.interaction_id,
         model=answer.model,
         content=answer.content,
         finish_reason=answer.finish_reason,
-        usage=llm_pb2.Usage(
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-            total_tokens=u.total_tokens,
-        ),
+        usage=_usage(answer.usage),
         latency_ms=answer.latency_ms,
+        choices=[_choice(c) for c in choices],
+    )
+
+
+def stream_event(event: ChoiceDelta | ChatAnswer) -> llm_pb2.ChatStreamResponse:
+    """Plain text of the first choice as ``delta`` (what clients of the first contract
+    read); tool calls, refusals and other choices as ``choice_delta``."""
+    if isinstance(event, ChatAnswer):
+        return llm_pb2.ChatStreamResponse(done=chat_response(event))
+    if event.is_plain_text:
+        return llm_pb2.ChatStreamResponse(delta=event.content)
+    return llm_pb2.ChatStreamResponse(
+        choice_delta=llm_pb2.ChoiceDelta(
+            index=event.index,
+            content=event.content,
+            refusal=event.refusal,
+            tool_calls=[
+                llm_pb2.ToolCallDelta(index=t.index, id=t.id, name=t.name, arguments=t.arguments)
+                for t in event.tool_calls
+            ],
+        )
     )
 
 

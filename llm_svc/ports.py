@@ -14,7 +14,14 @@ from typing import Any
 
 from gateway_common.errors import Aborted, DeadlineExceeded, Unavailable
 from gateway_common.principal import Principal
-from llm_svc.domain import ChatMessage, Completion, Interaction, Reservation, ResolvedModel, Usage
+from llm_svc.domain import (
+    ChatMessage,
+    Completion,
+    Interaction,
+    Reservation,
+    ResolvedModel,
+    StreamChunk,
+)
 
 
 @dataclass(frozen=True)
@@ -60,15 +67,6 @@ class HistoryPort(abc.ABC):
         self, api_key: str, tenant_id: str, interaction_id: str, timeout: float
     ) -> Interaction | None:
         """The stored interaction, read with the user's own key; None when absent."""
-
-
-@dataclass(frozen=True)
-class StreamChunk:
-    """A piece of a streamed answer: text, then at the end the finish reason and usage."""
-
-    delta: str = ""
-    finish_reason: str = ""
-    usage: Usage | None = None
 
 
 class ProviderPort(abc.ABC):

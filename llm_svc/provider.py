@@ -16,8 +16,19 @@ import openai
 from gateway_common import tracing
 from gateway_common.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
 from llm_svc import metrics
-from llm_svc.domain import ChatMessage, Completion, ResolvedModel, Usage
-from llm_svc.ports import ProviderPort, StreamChunk
+from llm_svc.domain import (
+    ChatMessage,
+    Choice,
+    ChoiceDelta,
+    Completion,
+    ResolvedModel,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from llm_svc.ports import ProviderPort
+from llm_svc.request_checks import wire_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _TRACER = tracing.tracer("llm_svc.provider")
@@ -53,13 +64,8 @@ class OpenAIProvider(ProviderPort):
             except (openai.OpenAIError, TimeoutError) as exc:
                 raise _failed(model.name, exc) from None
         metrics.PROVIDER_LATENCY.labels(model.name).observe(time.monotonic() - started)
-        choice = reply.choices[0] if reply.choices else None
-        usage = reply.usage
-        return Completion(
-            content=(choice.message.content or "") if choice else "",
-            finish_reason=(choice.finish_reason or "") if choice else "",
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
-        )
+        choices = tuple(sorted((_choice(c) for c in reply.choices), key=lambda c: c.index))
+        return Completion.of(choices, _usage(reply.usage))
 
     async def stream(
         self,
@@ -127,27 +133,89 @@ class OpenAIProvider(ProviderPort):
 
 def _messages(messages: tuple[ChatMessage, ...]) -> Any:
     """The SDK's message params (typed dicts the SDK checks; plain dicts at run time)."""
-    return [{"role": m.role.value, "content": m.content} for m in messages]
+    return wire_messages(messages)
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    prompt, completion = u.prompt_tokens_details, u.completion_tokens_details
+    return Usage(
+        u.prompt_tokens or 0,
+        u.completion_tokens or 0,
+        cached_tokens=(prompt.cached_tokens or 0) if prompt else 0,
+        reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
+    )
+
+
+def _tool_calls(calls: Any) -> tuple[ToolCall, ...]:
+    out = []
+    for c in calls or ():
+        fn = getattr(c, "function", None)  # custom (non-function) tools are not offered
+        if fn is not None:
+            out.append(ToolCall(c.id or "", fn.name or "", fn.arguments or ""))
+    return tuple(out)
+
+
+def _choice(c: Any) -> Choice:
+    m = c.message
+    logprobs = c.logprobs.model_dump(mode="json") if c.logprobs is not None else None
+    return Choice(
+        index=c.index or 0,
+        content=m.content or "",
+        refusal=m.refusal or "",
+        tool_calls=_tool_calls(m.tool_calls),
+        finish_reason=c.finish_reason or "",
+        logprobs=logprobs,
+    )
 
 
 def _chunk(chunk: Any) -> StreamChunk:
-    delta, finish = "", ""
-    if chunk.choices:
-        choice = chunk.choices[0]
-        delta = (choice.delta.content or "") if choice.delta else ""
-        finish = choice.finish_reason or ""
-    usage = chunk.usage
-    return StreamChunk(
-        delta=delta,
-        finish_reason=finish,
-        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
-    )
+    deltas = []
+    for c in chunk.choices or ():
+        d = c.delta
+        calls = tuple(
+            ToolCallDelta(
+                index=t.index or 0,
+                id=t.id or "",
+                name=(t.function.name or "") if t.function else "",
+                arguments=(t.function.arguments or "") if t.function else "",
+            )
+            for t in ((d.tool_calls if d else None) or ())
+        )
+        deltas.append(
+            ChoiceDelta(
+                index=c.index or 0,
+                content=(d.content or "") if d else "",
+                refusal=(d.refusal or "") if d else "",
+                tool_calls=calls,
+                finish_reason=c.finish_reason or "",
+            )
+        )
+    return StreamChunk(tuple(deltas), _usage(chunk.usage) if chunk.usage else None)
+
+
+def _refused_or_reset(exc: BaseException) -> bool:
+    """True when the failure is a connection refused, reset or aborted rather than a
+    timeout: the SDK's aiohttp transport reports both as a timeout (ConnectTimeout);
+    the OS error underneath tells them apart."""
+    innermost: OSError | None = None
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        if isinstance(current, OSError):
+            innermost = current
+        current = current.__cause__ or current.__context__
+    return innermost is not None and not isinstance(innermost, TimeoutError)
 
 
 def _failed(model: str, exc: BaseException) -> DomainError:
     """The provider's failure as the status our caller gets (nothing is charged for it)."""
     error: DomainError
-    if isinstance(exc, TimeoutError | openai.APITimeoutError):
+    if _refused_or_reset(exc):
+        error = Unavailable("the provider is unreachable", "PROVIDER_UNAVAILABLE")
+    elif isinstance(exc, TimeoutError | openai.APITimeoutError):
         error = DeadlineExceeded("the model did not answer in time", "PROVIDER_TIMEOUT")
     elif isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 413, 422):
         error = InvalidArgument(

@@ -23,17 +23,20 @@ from datetime import UTC, datetime
 
 from gateway_common.errors import DeadlineExceeded, DomainError
 from gateway_common.principal import Principal
-from llm_svc import metrics
+from llm_svc import metrics, record
 from llm_svc.admission import Admission, Gate
+from llm_svc.assembly import StreamAssembly
 from llm_svc.domain import (
     ChatAnswer,
     ChatRequest,
+    ChoiceDelta,
     Completion,
     Interaction,
     Outcome,
     Reservation,
     ReservationState,
     ResolvedModel,
+    StreamChunk,
     Usage,
     cut_text,
 )
@@ -41,7 +44,7 @@ from llm_svc.ports import HistoryPort, IdentityPort, ModelPage, ProviderPort, Qu
 from llm_svc.settlement import Settler
 
 Remaining = Callable[[], float]
-StreamEvent = str | ChatAnswer
+StreamEvent = ChoiceDelta | ChatAnswer
 _NOTHING = Completion("", "", Usage())
 
 
@@ -102,12 +105,12 @@ class ChatService:
                 self._record(call, _NOTHING, "CALLER_CANCELLED"), self._expiry(call)
             )
             raise
-        record = self._served(call, completion)
+        served = self._served(call, completion)
         if remaining() <= 0.001:  # nobody is waiting for it any more: not served
             await self._release(call, completion, "DEADLINE_EXCEEDED")
             raise DeadlineExceeded("the call ran out of time", "DEADLINE_EXCEEDED")
-        await self._commit_now(call, record, remaining)
-        return _answer(record)
+        await self._commit_now(call, served, remaining)
+        return _answer(served, completion)
 
     async def chat_stream(
         self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str = ""
@@ -115,51 +118,46 @@ class ChatService:
         call = await self._admit(api_key, request, remaining, request_id)
         if isinstance(call, ChatAnswer):
             if call.content:
-                yield call.content
+                yield ChoiceDelta(content=call.content)
             yield call
             return
-        parts: list[str] = []
-        room, finish, usage, cut = self._max_text, "", Usage(), False
+        assembly, room, sent, cut = StreamAssembly(), self._max_text, False, False
         chunks = self._provider.stream(
             call.model, request.messages, call.admission.parameters, self._budget(remaining)
         )
         try:
             async for chunk in chunks:
-                if chunk.delta:
-                    piece, cut = cut_text(chunk.delta, room)
-                    if piece:
-                        parts.append(piece)
-                        room -= len(piece.encode())
-                        yield piece
-                    if cut:  # history's size reached: stop reading, tell the caller
-                        finish = "length"
-                        break
-                finish = chunk.finish_reason or finish
-                usage = chunk.usage or usage
+                chunk, room, cut = _within(chunk, room)
+                for delta in assembly.add(chunk):
+                    sent = True
+                    yield delta
+                if cut:  # history's size reached: stop reading, tell the caller
+                    break
         except DomainError as exc:  # the provider failed, maybe part-way: not served
-            await self._release(call, Completion("".join(parts), finish, usage), exc.reason)
+            await self._release(call, assembly.completion(), exc.reason)
             raise
         except (asyncio.CancelledError, GeneratorExit):
             # The caller cancelled: what was sent is charged and recorded CANCELLED;
             # nothing sent yet: released (see module docstring).
-            partial = Completion("".join(parts), "cancelled", usage)
-            record = (
+            partial = assembly.completion("cancelled")
+            gone = (
                 self._record(call, partial, "", Outcome.CANCELLED)
-                if parts
+                if sent
                 else self._record(call, partial, "CALLER_CANCELLED")
             )
-            self._settler.later(record, self._expiry(call))
+            self._settler.later(gone, self._expiry(call))
             raise
         finally:
             await chunks.aclose()
-        record = self._served(call, Completion("".join(parts), finish, usage), cut)
+        whole = assembly.completion("length" if cut else "")
+        served = self._served(call, whole, cut)
         try:
-            await self._settler.now(record, self._settle_budget(remaining))
+            await self._settler.now(served, self._settle_budget(remaining))
         except DomainError:
             # Deltas were sent: keep trying to charge them until the reservation expires.
-            self._settler.later(record, self._expiry(call))
+            self._settler.later(served, self._expiry(call))
             raise
-        yield _answer(record)
+        yield _answer(served, whole)
 
     async def list_models(
         self, api_key: str, page_size: int, page_token: str, remaining: Remaining
@@ -191,9 +189,9 @@ class ChatService:
             return admission.replay
         return Call(admission, request, received, request_id, time.monotonic())
 
-    async def _commit_now(self, call: Call, record: Interaction, remaining: Remaining) -> None:
+    async def _commit_now(self, call: Call, served: Interaction, remaining: Remaining) -> None:
         try:
-            await self._settler.now(record, self._settle_budget(remaining))
+            await self._settler.now(served, self._settle_budget(remaining))
         except DomainError:
             # Not durable in time: not served. Release it once quota answers (if the commit
             # did land meanwhile, that release finds it settled and changes nothing).
@@ -202,11 +200,11 @@ class ChatService:
             raise
 
     async def _release(self, call: Call, completion: Completion, reason: str) -> None:
-        record = self._record(call, completion, reason)
+        failed = self._record(call, completion, reason)
         try:
-            await self._settler.now(record, self._t.settle_floor)
+            await self._settler.now(failed, self._t.settle_floor)
         except DomainError:  # quota unreachable: keep trying; else it expires as an error
-            self._settler.later(record, self._expiry(call))
+            self._settler.later(failed, self._expiry(call))
 
     def _budget(self, remaining: Remaining) -> float:
         left = remaining()
@@ -229,7 +227,8 @@ class ChatService:
         cut = cut or over
         if cut:
             metrics.TRUNCATED.inc()
-            completion = Completion(answer, "length", completion.usage)
+            first = replace(completion.all_choices()[0], content=answer, finish_reason="length")
+            completion = Completion.of((first, *completion.all_choices()[1:]), completion.usage)
         return replace(self._record(call, completion, "", Outcome.OK), truncated=cut)
 
     def _record(
@@ -240,7 +239,8 @@ class ChatService:
         outcome: Outcome = Outcome.ERROR,
     ) -> Interaction:
         a = call.admission
-        question, _ = cut_text(call.request.question, self._max_text)
+        content = record.record_content(call.request, a.parameters, completion)
+        question, _ = cut_text(content.question, self._max_text)
         return Interaction(
             interaction_id=a.request_id,
             tenant_id=a.principal.tenant_id,
@@ -250,26 +250,46 @@ class ChatService:
             model_name=call.model.name,
             timestamp=call.received,
             question=question,
-            answer=completion.content,
+            answer=content.answer,
             usage=completion.usage,
             latency_ms=int((time.monotonic() - call.started) * 1000),
-            parameters=a.parameters,
+            parameters=content.prompt_parameters,
             outcome=outcome,
             request_id=call.request_id_header,
             error_reason=error_reason,
-            finish_reason=completion.finish_reason,
+            finish_reason=content.finish_reason,
         )
 
 
-def _answer(record: Interaction) -> ChatAnswer:
+def _answer(served: Interaction, completion: Completion) -> ChatAnswer:
+    """The answer as settled (cut to history's size when it was), with every choice."""
+    choices = completion.all_choices()
+    if served.truncated:
+        first = replace(choices[0], content=served.answer, finish_reason="length")
+        choices = (first, *choices[1:])
     return ChatAnswer(
-        interaction_id=record.interaction_id,
-        model=record.model_name,
-        content=record.answer,
-        finish_reason=record.finish_reason or "stop",
-        usage=record.usage,
-        latency_ms=record.latency_ms,
+        interaction_id=served.interaction_id,
+        model=served.model_name,
+        content=served.answer,
+        finish_reason=served.finish_reason or "stop",
+        usage=completion.usage,
+        latency_ms=served.latency_ms,
+        choices=choices,
     )
+
+
+def _within(chunk: StreamChunk, room: int) -> tuple[StreamChunk, int, bool]:
+    """The chunk with the first choice's text kept within ``room`` bytes (history's size
+    still free), the room left, and whether it had to be cut."""
+    kept: list[ChoiceDelta] = []
+    cut = False
+    for d in chunk.choices:
+        if d.index == 0 and d.content:
+            piece, cut = cut_text(d.content, room)
+            room -= len(piece.encode())
+            d = replace(d, content=piece, finish_reason="length" if cut else d.finish_reason)
+        kept.append(d)
+    return replace(chunk, choices=tuple(kept)), room, cut
 
 
 def _count_tokens(tenant_id: str, model: str, usage: Usage) -> None:

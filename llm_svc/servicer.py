@@ -40,10 +40,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             api_key, _parse(request), lambda: remaining(context), request_id_var.get()
         )
         async for event in events:
-            if isinstance(event, str):
-                yield llm_pb2.ChatStreamResponse(delta=event)
-            else:
-                yield llm_pb2.ChatStreamResponse(done=mapping.chat_response(event))
+            yield mapping.stream_event(event)
 
     async def ListModels(
         self, request: llm_pb2.ListModelsRequest, context: Context

@@ -88,6 +88,8 @@ def build(
 
     async def probe() -> None:
         await db.ping(engine)
+        if counting_pool.closed:  # before on_ready: the relay reads the outbox through it
+            await counting_pool.open(wait=False)
 
     async def close() -> None:
         for task in tasks:

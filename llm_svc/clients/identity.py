@@ -76,6 +76,7 @@ class GrpcIdentity(IdentityPort):
             credential=reply.credential,
             token_limit=reply.token_limit if reply.HasField("token_limit") else None,
             extra_parameters=json_format.MessageToDict(reply.extra_parameters),
+            allowed_extras=frozenset(reply.allowed_extra_parameters),
         )
 
     async def list_models(

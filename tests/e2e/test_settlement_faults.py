@@ -201,7 +201,7 @@ async def test_provider_down_nothing_charged_every_attempt_recorded(
     faults: tuple[Suite, str],
 ) -> None:
     suite, dsn = faults
-    t = await make_tenant(suite, provider_url=f"http://127.0.0.1:{free_port()}/v1")
+    t = await make_tenant(suite, base_url=f"http://127.0.0.1:{free_port()}/v1")
     load = Load()
     await drive(t, 2, 5, "nobody home", load)
     assert not load.served and len(load.failures) == 10

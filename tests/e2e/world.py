@@ -85,7 +85,12 @@ class Tenant:
 
 
 async def make_tenant(
-    suite: Suite, *, limit: int = 100, token_limit: int = 64, provider_url: str = ""
+    suite: Suite,
+    *,
+    limit: int = 100,
+    token_limit: int = 64,
+    base_url: str = "",
+    allowed_extras: tuple[str, ...] = (),
 ) -> Tenant:
     admin = bearer(suite.admin_key)
     idn = irpc.IdentityServiceStub(suite.channel("identity"))
@@ -139,8 +144,9 @@ async def make_tenant(
                 tenant_id=tenant,
                 model_id=model,
                 token_limit=token_limit,
-                base_url=provider_url or suite.provider_url,
+                base_url=base_url or suite.provider_url,
                 extra_parameters=extra,
+                allowed_extra_parameters=allowed_extras,
             ),
             credential=credential,
         ),

@@ -289,3 +289,34 @@ async def _resolve_error(client, tid, name, token=None):
         info = error_info(err)
         return err.code(), info.reason if info else ""
     raise AssertionError("resolve succeeded")
+
+
+async def test_allowed_extra_parameters_stored_updated_and_resolved(client):
+    tid = (await client.tenant()).tenant_id
+    name = f"extras-{uuid.uuid4().hex[:6]}"
+    m = pb.Model(tenant_id=tid, name=name, provider="OpenAI", access_type=pb.ACCESS_TYPE_CLOUD)
+    model = (await client.call("CreateModel", pb.CreateModelRequest(model=m))).model
+    config = pb.ModelConfig(
+        tenant_id=tid, model_id=model.model_id, allowed_extra_parameters=["top_k", "top_k", "a_b"]
+    )
+    created = await client.call(
+        "CreateModelConfig", pb.CreateModelConfigRequest(config=config, credential="sk")
+    )
+    assert list(created.config.allowed_extra_parameters) == ["a_b", "top_k"]  # sorted, unique
+    resolved = await client.resolve(tid, name)
+    assert list(resolved.allowed_extra_parameters) == ["a_b", "top_k"]
+    change = pb.ModelConfig(
+        tenant_id=tid, config_id=created.config.config_id, allowed_extra_parameters=["min_p"]
+    )
+    req = pb.UpdateModelConfigRequest(config=change, update_mask=mask("allowed_extra_parameters"))
+    updated = await client.call("UpdateModelConfig", req)
+    assert list(updated.config.allowed_extra_parameters) == ["min_p"]
+    got = await client.call(
+        "GetModelConfig",
+        pb.GetModelConfigRequest(tenant_id=tid, config_id=created.config.config_id),
+    )
+    assert list(got.config.allowed_extra_parameters) == ["min_p"]
+    bad = pb.ModelConfig(tenant_id=tid, config_id=created.config.config_id)
+    bad.allowed_extra_parameters.append("$where")
+    req = pb.UpdateModelConfigRequest(config=bad, update_mask=mask("allowed_extra_parameters"))
+    assert (await client.fails("UpdateModelConfig", req))[0] == C.INVALID_ARGUMENT

@@ -219,3 +219,60 @@ async def test_list_models(stack: Stack) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_ARGUMENT",
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            lambda r: r.messages[0].parts.add(
+                image_url=llm_pb2.ImageUrl(url="https://x", detail=99)
+            ),
+            "messages[0].parts[0].detail",
+        ),
+        (lambda r: r.messages[0].parts.add(), "messages[0].parts[0]"),
+        (lambda r: setattr(r.tool_choice, "mode", 42), "tool_choice.mode"),
+        (lambda r: setattr(r.response_format, "type", 42), "response_format.type"),
+        (
+            lambda r: r.messages.add(role=llm_pb2.MESSAGE_ROLE_TOOL, content="42"),
+            "messages[1].tool_call_id",
+        ),
+        (
+            lambda r: r.parameters.fields["x"].__setattr__("number_value", float("nan")),
+            "parameters.x",
+        ),
+        (
+            lambda r: (
+                r.tools.add(name="f")
+                .parameters.fields["x"]
+                .__setattr__("number_value", float("inf"))
+            ),
+            "tools[0].parameters.x",
+        ),
+    ],
+)
+async def test_values_without_meaning_are_invalid_argument(
+    stack: Stack, change: object, field: str
+) -> None:
+    req = chat()
+    change(req)  # type: ignore[operator]
+    err = await fails(
+        stack.llm.Chat(req, metadata=USER, timeout=5),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    status = rpc_status.from_call(err)
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details if d.Is(bad.DESCRIPTOR))
+    assert bad.field_violations[0].field == field
+    assert stack.provider.calls == 0 and not stack.states()
+
+
+async def test_unspecified_tool_choice_and_format_mean_not_set(stack: Stack) -> None:
+    req = chat()
+    req.tool_choice.mode = llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED
+    req.response_format.type = llm_pb2.RESPONSE_FORMAT_TYPE_UNSPECIFIED
+    reply = await stack.llm.Chat(req, metadata=USER, timeout=5)
+    assert reply.content == "Echo: hello there"
+    sent = stack.provider.last_request
+    assert "tool_choice" not in sent and "response_format" not in sent

@@ -21,6 +21,7 @@ from gateway_common.principal import Principal, Role
 from llm_svc.domain import (
     ChatMessage,
     ChatRequest,
+    ChoiceDelta,
     Completion,
     Interaction,
     Reservation,
@@ -212,11 +213,11 @@ class FakeProvider(ProviderPort):
         try:
             words = ("Echo: " + messages[-1].content).split(" ")
             for i, w in enumerate(words):
-                yield StreamChunk(delta=w if i == 0 else " " + w)
+                yield StreamChunk((ChoiceDelta(content=w if i == 0 else " " + w),))
                 self.stream_started.set()
                 if self.pause:
                     await asyncio.sleep(self.pause)
-            yield StreamChunk(finish_reason="stop")
+            yield StreamChunk((ChoiceDelta(finish_reason="stop"),))
             yield StreamChunk(usage=Usage(3, len(words)))
         finally:
             self.closed = True

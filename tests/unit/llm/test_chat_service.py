@@ -136,7 +136,7 @@ async def test_stream_over_historys_size_is_cut_and_closed() -> None:
     events = [e async for e in w.service.chat_stream("user-key", request("a b c d e"), time_left)]
     *deltas, done = events
     assert isinstance(done, ChatAnswer) and done.finish_reason == "length"
-    assert "".join(str(d) for d in deltas) == done.content == "Echo: a "
+    assert "".join(d.content for d in deltas) == done.content == "Echo: a "
     [stored] = w.quota.records.values()
     assert stored.truncated and w.provider.closed and w.quota.charged == 1
 
@@ -244,7 +244,7 @@ async def test_a_cancelled_retry_never_releases_the_first_attempts_reservation(
 async def test_stream_sends_deltas_then_done_and_charges(w: World) -> None:
     events = [e async for e in w.service.chat_stream("user-key", request("a b c"), time_left)]
     *deltas, done = events
-    assert "".join(str(d) for d in deltas) == "Echo: a b c"
+    assert "".join(d.content for d in deltas) == "Echo: a b c"
     assert isinstance(done, ChatAnswer) and done.usage.completion_tokens == 4
     assert w.quota.charged == 1
     [stored] = w.quota.records.values()
@@ -259,7 +259,7 @@ async def test_stream_cancelled_by_caller_stays_charged_partial_recorded(w: Worl
         async for e in w.service.chat_stream(
             "user-key", request("one two three four five six"), time_left
         ):
-            seen.append(str(e))
+            seen.append(e.content)
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.12)

@@ -1331,6 +1331,7 @@ class ModelConfig(_message.Message):
     BASE_URL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ALLOWED_EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     """config_llm_id, a UUID; output only."""
     tenant_id: _builtins.str
@@ -1359,6 +1360,14 @@ class ModelConfig(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """atualizado_em; output only."""
 
+    @_builtins.property
+    def allowed_extra_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """parametros_extras_permitidos: request parameters outside the chat
+        schema that llm_svc lets through for this configuration (up to 64
+        names of lowercase letters, digits and "_"); model, stream, credentials
+        and base URLs are never let through.
+        """
+
     def __init__(
         self,
         *,
@@ -1371,10 +1380,11 @@ class ModelConfig(_message.Message):
         base_url: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        allowed_extra_parameters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "base_url", b"base_url", "config_id", b"config_id", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "has_credential", b"has_credential", "model_id", b"model_id", "tenant_id", b"tenant_id", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "has_credential", b"has_credential", "model_id", b"model_id", "tenant_id", b"tenant_id", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
     _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015
@@ -1563,7 +1573,9 @@ class UpdateModelConfigRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Paths to change: credential, token_limit, extra_parameters, base_url."""
+        """Paths to change: credential, token_limit, extra_parameters, base_url,
+        allowed_extra_parameters.
+        """
 
     def __init__(
         self,
@@ -1685,6 +1697,7 @@ class ResolveModelResponse(_message.Message):
     CREDENTIAL_FIELD_NUMBER: _builtins.int
     TOKEN_LIMIT_FIELD_NUMBER: _builtins.int
     EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
+    ALLOWED_EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     """The tenant's configuration of it."""
     base_url: _builtins.str
@@ -1701,6 +1714,10 @@ class ResolveModelResponse(_message.Message):
     def extra_parameters(self) -> _struct_pb2.Struct:
         """Default parameters, merged under the request's own."""
 
+    @_builtins.property
+    def allowed_extra_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Request parameters outside the chat schema allowed through."""
+
     def __init__(
         self,
         *,
@@ -1710,10 +1727,11 @@ class ResolveModelResponse(_message.Message):
         credential: _builtins.str = ...,
         token_limit: _builtins.int | None = ...,
         extra_parameters: _struct_pb2.Struct | None = ...,
+        allowed_extra_parameters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "extra_parameters", b"extra_parameters", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "base_url", b"base_url", "config_id", b"config_id", "credential", b"credential", "extra_parameters", b"extra_parameters", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "credential", b"credential", "extra_parameters", b"extra_parameters", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
     _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015

@@ -382,7 +382,7 @@ class IdentityServiceServicer:
 
     def UpdateModelConfig(self, request, context):
         """UpdateModelConfig changes the fields named in update_mask (credential,
-        token_limit, extra_parameters, base_url). Caller: as GetModelConfig.
+        token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
         """

@@ -175,7 +175,7 @@ class IdentityServiceStub:
     """
     UpdateModelConfig: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelConfigRequest, _identity_pb2.UpdateModelConfigResponse]
     """UpdateModelConfig changes the fields named in update_mask (credential,
-    token_limit, extra_parameters, base_url). Caller: as GetModelConfig.
+    token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
     """
@@ -323,7 +323,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     UpdateModelConfig: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelConfigRequest, _identity_pb2.UpdateModelConfigResponse]  # type: ignore[assignment]
     """UpdateModelConfig changes the fields named in update_mask (credential,
-    token_limit, extra_parameters, base_url). Caller: as GetModelConfig.
+    token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
     """
@@ -606,7 +606,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.UpdateModelConfigResponse, _abc.Awaitable[_identity_pb2.UpdateModelConfigResponse]]:
         """UpdateModelConfig changes the fields named in update_mask (credential,
-        token_limit, extra_parameters, base_url). Caller: as GetModelConfig.
+        token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
         """

@@ -25,33 +25,67 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16llmgw/llm/v1/llm.proto\x12\x0cllmgw.llm.v1\x1a\x1cgoogle/protobuf/struct.proto\"C\n\x07Message\x12\'\n\x04role\x18\x01 \x01(\x0e\x32\x19.llmgw.llm.v1.MessageRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\"\xfb\x01\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.llmgw.llm.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_p\"\x95\x01\n\x0c\x43hatResponse\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.llmgw.llm.v1.Usage\x12\x12\n\nlatency_ms\x18\x06 \x01(\x03\"\x81\x02\n\x11\x43hatStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.llmgw.llm.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_p\"Z\n\x12\x43hatStreamResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.llmgw.llm.v1.ChatResponseH\x00\x42\x07\n\x05\x65vent\"P\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0e\n\x06global\x18\x04 \x01(\x08\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.llmgw.llm.v1.ModelInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*w\n\x0bMessageRole\x12\x1c\n\x18MESSAGE_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13MESSAGE_ROLE_SYSTEM\x10\x01\x12\x15\n\x11MESSAGE_ROLE_USER\x10\x02\x12\x1a\n\x16MESSAGE_ROLE_ASSISTANT\x10\x03\x32\xef\x01\n\nLlmService\x12=\n\x04\x43hat\x12\x19.llmgw.llm.v1.ChatRequest\x1a\x1a.llmgw.llm.v1.ChatResponse\x12Q\n\nChatStream\x12\x1f.llmgw.llm.v1.ChatStreamRequest\x1a .llmgw.llm.v1.ChatStreamResponse0\x01\x12O\n\nListModels\x12\x1f.llmgw.llm.v1.ListModelsRequest\x1a .llmgw.llm.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16llmgw/llm/v1/llm.proto\x12\x0cllmgw.llm.v1\x1a\x1cgoogle/protobuf/struct.proto\"B\n\x08ImageUrl\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x19.llmgw.llm.v1.ImageDetail\"R\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12+\n\timage_url\x18\x02 \x01(\x0b\x32\x16.llmgw.llm.v1.ImageUrlH\x00\x42\x06\n\x04part\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"\xce\x01\n\x07Message\x12\'\n\x04role\x18\x01 \x01(\x0e\x32\x19.llmgw.llm.v1.MessageRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12(\n\x05parts\x18\x03 \x03(\x0b\x32\x19.llmgw.llm.v1.ContentPart\x12\x0c\n\x04name\x18\x04 \x01(\t\x12*\n\ntool_calls\x18\x05 \x03(\x0b\x32\x16.llmgw.llm.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x06 \x01(\t\x12\x0f\n\x07refusal\x18\x07 \x01(\t\"v\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"]\n\nToolChoice\x12,\n\x04mode\x18\x01 \x01(\x0e\x32\x1c.llmgw.llm.v1.ToolChoiceModeH\x00\x12\x17\n\rfunction_name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"x\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x06schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"o\n\x0eResponseFormat\x12.\n\x04type\x18\x01 \x01(\x0e\x32 .llmgw.llm.v1.ResponseFormatType\x12-\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x18.llmgw.llm.v1.JsonSchema\"\xa7\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0f\n\x07refusal\x18\x03 \x01(\t\x12*\n\ntool_calls\x18\x04 \x03(\x0b\x32\x16.llmgw.llm.v1.ToolCall\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12)\n\x08logprobs\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"o\n\x0b\x43hoiceDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0f\n\x07refusal\x18\x03 \x01(\t\x12/\n\ntool_calls\x18\x04 \x03(\x0b\x32\x1b.llmgw.llm.v1.ToolCallDelta\"\x80\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x15\n\rcached_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\"\x8e\x07\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.llmgw.llm.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12!\n\x05tools\x18\x08 \x03(\x0b\x32\x12.llmgw.llm.v1.Tool\x12-\n\x0btool_choice\x18\t \x01(\x0b\x32\x18.llmgw.llm.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\n \x01(\x08H\x03\x88\x01\x01\x12\x35\n\x0fresponse_format\x18\x0b \x01(\x0b\x32\x1c.llmgw.llm.v1.ResponseFormat\x12\x0c\n\x04stop\x18\x0c \x03(\t\x12\x11\n\x04seed\x18\r \x01(\x03H\x04\x88\x01\x01\x12\x0e\n\x01n\x18\x0e \x01(\x05H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x0f \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x10 \x01(\x01H\x07\x88\x01\x01\x12<\n\nlogit_bias\x18\x11 \x03(\x0b\x32(.llmgw.llm.v1.ChatRequest.LogitBiasEntry\x12\x15\n\x08logprobs\x18\x12 \x01(\x08H\x08\x88\x01\x01\x12\x19\n\x0ctop_logprobs\x18\x13 \x01(\x05H\t\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x14 \x01(\x05H\n\x88\x01\x01\x12\x18\n\x10reasoning_effort\x18\x15 \x01(\t\x12\x0c\n\x04user\x18\x16 \x01(\t\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_pB\x16\n\x14_parallel_tool_callsB\x07\n\x05_seedB\x04\n\x02_nB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0b\n\t_logprobsB\x0f\n\r_top_logprobsB\x18\n\x16_max_completion_tokens\"\xbc\x01\n\x0c\x43hatResponse\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.llmgw.llm.v1.Usage\x12\x12\n\nlatency_ms\x18\x06 \x01(\x03\x12%\n\x07\x63hoices\x18\x07 \x03(\x0b\x32\x14.llmgw.llm.v1.Choice\"\x9a\x07\n\x11\x43hatStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.llmgw.llm.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12!\n\x05tools\x18\x08 \x03(\x0b\x32\x12.llmgw.llm.v1.Tool\x12-\n\x0btool_choice\x18\t \x01(\x0b\x32\x18.llmgw.llm.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\n \x01(\x08H\x03\x88\x01\x01\x12\x35\n\x0fresponse_format\x18\x0b \x01(\x0b\x32\x1c.llmgw.llm.v1.ResponseFormat\x12\x0c\n\x04stop\x18\x0c \x03(\t\x12\x11\n\x04seed\x18\r \x01(\x03H\x04\x88\x01\x01\x12\x0e\n\x01n\x18\x0e \x01(\x05H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x0f \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x10 \x01(\x01H\x07\x88\x01\x01\x12\x42\n\nlogit_bias\x18\x11 \x03(\x0b\x32..llmgw.llm.v1.ChatStreamRequest.LogitBiasEntry\x12\x15\n\x08logprobs\x18\x12 \x01(\x08H\x08\x88\x01\x01\x12\x19\n\x0ctop_logprobs\x18\x13 \x01(\x05H\t\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x14 \x01(\x05H\n\x88\x01\x01\x12\x18\n\x10reasoning_effort\x18\x15 \x01(\t\x12\x0c\n\x04user\x18\x16 \x01(\t\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_pB\x16\n\x14_parallel_tool_callsB\x07\n\x05_seedB\x04\n\x02_nB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0b\n\t_logprobsB\x0f\n\r_top_logprobsB\x18\n\x16_max_completion_tokens\"\x8d\x01\n\x12\x43hatStreamResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.llmgw.llm.v1.ChatResponseH\x00\x12\x31\n\x0c\x63hoice_delta\x18\x03 \x01(\x0b\x32\x19.llmgw.llm.v1.ChoiceDeltaH\x00\x42\x07\n\x05\x65vent\"P\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0e\n\x06global\x18\x04 \x01(\x08\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.llmgw.llm.v1.ModelInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xaa\x01\n\x0bMessageRole\x12\x1c\n\x18MESSAGE_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13MESSAGE_ROLE_SYSTEM\x10\x01\x12\x15\n\x11MESSAGE_ROLE_USER\x10\x02\x12\x1a\n\x16MESSAGE_ROLE_ASSISTANT\x10\x03\x12\x1a\n\x16MESSAGE_ROLE_DEVELOPER\x10\x04\x12\x15\n\x11MESSAGE_ROLE_TOOL\x10\x05*o\n\x0bImageDetail\x12\x1c\n\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n\x11IMAGE_DETAIL_HIGH\x10\x03*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03\x32\xef\x01\n\nLlmService\x12=\n\x04\x43hat\x12\x19.llmgw.llm.v1.ChatRequest\x1a\x1a.llmgw.llm.v1.ChatResponse\x12Q\n\nChatStream\x12\x1f.llmgw.llm.v1.ChatStreamRequest\x1a .llmgw.llm.v1.ChatStreamResponse0\x01\x12O\n\nListModels\x12\x1f.llmgw.llm.v1.ListModelsRequest\x1a .llmgw.llm.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmgw.llm.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGEROLE']._serialized_start=1208
-  _globals['_MESSAGEROLE']._serialized_end=1327
-  _globals['_MESSAGE']._serialized_start=70
-  _globals['_MESSAGE']._serialized_end=137
-  _globals['_USAGE']._serialized_start=139
-  _globals['_USAGE']._serialized_end=218
-  _globals['_CHATREQUEST']._serialized_start=221
-  _globals['_CHATREQUEST']._serialized_end=472
-  _globals['_CHATRESPONSE']._serialized_start=475
-  _globals['_CHATRESPONSE']._serialized_end=624
-  _globals['_CHATSTREAMREQUEST']._serialized_start=627
-  _globals['_CHATSTREAMREQUEST']._serialized_end=884
-  _globals['_CHATSTREAMRESPONSE']._serialized_start=886
-  _globals['_CHATSTREAMRESPONSE']._serialized_end=976
-  _globals['_MODELINFO']._serialized_start=978
-  _globals['_MODELINFO']._serialized_end=1058
-  _globals['_LISTMODELSREQUEST']._serialized_start=1060
-  _globals['_LISTMODELSREQUEST']._serialized_end=1118
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1120
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1206
-  _globals['_LLMSERVICE']._serialized_start=1330
-  _globals['_LLMSERVICE']._serialized_end=1569
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._loaded_options = None
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_options = b'8\001'
+  _globals['_CHATSTREAMREQUEST_LOGITBIASENTRY']._loaded_options = None
+  _globals['_CHATSTREAMREQUEST_LOGITBIASENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGEROLE']._serialized_start=3833
+  _globals['_MESSAGEROLE']._serialized_end=4003
+  _globals['_IMAGEDETAIL']._serialized_start=4005
+  _globals['_IMAGEDETAIL']._serialized_end=4116
+  _globals['_TOOLCHOICEMODE']._serialized_start=4119
+  _globals['_TOOLCHOICEMODE']._serialized_end=4254
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=4257
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=4422
+  _globals['_IMAGEURL']._serialized_start=70
+  _globals['_IMAGEURL']._serialized_end=136
+  _globals['_CONTENTPART']._serialized_start=138
+  _globals['_CONTENTPART']._serialized_end=220
+  _globals['_TOOLCALL']._serialized_start=222
+  _globals['_TOOLCALL']._serialized_end=277
+  _globals['_MESSAGE']._serialized_start=280
+  _globals['_MESSAGE']._serialized_end=486
+  _globals['_TOOL']._serialized_start=488
+  _globals['_TOOL']._serialized_end=606
+  _globals['_TOOLCHOICE']._serialized_start=608
+  _globals['_TOOLCHOICE']._serialized_end=701
+  _globals['_JSONSCHEMA']._serialized_start=703
+  _globals['_JSONSCHEMA']._serialized_end=823
+  _globals['_RESPONSEFORMAT']._serialized_start=825
+  _globals['_RESPONSEFORMAT']._serialized_end=936
+  _globals['_CHOICE']._serialized_start=939
+  _globals['_CHOICE']._serialized_end=1106
+  _globals['_TOOLCALLDELTA']._serialized_start=1108
+  _globals['_TOOLCALLDELTA']._serialized_end=1183
+  _globals['_CHOICEDELTA']._serialized_start=1185
+  _globals['_CHOICEDELTA']._serialized_end=1296
+  _globals['_USAGE']._serialized_start=1299
+  _globals['_USAGE']._serialized_end=1427
+  _globals['_CHATREQUEST']._serialized_start=1430
+  _globals['_CHATREQUEST']._serialized_end=2340
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_start=2113
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_end=2161
+  _globals['_CHATRESPONSE']._serialized_start=2343
+  _globals['_CHATRESPONSE']._serialized_end=2531
+  _globals['_CHATSTREAMREQUEST']._serialized_start=2534
+  _globals['_CHATSTREAMREQUEST']._serialized_end=3456
+  _globals['_CHATSTREAMREQUEST_LOGITBIASENTRY']._serialized_start=2113
+  _globals['_CHATSTREAMREQUEST_LOGITBIASENTRY']._serialized_end=2161
+  _globals['_CHATSTREAMRESPONSE']._serialized_start=3459
+  _globals['_CHATSTREAMRESPONSE']._serialized_end=3600
+  _globals['_MODELINFO']._serialized_start=3602
+  _globals['_MODELINFO']._serialized_end=3682
+  _globals['_LISTMODELSREQUEST']._serialized_start=3684
+  _globals['_LISTMODELSREQUEST']._serialized_end=3742
+  _globals['_LISTMODELSRESPONSE']._serialized_start=3744
+  _globals['_LISTMODELSRESPONSE']._serialized_end=3830
+  _globals['_LLMSERVICE']._serialized_start=4425
+  _globals['_LLMSERVICE']._serialized_end=4664
 # @@protoc_insertion_point(module_scope)

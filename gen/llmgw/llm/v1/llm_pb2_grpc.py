@@ -58,9 +58,12 @@ class LlmServiceServicer:
 
     def Chat(self, request, context):
         """Chat sends messages to a model and returns its whole answer. Caller: a
-        ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up to 256 messages, 256 KiB of text
-        in all. With an idempotency_key a retry within 24 hours is charged and
-        recorded once and returns the first answer. Codes: OK,
+        ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up
+        to 256 messages, 256 KiB of text in all (content, tool call arguments),
+        16 images, 128 tools and 64 KiB of tool definitions; see
+        llm_svc/README.md for every parameter's range. With an idempotency_key
+        a retry within 24 hours is charged and recorded once and returns the
+        first answer. Codes: OK,
         INVALID_ARGUMENT (bad request, or the provider rejected it),
         UNAUTHENTICATED, PERMISSION_DENIED (model not enabled for the tenant),
         NOT_FOUND (unknown model), FAILED_PRECONDITION (no active
@@ -75,7 +78,8 @@ class LlmServiceServicer:
 
     def ChatStream(self, request, context):
         """ChatStream is Chat with the answer streamed as the provider sends it:
-        deltas, then one final event with usage. If the caller cancels, the
+        deltas (text as delta; tool calls, refusals and other choices as
+        choice_delta), then one final event with usage and every choice whole. If the caller cancels, the
         provider call is cancelled; the request stays charged and the partial
         answer is recorded with status CANCELLED. Codes: as Chat.
         """

@@ -43,9 +43,12 @@ class LlmServiceStub:
     def __new__(cls, channel: _aio.Channel) -> LlmServiceAsyncStub: ...
     Chat: _grpc.UnaryUnaryMultiCallable[_llm_pb2.ChatRequest, _llm_pb2.ChatResponse]
     """Chat sends messages to a model and returns its whole answer. Caller: a
-    ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up to 256 messages, 256 KiB of text
-    in all. With an idempotency_key a retry within 24 hours is charged and
-    recorded once and returns the first answer. Codes: OK,
+    ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up
+    to 256 messages, 256 KiB of text in all (content, tool call arguments),
+    16 images, 128 tools and 64 KiB of tool definitions; see
+    llm_svc/README.md for every parameter's range. With an idempotency_key
+    a retry within 24 hours is charged and recorded once and returns the
+    first answer. Codes: OK,
     INVALID_ARGUMENT (bad request, or the provider rejected it),
     UNAUTHENTICATED, PERMISSION_DENIED (model not enabled for the tenant),
     NOT_FOUND (unknown model), FAILED_PRECONDITION (no active
@@ -56,7 +59,8 @@ class LlmServiceStub:
     """
     ChatStream: _grpc.UnaryStreamMultiCallable[_llm_pb2.ChatStreamRequest, _llm_pb2.ChatStreamResponse]
     """ChatStream is Chat with the answer streamed as the provider sends it:
-    deltas, then one final event with usage. If the caller cancels, the
+    deltas (text as delta; tool calls, refusals and other choices as
+    choice_delta), then one final event with usage and every choice whole. If the caller cancels, the
     provider call is cancelled; the request stays charged and the partial
     answer is recorded with status CANCELLED. Codes: as Chat.
     """
@@ -73,9 +77,12 @@ class LlmServiceAsyncStub(LlmServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Chat: _aio.UnaryUnaryMultiCallable[_llm_pb2.ChatRequest, _llm_pb2.ChatResponse]  # type: ignore[assignment]
     """Chat sends messages to a model and returns its whole answer. Caller: a
-    ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up to 256 messages, 256 KiB of text
-    in all. With an idempotency_key a retry within 24 hours is charged and
-    recorded once and returns the first answer. Codes: OK,
+    ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up
+    to 256 messages, 256 KiB of text in all (content, tool call arguments),
+    16 images, 128 tools and 64 KiB of tool definitions; see
+    llm_svc/README.md for every parameter's range. With an idempotency_key
+    a retry within 24 hours is charged and recorded once and returns the
+    first answer. Codes: OK,
     INVALID_ARGUMENT (bad request, or the provider rejected it),
     UNAUTHENTICATED, PERMISSION_DENIED (model not enabled for the tenant),
     NOT_FOUND (unknown model), FAILED_PRECONDITION (no active
@@ -86,7 +93,8 @@ class LlmServiceAsyncStub(LlmServiceStub):
     """
     ChatStream: _aio.UnaryStreamMultiCallable[_llm_pb2.ChatStreamRequest, _llm_pb2.ChatStreamResponse]  # type: ignore[assignment]
     """ChatStream is Chat with the answer streamed as the provider sends it:
-    deltas, then one final event with usage. If the caller cancels, the
+    deltas (text as delta; tool calls, refusals and other choices as
+    choice_delta), then one final event with usage and every choice whole. If the caller cancels, the
     provider call is cancelled; the request stays charged and the partial
     answer is recorded with status CANCELLED. Codes: as Chat.
     """
@@ -106,9 +114,12 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_llm_pb2.ChatResponse, _abc.Awaitable[_llm_pb2.ChatResponse]]:
         """Chat sends messages to a model and returns its whole answer. Caller: a
-        ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up to 256 messages, 256 KiB of text
-        in all. With an idempotency_key a retry within 24 hours is charged and
-        recorded once and returns the first answer. Codes: OK,
+        ROLE_USER key (admin keys are refused with PERMISSION_DENIED). Limits: up
+        to 256 messages, 256 KiB of text in all (content, tool call arguments),
+        16 images, 128 tools and 64 KiB of tool definitions; see
+        llm_svc/README.md for every parameter's range. With an idempotency_key
+        a retry within 24 hours is charged and recorded once and returns the
+        first answer. Codes: OK,
         INVALID_ARGUMENT (bad request, or the provider rejected it),
         UNAUTHENTICATED, PERMISSION_DENIED (model not enabled for the tenant),
         NOT_FOUND (unknown model), FAILED_PRECONDITION (no active
@@ -125,7 +136,8 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_llm_pb2.ChatStreamResponse], _abc.AsyncIterator[_llm_pb2.ChatStreamResponse]]:
         """ChatStream is Chat with the answer streamed as the provider sends it:
-        deltas, then one final event with usage. If the caller cancels, the
+        deltas (text as delta; tool calls, refusals and other choices as
+        choice_delta), then one final event with usage and every choice whole. If the caller cancels, the
         provider call is cancelled; the request stays charged and the partial
         answer is recorded with status CANCELLED. Codes: as Chat.
         """
