@@ -27,14 +27,14 @@ class GrpcIdentity(IdentityPort):
     def __init__(
         self,
         channel: grpc.aio.Channel,
-        internal_token: str,
+        service_token: str,
         auth_ttl: float = 2.0,
         resolve_ttl: float = 2.0,
     ) -> None:
         self._auth = Authenticator(channel, ttl=auth_ttl)
         self._public = identity_pb2_grpc.IdentityServiceStub(channel)
         self._internal = identity_pb2_grpc.IdentityInternalServiceStub(channel)
-        self._token = internal_token
+        self._token = service_token
         # Resolved models are cached briefly (hot path: one hop less per Chat); a changed
         # configuration applies within this TTL plus identity's own resolve cache.
         self._resolved: TtlCache[tuple[str, str], ResolvedModel] = TtlCache(
@@ -58,7 +58,7 @@ class GrpcIdentity(IdentityPort):
             reply = await self._internal.ResolveModel(
                 identity_pb2.ResolveModelRequest(tenant_id=tenant_id, model_name=model),
                 timeout=timeout,
-                metadata=call_metadata(internal_token=self._token),
+                metadata=call_metadata(service_token=self._token),
             )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:

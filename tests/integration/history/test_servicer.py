@@ -22,9 +22,9 @@ async def test_serving_once_the_store_answers(api: Api):
     await wait_serving(api.target, timeout=10)
 
 
-async def test_internal_rpcs_need_the_internal_token(api: Api):
+async def test_internal_rpcs_need_a_service_credential(api: Api):
     batch = pb.RecordInteractionsRequest(interactions=[to_proto(interaction())])
-    wrong = (("x-internal-token", "nope"),)
+    wrong = (("x-service-token", "nope"),)
     for metadata in (None, wrong, bearer("key-platform")):
         await expect_error(
             api.internal.RecordInteractions(batch, metadata=metadata),

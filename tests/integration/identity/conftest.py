@@ -24,7 +24,13 @@ from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
-from tests.support import INTERNAL_TOKEN, fresh_pg_database, running_server, sqlalchemy_url
+from tests.support import (
+    as_service,
+    fresh_pg_database,
+    running_server,
+    service_fields,
+    sqlalchemy_url,
+)
 
 AUTH_TTL = 0.3  # tiny, so the revocation bound is testable quickly
 
@@ -49,7 +55,7 @@ def settings(database_url: str) -> IdentitySettings:
         auth_cache_ttl_seconds=AUTH_TTL,
         resolve_cache_ttl_seconds=AUTH_TTL,
     )
-    return base.model_copy(update={"internal_token": SecretStr(INTERNAL_TOKEN)})
+    return base.model_copy(update=service_fields("identity"))
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +84,12 @@ class Client:
         info = error_info(caught.value)
         return caught.value.code(), info.reason if info else ""
 
-    async def resolve(self, tenant_id: str, name: str, token: str = INTERNAL_TOKEN) -> Any:
+    async def resolve(
+        self, tenant_id: str, name: str, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> Any:
         return await self.internal.ResolveModel(
             pb.ResolveModelRequest(tenant_id=tenant_id, model_name=name),
-            metadata=(("x-internal-token", token),),
+            metadata=metadata or as_service("llm"),
             timeout=10,
         )
 

@@ -50,7 +50,7 @@ async def _setup(q: Quota, limit: int):
 async def test_internal_rpcs_need_the_service_credential(quota: Quota) -> None:
     tenant, sub = await _setup(quota, 5)
     req = R.ReserveRequest(request_id="x", tenant_id=tenant.tenant_id, user_id=sub.user_id)
-    for md in ((), (("x-internal-token", "wrong"),), bearer(tenant.admin_key)):
+    for md in ((), (("x-service-token", "wrong"),), bearer(tenant.admin_key)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await quota.internal.Reserve(req, metadata=md)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
