@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway_common import db
+from gateway_common.service_auth import SERVICE_TOKEN
 from gateway_common.status import error_info
 from identity_svc import migrate
 from identity_svc.bootstrap import build
@@ -25,7 +26,7 @@ from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
 from tests.support import (
-    as_service,
+    SERVICE_TOKENS,
     fresh_pg_database,
     running_server,
     service_fields,
@@ -84,12 +85,10 @@ class Client:
         info = error_info(caught.value)
         return caught.value.code(), info.reason if info else ""
 
-    async def resolve(
-        self, tenant_id: str, name: str, metadata: tuple[tuple[str, str], ...] = ()
-    ) -> Any:
+    async def resolve(self, tenant_id: str, name: str, token: str = SERVICE_TOKENS["llm"]) -> Any:
         return await self.internal.ResolveModel(
             pb.ResolveModelRequest(tenant_id=tenant_id, model_name=name),
-            metadata=metadata or as_service("llm"),
+            metadata=((SERVICE_TOKEN, token),),
             timeout=10,
         )
 

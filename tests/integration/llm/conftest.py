@@ -192,7 +192,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
         migrate.upgrade(dsn)
         quota_settings = QuotaSettings(
             database_url=sqlalchemy_url(dsn),
-            **service_env("quota"),  # type: ignore[arg-type]
+            **service_env("quota"),
             identity_target=f"127.0.0.1:{identity_port}",  # membership: the fake identity
             history_target=f"127.0.0.1:{history.port}",
             relay_idle_seconds=0.02,
@@ -207,7 +207,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
                 quota_target=f"127.0.0.1:{quota_server.port}",
                 history_target=f"127.0.0.1:{history.port}",
                 auth_cache_seconds=0.0,
-                **service_env("llm"),  # type: ignore[arg-type]
+                **service_env("llm"),
                 GATEWAY_MAX_TEXT_BYTES=TEXT_LIMIT,
             )
             quota_public = quota_pb2_grpc.QuotaServiceStub(quota_channel)

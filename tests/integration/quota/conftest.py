@@ -116,7 +116,7 @@ def quota_dsn() -> Iterator[str]:
 def quota_settings(quota_dsn: str) -> QuotaSettings:
     return QuotaSettings(
         database_url=sqlalchemy_url(quota_dsn),
-        **service_env("quota"),  # type: ignore[arg-type]
+        **service_env("quota"),
         db_pool_size=5,
         settle_interval_seconds=0,  # tests settle explicitly
         relay_enabled=False,  # tests deliver the outbox explicitly (test_outbox.py)

@@ -29,6 +29,7 @@ from tests.integration.quota.conftest import (
     reserve,
     subscribe,
 )
+from tests.support import as_service
 
 R = quota_pb2
 
@@ -55,6 +56,11 @@ async def test_internal_rpcs_need_the_service_credential(quota: Quota) -> None:
             await quota.internal.Reserve(req, metadata=md)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert reason_of(err.value) == "INTERNAL_ONLY"
+    for caller in ("history", "quota", "identity"):  # known services, but not quota's caller
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await quota.internal.Reserve(req, metadata=as_service(caller))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert reason_of(err.value) == "CALLER_NOT_ALLOWED"
 
 
 async def test_limit_reached_is_resource_exhausted_with_quota_failure(quota: Quota) -> None:
