@@ -44,25 +44,28 @@ def dev_accepted() -> str:
     return ",".join(f"{s}={digest(dev_token(s))}" for s in SERVICES)
 
 
-def parse_accepted(value: str) -> dict[str, bytes]:
-    """``"llm=<hex>,quota=<hex>"`` -> {name: digest}; ValueError names a malformed entry."""
-    accepted: dict[str, bytes] = {}
+def parse_accepted(value: str) -> dict[bytes, str]:
+    """``"llm=<hex>,quota=<hex>"`` -> {digest: name}; ValueError names a malformed entry.
+    A name may appear twice (its old and new token while it rotates); a digest may not."""
+    accepted: dict[bytes, str] = {}
     for entry in filter(None, (e.strip() for e in value.split(","))):
         name, _, hexdigest = (p.strip() for p in entry.partition("="))
         if not _NAME.match(name) or not _DIGEST.match(hexdigest.lower()):
             raise ValueError(
                 f"GATEWAY_ACCEPTED_SERVICE_TOKENS: {entry[:80]!r} is not name=<sha256 hex>"
             )
-        if name in accepted:
-            raise ValueError(f"GATEWAY_ACCEPTED_SERVICE_TOKENS: {name!r} appears twice")
-        accepted[name] = bytes.fromhex(hexdigest)
+        known = accepted.setdefault(bytes.fromhex(hexdigest), name)
+        if known != name:
+            raise ValueError(
+                f"GATEWAY_ACCEPTED_SERVICE_TOKENS: {name!r} and {known!r} share a token"
+            )
     return accepted
 
 
 class Callers:
     """The services allowed to call this one, known by the digest of their credential."""
 
-    def __init__(self, accepted: Mapping[str, bytes]) -> None:
+    def __init__(self, accepted: Mapping[bytes, str]) -> None:
         self._accepted = dict(accepted)
 
     @classmethod
@@ -75,7 +78,7 @@ class Callers:
         found = ""
         if given:
             presented = hashlib.sha256(given.encode()).digest()
-            for name, expected in self._accepted.items():  # every entry: no early exit
+            for expected, name in self._accepted.items():  # every entry: no early exit
                 if hmac.compare_digest(presented, expected):
                     found = name
         if not found:

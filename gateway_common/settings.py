@@ -90,7 +90,7 @@ class ServiceSettings(BaseSettings):
                 "set GATEWAY_SERVICE_TOKEN to this service's own secret"
             )
         accepted = service_auth.parse_accepted(self.accepted_service_tokens)
-        public = sorted(name for name, d in accepted.items() if d.hex() in dev)
+        public = sorted(name for d, name in accepted.items() if d.hex() in dev)
         if public:
             raise SystemExit(
                 f"refusing to listen on {self.host}: GATEWAY_ACCEPTED_SERVICE_TOKENS accepts "

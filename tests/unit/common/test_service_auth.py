@@ -39,13 +39,18 @@ def test_a_known_caller_outside_the_rpcs_list_is_permission_denied():
 
 
 @pytest.mark.parametrize(
-    "value", ["llm", "llm=abc", f"LLM={'0' * 64}", f"llm={'0' * 64},llm={'1' * 64}", "=x"]
+    "value", ["llm", "llm=abc", f"LLM={'0' * 64}", f"llm={'0' * 64},quota={'0' * 64}", "=x"]
 )
 def test_malformed_accepted_callers_are_refused(value: str):
     with pytest.raises(ValueError):
         parse_accepted(value)
     with pytest.raises(ValueError):
         ServiceSettings(GATEWAY_ACCEPTED_SERVICE_TOKENS=value)
+
+
+def test_a_caller_rotating_its_token_is_accepted_under_both():
+    both = Callers.parse(f"llm={digest('old')},llm={digest('new')}")
+    assert both.identify(md("old")) == both.identify(md("new")) == "llm"
 
 
 def test_empty_accepts_nobody():
