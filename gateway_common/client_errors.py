@@ -38,7 +38,7 @@ def details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, lis
 
 def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
     """Codes our callers can act on pass through; anything else means the dependency is
-    not working for us (UNAVAILABLE), e.g. a bad internal token or an INTERNAL error."""
+    not working for us (UNAVAILABLE), e.g. a refused service credential or an INTERNAL error."""
     code = err.code()
     info, violations = details(err)
     message = err.details() or f"{dependency} refused the call"

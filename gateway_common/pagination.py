@@ -3,7 +3,7 @@
 A token is ``base64url(JSON body) "." base64url(HMAC-SHA256(key, scope + body))``. Only a
 server holding the key can mint one, so a forged or edited token, or one replayed with other
 filters, is refused with INVALID_ARGUMENT before anything reaches a store. The key comes from
-settings (``GATEWAY_PAGE_TOKEN_KEY``, or derived from the shared internal token), so every
+settings (``GATEWAY_PAGE_TOKEN_KEY``, or derived from the service's own token), so every
 replica of a service accepts the tokens of the others.
 """
 
