@@ -20,6 +20,7 @@ from gateway_common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway_common.service_auth import REFUSED_CREDENTIAL
 
 
 def details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, list[QuotaViolation]]:
@@ -44,6 +45,10 @@ def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
     message = err.details() or f"{dependency} refused the call"
     reason = info.reason or None
     metadata = dict(info.metadata)
+    if reason in REFUSED_CREDENTIAL:  # our own credential: never the end caller's fault
+        return Unavailable(
+            f"{dependency} refused this service's credential", f"{dependency.upper()}_UNAVAILABLE"
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ResourceExhausted(message, reason, violations, metadata)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

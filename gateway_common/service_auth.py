@@ -23,6 +23,8 @@ from gateway_common.auth import Metadata, metadata_value
 from gateway_common.errors import PermissionDenied, Unauthenticated
 
 SERVICE_TOKEN = "x-service-token"
+# The reasons of a refused service credential: for the calling service a deployment fault.
+REFUSED_CREDENTIAL = frozenset({"INTERNAL_ONLY", "CALLER_NOT_ALLOWED"})
 # The suite's services, by the names callers are known by.
 SERVICES = ("identity", "quota", "history", "llm")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

@@ -84,7 +84,8 @@ class ServiceSettings(BaseSettings):
         if self.host in LOOPBACK_HOSTS:
             return
         dev = {service_auth.digest(service_auth.dev_token(s)): s for s in service_auth.SERVICES}
-        if service_auth.digest(self.service_credential()) in dev:
+        token = self.service_token.get_secret_value()
+        if not token or service_auth.digest(token) in dev:
             raise SystemExit(
                 f"refusing to listen on {self.host} with the development service token: "
                 "set GATEWAY_SERVICE_TOKEN to this service's own secret"

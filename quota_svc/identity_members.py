@@ -6,7 +6,7 @@ import grpc
 
 from gateway_common.channels import call_metadata
 from gateway_common.client_errors import translate
-from gateway_common.errors import NotFound, Unavailable
+from gateway_common.errors import NotFound
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
 from quota_svc.ports import Members
 
@@ -24,12 +24,7 @@ class IdentityMembers(Members):
                 metadata=call_metadata(service_token=self._token),
             )
         except grpc.aio.AioRpcError as err:
-            code = err.code()
-            if code == grpc.StatusCode.NOT_FOUND:
+            failure = translate(err, "identity")  # a refused credential of ours: UNAVAILABLE
+            if isinstance(failure, NotFound):
                 raise NotFound("no such user in this tenant", "USER_NOT_FOUND") from None
-            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                # identity refused quota's own credential: a deployment fault, not the caller's
-                raise Unavailable(
-                    "identity refused quota's service credential", "IDENTITY_UNAVAILABLE"
-                ) from None
-            raise translate(err, "identity") from None
+            raise failure from None

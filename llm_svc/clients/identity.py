@@ -61,13 +61,14 @@ class GrpcIdentity(IdentityPort):
                 metadata=call_metadata(service_token=self._token),
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
+            failure = translate(err, "identity")  # a refused credential of ours: UNAVAILABLE
+            if isinstance(failure, NotFound):
                 raise NotFound(f"unknown model {model!r}", "MODEL_NOT_FOUND") from None
-            if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+            if isinstance(failure, PermissionDenied):
                 raise PermissionDenied(
                     f"model {model!r} is not enabled for this tenant", "MODEL_NOT_ENABLED"
                 ) from None
-            raise translate(err, "identity") from None
+            raise failure from None
         return ResolvedModel(
             model_id=reply.model.model_id,
             name=reply.model.name,

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from gateway_common import service_auth
-from gateway_common.errors import PermissionDenied, Unauthenticated
+from gateway_common.client_errors import translate
+from gateway_common.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
 from gateway_common.service_auth import SERVICE_TOKEN, Callers, digest, parse_accepted
 from gateway_common.settings import ServiceSettings
+from gateway_common.status import to_grpc_status, to_rpc_status
 from history_svc.servicer import HistoryInternalServicer
 from identity_svc.servicer import IdentityInternalServicer
 from llm_svc.config import LlmSettings
@@ -91,10 +94,16 @@ def test_development_credentials_are_refused_off_loopback():
         "GATEWAY_ACCEPTED_SERVICE_TOKENS": f"llm={digest('llm-s3cret')}",
     }
     QuotaSettings(host="0.0.0.0", **real).check_production_safety()
+    without_dev = {"GATEWAY_ACCEPTED_SERVICE_TOKENS": real["GATEWAY_ACCEPTED_SERVICE_TOKENS"]}
     LlmSettings(host="0.0.0.0", GATEWAY_SERVICE_TOKEN="s3cret").check_production_safety()
-    with pytest.raises(SystemExit) as exc:
-        QuotaSettings(host="0.0.0.0").check_production_safety()
-    assert "GATEWAY_SERVICE_TOKEN" in str(exc.value)
+    for unset in (QuotaSettings(host="0.0.0.0"), ServiceSettings(host="0.0.0.0")):
+        with pytest.raises(SystemExit) as exc:
+            unset.check_production_safety()
+        assert "GATEWAY_SERVICE_TOKEN" in str(exc.value)
+    with pytest.raises(SystemExit):  # another service's public token is no better
+        QuotaSettings(
+            host="0.0.0.0", GATEWAY_SERVICE_TOKEN="dev-service-token-llm", **without_dev
+        ).check_production_safety()
     dev_llm = f"llm={digest('dev-service-token-llm')}"
     with pytest.raises(SystemExit) as exc:
         QuotaSettings(
@@ -103,3 +112,24 @@ def test_development_credentials_are_refused_off_loopback():
             GATEWAY_ACCEPTED_SERVICE_TOKENS=dev_llm,
         ).check_production_safety()
     assert "GATEWAY_ACCEPTED_SERVICE_TOKENS" in str(exc.value) and "llm" in str(exc.value)
+
+
+def _rpc_error(code: grpc.StatusCode, error: DomainError) -> grpc.aio.AioRpcError:
+    status = to_grpc_status(to_rpc_status(error, "identity.llmgw"))
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata), error.message
+    )
+
+
+def test_a_refused_service_credential_is_the_callers_outage_not_the_users_fault():
+    refused = [
+        _rpc_error(grpc.StatusCode.UNAUTHENTICATED, Unauthenticated("x", "INTERNAL_ONLY")),
+        _rpc_error(grpc.StatusCode.PERMISSION_DENIED, PermissionDenied("x", "CALLER_NOT_ALLOWED")),
+    ]
+    for err in refused:
+        failure = translate(err, "identity")
+        assert isinstance(failure, Unavailable) and failure.reason == "IDENTITY_UNAVAILABLE"
+    other = _rpc_error(
+        grpc.StatusCode.PERMISSION_DENIED, PermissionDenied("x", "MODEL_NOT_ENABLED")
+    )
+    assert isinstance(translate(other, "identity"), PermissionDenied)
