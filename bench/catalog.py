@@ -41,13 +41,17 @@ class Spec:
 
 
 def _internal(ctx: Ctx) -> dict[str, str]:
-    return {"BENCH_INTERNAL_TOKEN": ctx.stack.internal_token, "BENCH_TENANT_ID": ctx.seed.tenant_id}
+    # quota's counting RPCs answer llm only: the load presents llm's credential
+    return {
+        "BENCH_SERVICE_TOKEN": ctx.stack.service_tokens["llm"],
+        "BENCH_TENANT_ID": ctx.seed.tenant_id,
+    }
 
 
 def _record(ctx: Ctx) -> dict[str, str]:
     seed = ctx.seed
     return {
-        "BENCH_INTERNAL_TOKEN": ctx.stack.internal_token,
+        "BENCH_SERVICE_TOKEN": ctx.stack.service_tokens["quota"],  # history's one caller
         "BENCH_TENANT_ID": seed.tenant_id or ctx.some_id("tenant"),
         "BENCH_USER_ID": seed.chat_user or ctx.some_id("user"),
         "BENCH_MODEL_ID": seed.model_id or ctx.some_id("model"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devtools import launch
 from devtools.launch import Process, free_port
+from gateway_common import service_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_PORT = launch.local_pg_port()
@@ -40,7 +41,11 @@ Proc = Process
 class Stack:
     tag: str
     logs: Path
-    internal_token: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
+    # Each service's own credential (x-service-token); every service accepts all four by
+    # digest, and each internal RPC still answers only the service it names.
+    service_tokens: dict[str, str] = field(
+        default_factory=lambda: {s: f"bench-{s}-" + secrets.token_hex(16) for s in SERVICES}
+    )
     encryption_key: str = field(
         default_factory=lambda: "bench:" + base64.b64encode(secrets.token_bytes(32)).decode()
     )
@@ -81,7 +86,11 @@ class Stack:
         env = clean_env()
         env.update(
             {
-                "GATEWAY_INTERNAL_TOKEN": self.internal_token,
+                "GATEWAY_SERVICE_TOKEN": self.service_tokens[svc],
+                "GATEWAY_ACCEPTED_SERVICE_TOKENS": ",".join(
+                    f"{name}={service_auth.digest(token)}"
+                    for name, token in self.service_tokens.items()
+                ),
                 f"{up}_HOST": "127.0.0.1",
                 f"{up}_PORT": str(self.ports[svc]),
                 f"{up}_METRICS_PORT": str(free_port()),

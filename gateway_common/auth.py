@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 
 from gateway_common.errors import Unauthenticated
 
 AUTHORIZATION = "authorization"
-INTERNAL_TOKEN = "x-internal-token"
 REQUEST_ID = "x-request-id"
 
 Metadata = Iterable[tuple[str, str | bytes]]
@@ -30,12 +28,3 @@ def bearer_token(metadata: Metadata | None) -> str:
             "missing credential: send 'authorization: Bearer <api key>'", "MISSING_CREDENTIAL"
         )
     return token.strip()
-
-
-def require_internal(metadata: Metadata | None, expected: str) -> None:
-    """Constant-time check of the internal service credential."""
-    given = metadata_value(metadata, INTERNAL_TOKEN)
-    if not given or not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthenticated(
-            "this RPC is internal: a valid service credential is required", "INTERNAL_ONLY"
-        )

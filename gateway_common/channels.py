@@ -12,8 +12,9 @@ from typing import Any
 import grpc
 
 from gateway_common import tracing
-from gateway_common.auth import INTERNAL_TOKEN, REQUEST_ID
+from gateway_common.auth import REQUEST_ID
 from gateway_common.logs import request_id_var
+from gateway_common.service_auth import SERVICE_TOKEN
 from gateway_common.settings import ServiceSettings
 
 DEFAULT_TIMEOUT = 10.0
@@ -76,14 +77,14 @@ def client_credentials(settings: ServiceSettings) -> grpc.ChannelCredentials | N
     return grpc.ssl_channel_credentials(ca, key, cert)
 
 
-def call_metadata(internal_token: str = "", api_key: str = "") -> tuple[tuple[str, str], ...]:
+def call_metadata(service_token: str = "", api_key: str = "") -> tuple[tuple[str, str], ...]:
     """Metadata for an outgoing call: request id, and the credential to present."""
     md: list[tuple[str, str]] = []
     rid = request_id_var.get()
     if rid:
         md.append((REQUEST_ID, rid))
-    if internal_token:
-        md.append((INTERNAL_TOKEN, internal_token))
+    if service_token:
+        md.append((SERVICE_TOKEN, service_token))
     if api_key:
         md.append(("authorization", f"Bearer {api_key}"))
     return tuple(md)

@@ -20,6 +20,7 @@ from gateway_common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway_common.service_auth import REFUSED_CREDENTIAL
 
 
 def details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, list[QuotaViolation]]:
@@ -38,12 +39,16 @@ def details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, lis
 
 def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
     """Codes our callers can act on pass through; anything else means the dependency is
-    not working for us (UNAVAILABLE), e.g. a bad internal token or an INTERNAL error."""
+    not working for us (UNAVAILABLE), e.g. a refused service credential or an INTERNAL error."""
     code = err.code()
     info, violations = details(err)
     message = err.details() or f"{dependency} refused the call"
     reason = info.reason or None
     metadata = dict(info.metadata)
+    if reason in REFUSED_CREDENTIAL:  # our own credential: never the end caller's fault
+        return Unavailable(
+            f"{dependency} refused this service's credential", f"{dependency.upper()}_UNAVAILABLE"
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ResourceExhausted(message, reason, violations, metadata)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

@@ -3,7 +3,7 @@
 A token is ``base64url(JSON body) "." base64url(HMAC-SHA256(key, scope + body))``. Only a
 server holding the key can mint one, so a forged or edited token, or one replayed with other
 filters, is refused with INVALID_ARGUMENT before anything reaches a store. The key comes from
-settings (``GATEWAY_PAGE_TOKEN_KEY``, or derived from the shared internal token), so every
+settings (``GATEWAY_PAGE_TOKEN_KEY``, or derived from the service's own token), so every
 replica of a service accepts the tokens of the others.
 """
 
@@ -64,11 +64,12 @@ class PageTokens:
         self._key = key
 
     @classmethod
-    def from_secret(cls, page_token_key: str, internal_token: str) -> PageTokens:
-        """The configured key, else one derived from the suite's shared internal token."""
+    def from_secret(cls, page_token_key: str, service_token: str) -> PageTokens:
+        """The configured key, else one derived from the service's own token (which its
+        replicas share)."""
         if page_token_key:
             return cls(page_token_key.encode())
-        derived = hmac.new(internal_token.encode(), b"llmgw page tokens v1", hashlib.sha256)
+        derived = hmac.new(service_token.encode(), b"llmgw page tokens v1", hashlib.sha256)
         return cls(derived.digest())
 
     @classmethod

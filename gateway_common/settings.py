@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway_common import service_auth
 from gateway_common.pagination import PageTokens
 
-DEV_INTERNAL_TOKEN = "dev-internal-token"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
@@ -16,6 +18,8 @@ class ServiceSettings(BaseSettings):
     e.g. ``IDENTITY_PORT``; the shared ones below also read ``GATEWAY_*``."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # The name this service is known by to the others (service_auth.SERVICES).
+    service_name: ClassVar[str] = ""
 
     host: str = "127.0.0.1"  # address to listen on; 0.0.0.0 in containers
     port: int = 50051  # gRPC port
@@ -32,12 +36,20 @@ class ServiceSettings(BaseSettings):
     # so llm_svc cuts answers to exactly what history_svc accepts.
     max_text_bytes: int = Field(default=262_144, validation_alias="GATEWAY_MAX_TEXT_BYTES")
     event_loop: str = Field(default="uvloop", validation_alias="GATEWAY_EVENT_LOOP")  # or "asyncio"
-    # Shared secret the suite's services present to each other's internal RPCs.
-    internal_token: SecretStr = Field(
-        default=SecretStr(DEV_INTERNAL_TOKEN), validation_alias="GATEWAY_INTERNAL_TOKEN"
+    # This service's own credential, presented to the others' internal RPCs (x-service-token).
+    # Empty: the public development token of this service (refused off loopback).
+    service_token: SecretStr = Field(
+        default=SecretStr(""), validation_alias="GATEWAY_SERVICE_TOKEN"
+    )
+    # The callers of this service's internal RPCs: "llm=<sha256 hex>,quota=<sha256 hex>" (the
+    # digest of each caller's GATEWAY_SERVICE_TOKEN); each RPC allows some of them by name.
+    # Default: every service's development token (refused off loopback). Empty: nobody.
+    accepted_service_tokens: str = Field(
+        default_factory=service_auth.dev_accepted,
+        validation_alias="GATEWAY_ACCEPTED_SERVICE_TOKENS",
     )
     # Key that signs page tokens (at least 16 bytes), the same on every replica of a service.
-    # Empty: derived from internal_token, which the replicas share already.
+    # Empty: derived from service_token, which the replicas of a service share already.
     page_token_key: SecretStr = Field(
         default=SecretStr(""), validation_alias="GATEWAY_PAGE_TOKEN_KEY"
     )
@@ -49,16 +61,40 @@ class ServiceSettings(BaseSettings):
         default=False, validation_alias="GATEWAY_TLS_REQUIRE_CLIENT_CERT"
     )
 
+    @field_validator("accepted_service_tokens")
+    @classmethod
+    def _accepted_parse(cls, value: str) -> str:
+        service_auth.parse_accepted(value)  # a malformed entry stops the service at start
+        return value
+
+    def service_credential(self) -> str:
+        """The token this service presents: its own, else its development token."""
+        return self.service_token.get_secret_value() or service_auth.dev_token(self.service_name)
+
+    def callers(self) -> service_auth.Callers:
+        return service_auth.Callers.parse(self.accepted_service_tokens)
+
     def page_tokens(self) -> PageTokens:
         return PageTokens.from_secret(
-            self.page_token_key.get_secret_value(), self.internal_token.get_secret_value()
+            self.page_token_key.get_secret_value(), self.service_credential()
         )
 
     def check_production_safety(self) -> None:
-        """Refuse the public development credential on a listener others can reach."""
-        dev_token = self.internal_token.get_secret_value() == DEV_INTERNAL_TOKEN
-        if dev_token and self.host not in LOOPBACK_HOSTS:
+        """Refuse the public development credentials on a listener others can reach."""
+        if self.host in LOOPBACK_HOSTS:
+            return
+        dev = {service_auth.digest(service_auth.dev_token(s)): s for s in service_auth.SERVICES}
+        token = self.service_token.get_secret_value()
+        if not token or service_auth.digest(token) in dev:
             raise SystemExit(
-                f"refusing to listen on {self.host} with the development internal token: "
-                "set GATEWAY_INTERNAL_TOKEN to a secret shared by the suite's services"
+                f"refusing to listen on {self.host} with the development service token: "
+                "set GATEWAY_SERVICE_TOKEN to this service's own secret"
+            )
+        accepted = service_auth.parse_accepted(self.accepted_service_tokens)
+        public = sorted(name for d, name in accepted.items() if d.hex() in dev)
+        if public:
+            raise SystemExit(
+                f"refusing to listen on {self.host}: GATEWAY_ACCEPTED_SERVICE_TOKENS accepts "
+                f"the development token of {', '.join(public)}; list each real caller's "
+                "name=<sha256 hex of its GATEWAY_SERVICE_TOKEN>"
             )

@@ -36,7 +36,7 @@ def build(
     repository = LazyMongoRepository(client, settings.database, text_search)
     service = HistoryService(repository, limits(settings), pages=settings.page_tokens())
     public = HistoryServicer(service, authenticator)
-    internal = HistoryInternalServicer(service, settings.internal_token.get_secret_value())
+    internal = HistoryInternalServicer(service, settings.callers())
 
     def register(server: grpc.aio.Server) -> None:
         history_pb2_grpc.add_HistoryServiceServicer_to_server(public, server)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -10,6 +12,7 @@ from gateway_common.settings import ServiceSettings
 
 class HistorySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HISTORY_", frozen=True, extra="ignore")
+    service_name: ClassVar[str] = "history"
 
     port: int = 50053
     # MONGO_URL is honoured too, so the same suite runs against a real MongoDB.

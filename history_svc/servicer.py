@@ -6,11 +6,11 @@ from typing import Any
 
 import grpc
 
-from gateway_common import auth
 from gateway_common.errors import InvalidArgument
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from gateway_common.protoconv import from_timestamp
+from gateway_common.service_auth import Callers, allow
 from history_svc import mapping
 from history_svc.service import HistoryService
 from llmgw.history.v1 import history_pb2 as pb
@@ -82,24 +82,26 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
 
 
 class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
-    def __init__(self, service: HistoryService, internal_token: str) -> None:
-        self.service = service
-        self.internal_token = internal_token
+    """For quota_svc only (its outbox relay delivers records); each RPC names its callers."""
 
+    def __init__(self, service: HistoryService, callers: Callers) -> None:
+        self.service = service
+        self.callers = callers
+
+    @allow("quota")
     async def RecordInteractions(
         self, request: pb.RecordInteractionsRequest, context: Context
     ) -> pb.RecordInteractionsResponse:
-        auth.require_internal(context.invocation_metadata(), self.internal_token)
         entries = [mapping.record_entry(msg) for msg in request.interactions]
         results = await self.service.record_batch(entries)
         return pb.RecordInteractionsResponse(
             results=[mapping.record_result_out(r) for r in results]
         )
 
+    @allow("quota")
     async def ListErasures(
         self, request: pb.ListErasuresRequest, context: Context
     ) -> pb.ListErasuresResponse:
-        auth.require_internal(context.invocation_metadata(), self.internal_token)
         since = from_timestamp(request, "since_time")
         erasures, token = await self.service.list_erasures(
             since, request.page_size, request.page_token

@@ -71,12 +71,12 @@ def build(
         assert engine is not None
         uow = sql_uow_factory(engine)
     uc = use_cases(settings, uow, ring or keyring(settings), clock)
-    internal_token = settings.internal_token.get_secret_value()
+    callers = settings.callers()
 
     def register(server: grpc.aio.Server) -> None:
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(uc), server)
         identity_pb2_grpc.add_IdentityInternalServiceServicer_to_server(
-            IdentityInternalServicer(uc.resolve, internal_token), server
+            IdentityInternalServicer(uc, callers), server
         )
 
     async def probe() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import ClassVar
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -12,6 +13,7 @@ from gateway_common.settings import ServiceSettings
 
 class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", frozen=True, extra="ignore")
+    service_name: ClassVar[str] = "identity"
 
     port: int = 50051
     database_url: str = "postgresql+psycopg://gateway:gateway@127.0.0.1:55432/identity"

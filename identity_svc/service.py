@@ -170,6 +170,15 @@ class UserUseCases(UseCases):
         async with self.uow() as uow:
             return _found(await uow.users.get(tenant_id, user_id), "user")
 
+    async def check_membership(self, tenant_id: str, user_id: str) -> None:
+        """For an internal caller: NOT_FOUND unless the user belongs to the tenant, the same
+        answer for another tenant's user as for no user at all (nothing to probe)."""
+        tenant_id = d.uuid_field(tenant_id, "tenant_id")
+        user_id = d.uuid_field(user_id, "user_id")
+        async with self.uow() as uow:
+            if await uow.users.get(tenant_id, user_id) is None:
+                raise NotFound("no such user in this tenant", "USER_NOT_FOUND")
+
     async def list_page(
         self, p: Principal, tenant_id: str, page_size: int, page_token: str
     ) -> d.Page:

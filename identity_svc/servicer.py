@@ -8,8 +8,9 @@ from typing import Any
 
 import grpc
 
-from gateway_common.auth import bearer_token, require_internal
+from gateway_common.auth import bearer_token
 from gateway_common.principal import Principal
+from gateway_common.service_auth import Callers, allow
 from identity_svc import mapping as m
 from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases
@@ -178,10 +179,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 class IdentityInternalServicer(identity_pb2_grpc.IdentityInternalServiceServicer):
-    def __init__(self, resolve: ResolveUseCase, internal_token: str) -> None:
-        self._resolve = resolve
-        self._token = internal_token
+    """For the suite's services only; each RPC names the callers it allows."""
 
+    def __init__(self, uc: UseCaseSet, callers: Callers) -> None:
+        self.uc = uc
+        self.callers = callers
+
+    @allow("llm")  # a decrypted provider credential: only the service that calls providers
     async def ResolveModel(self, r: pb.ResolveModelRequest, c: Ctx) -> pb.ResolveModelResponse:
-        require_internal(c.invocation_metadata(), self._token)
-        return m.resolved_pb(await self._resolve.resolve(r.tenant_id, r.model_name))
+        return m.resolved_pb(await self.uc.resolve.resolve(r.tenant_id, r.model_name))
+
+    @allow("quota")  # before quota binds a user to a plan
+    async def CheckMembership(
+        self, r: pb.CheckMembershipRequest, c: Ctx
+    ) -> pb.CheckMembershipResponse:
+        await self.uc.users.check_membership(r.tenant_id, r.user_id)
+        return pb.CheckMembershipResponse()

@@ -55,7 +55,7 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
 def _wire(
     settings: LlmSettings, o: Overrides, closers: list[Callable[[], Awaitable[None]]]
 ) -> ChatService:
-    token = settings.internal_token.get_secret_value()
+    token = settings.service_credential()
     opened: list[grpc.aio.Channel] = []
 
     def channel(target: str, idempotent: tuple[tuple[str, str], ...]) -> grpc.aio.Channel:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -10,8 +12,13 @@ from gateway_common.settings import ServiceSettings
 
 class LlmSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_", frozen=True, extra="ignore")
+    service_name: ClassVar[str] = "llm"
 
     port: int = 50054
+    # llm serves no internal RPC, so it accepts no service's credential.
+    accepted_service_tokens: str = Field(
+        default="", validation_alias="GATEWAY_ACCEPTED_SERVICE_TOKENS"
+    )
     identity_target: str = "127.0.0.1:50051"
     quota_target: str = "127.0.0.1:50052"
     history_target: str = "127.0.0.1:50053"

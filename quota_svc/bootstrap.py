@@ -16,6 +16,8 @@ from quota_svc.config import QuotaSettings
 from quota_svc.counting import CountingService
 from quota_svc.deliveries import DeliveryService
 from quota_svc.domain import RECORD_TOPIC, Clock, SystemClock
+from quota_svc.identity_members import IdentityMembers
+from quota_svc.ports import Members
 from quota_svc.service import PlanService, UsageService
 from quota_svc.service_subscriptions import SubscriptionService
 from quota_svc.servicer import QuotaInternalServicer, QuotaServicer
@@ -27,9 +29,10 @@ def build(
     settings: QuotaSettings,
     *,
     authenticator: Authenticator | None = None,
+    members: Members | None = None,
     clock: Clock | None = None,
 ) -> ServiceSpec:
-    """The service; tests pass a fake authenticator and a movable clock."""
+    """The service; tests pass a fake authenticator or members, and a movable clock."""
     engine = db.make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -43,6 +46,10 @@ def build(
         authenticator, identity_channel = identity_client.connect(
             settings, settings.identity_target, settings.identity_cache_seconds
         )
+    if members is None:
+        if identity_channel is None:
+            identity_channel = channels.open_channel(settings.identity_target, settings)
+        members = IdentityMembers(identity_channel, settings.service_credential())
     clock = clock or SystemClock()
     db.register_pool_metrics(engine, "quota")
     db.register_pool_stats("quota_counting", counting_pool.get_stats)
@@ -59,11 +66,11 @@ def build(
     public = QuotaServicer(
         authenticator,
         PlanService(uow, clock, pages),
-        SubscriptionService(uow, clock, pages),
+        SubscriptionService(uow, clock, members, pages),
         UsageService(uow, clock),
         DeliveryService(store, pages),
     )
-    internal = QuotaInternalServicer(counting, settings.internal_token.get_secret_value())
+    internal = QuotaInternalServicer(counting, settings.callers())
     tasks: list[asyncio.Task[None]] = []
     history_channel: grpc.aio.Channel | None = None
 
@@ -114,7 +121,7 @@ def build(
 
 def _sink(settings: QuotaSettings, channel: grpc.aio.Channel) -> history_sink.HistorySink:
     return history_sink.HistorySink(
-        channel, settings.internal_token.get_secret_value(), settings.history_timeout_seconds
+        channel, settings.service_credential(), settings.history_timeout_seconds
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic_settings import SettingsConfigDict
 
 from gateway_common.settings import ServiceSettings
@@ -9,6 +11,7 @@ from gateway_common.settings import ServiceSettings
 
 class QuotaSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="QUOTA_", frozen=True, extra="ignore")
+    service_name: ClassVar[str] = "quota"
 
     port: int = 50052
     database_url: str = "postgresql+psycopg://gateway:gateway@127.0.0.1:55432/quota"

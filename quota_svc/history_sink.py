@@ -41,9 +41,9 @@ _VERDICTS = {
 
 
 class HistorySink(Sink):
-    def __init__(self, channel: grpc.aio.Channel, internal_token: str, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel, service_token: str, timeout: float) -> None:
         self._stub = history_pb2_grpc.HistoryInternalServiceStub(channel)
-        self._token = internal_token
+        self._token = service_token
         self._timeout = timeout
 
     async def deliver(self, entries: Sequence[Entry]) -> list[Result]:
@@ -52,7 +52,7 @@ class HistorySink(Sink):
         )
         try:
             reply = await self._stub.RecordInteractions(
-                request, timeout=self._timeout, metadata=call_metadata(internal_token=self._token)
+                request, timeout=self._timeout, metadata=call_metadata(service_token=self._token)
             )
         except grpc.aio.AioRpcError as err:
             raise _failure(err) from None
@@ -76,7 +76,7 @@ class HistorySink(Sink):
                 reply = await self._stub.ListErasures(
                     request,
                     timeout=self._timeout,
-                    metadata=call_metadata(internal_token=self._token),
+                    metadata=call_metadata(service_token=self._token),
                 )
             except grpc.aio.AioRpcError as err:
                 raise _failure(err) from None

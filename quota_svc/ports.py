@@ -192,6 +192,16 @@ class KeyInUse(Exception):
     """Another open or committed reservation of the user holds this idempotency key."""
 
 
+class Members(abc.ABC):
+    """Who belongs to which tenant (identity's answer), asked before a user is bound to a plan."""
+
+    @abc.abstractmethod
+    async def check(self, tenant_id: str, user_id: str, timeout: float) -> None:
+        """Returns when the user belongs to the tenant; raises NotFound (USER_NOT_FOUND) when
+        it does not, the same for another tenant's user as for no user at all, and
+        Unavailable when identity cannot answer."""
+
+
 class UnitOfWork(SharedUnitOfWork):
     """One transaction: nothing is written unless ``await uow.commit()`` runs inside the
     ``async with`` block (with ``autocommit``, each statement is its own transaction)."""

@@ -15,7 +15,7 @@ from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
 from quota_svc import domain
 from quota_svc.domain import Clock, Subscription, SubscriptionView
-from quota_svc.ports import PlanEvent, SubscriptionDraft, UnitOfWork, UnitOfWorkFactory
+from quota_svc.ports import Members, PlanEvent, SubscriptionDraft, UnitOfWork, UnitOfWorkFactory
 
 
 def _not_found() -> NotFound:
@@ -24,9 +24,14 @@ def _not_found() -> NotFound:
 
 class SubscriptionService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, pages: PageTokens | None = None
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        members: Members,
+        pages: PageTokens | None = None,
     ) -> None:
         self._uow = uow
+        self._members = members
         self._clock = clock
         self._pages = pages or PageTokens.ephemeral()
 
@@ -46,11 +51,16 @@ class SubscriptionService:
         self,
         principal: Principal,
         draft: SubscriptionDraft,
+        timeout: float = 5.0,
     ) -> SubscriptionView:
+        """``timeout``: the caller's remaining time, for identity's membership answer."""
         tenant = domain.parse_uuid(draft.tenant_id, "tenant_id")
         user = domain.parse_uuid(draft.user_id, "user_id")
         plan_id = domain.parse_uuid(draft.plan_id, "plan_id")
         principal.require_tenant_admin(tenant)
+        # Identity says whether the user is the tenant's, before any row is read: another
+        # tenant's user and an unknown id get the same NOT_FOUND, whatever they subscribe to.
+        await self._members.check(tenant, user, timeout)
         rid = domain.request_id(draft.request_id, required=False)
         now = self._clock.now()
         start = draft.start_time or now

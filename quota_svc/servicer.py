@@ -6,11 +6,12 @@ from typing import Any
 
 import grpc
 
-from gateway_common import auth
+from gateway_common.channels import remaining
 from gateway_common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from gateway_common.protoconv import from_timestamp
+from gateway_common.service_auth import Callers, allow
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import mapping
 from quota_svc.counting import CountingService
@@ -93,7 +94,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             end_time=from_timestamp(request, "end_time"),
             request_id=request.request_id,
         )
-        view = await self._subs.create(who, draft)
+        view = await self._subs.create(who, draft, remaining(context, 5.0))
         return quota_pb2.CreateSubscriptionResponse(subscription=mapping.subscription(view))
 
     async def GetSubscription(
@@ -170,19 +171,16 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
 
 
 class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
-    """Counting, for the suite's own services only (x-internal-token)."""
+    """Counting, for llm_svc only (its x-service-token); each RPC names its callers."""
 
-    def __init__(self, counting: CountingService, internal_token: str) -> None:
+    def __init__(self, counting: CountingService, callers: Callers) -> None:
         self._counting = counting
-        self._token = internal_token
+        self.callers = callers
 
-    def _check(self, context: Ctx) -> None:
-        auth.require_internal(context.invocation_metadata(), self._token)
-
+    @allow("llm")
     async def Reserve(
         self, request: quota_pb2.ReserveRequest, context: Ctx
     ) -> quota_pb2.ReserveResponse:
-        self._check(context)
         try:
             res, replayed = await self._counting.reserve(
                 request.request_id,
@@ -196,10 +194,10 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
             raise
         return quota_pb2.ReserveResponse(reservation=mapping.reservation(res), replayed=replayed)
 
+    @allow("llm")
     async def Settle(
         self, request: quota_pb2.SettleRequest, context: Ctx
     ) -> quota_pb2.SettleResponse:
-        self._check(context)
         commit = mapping.settle_action(request.action)
         record = request.interaction
         if record.interaction_id != request.request_id:
@@ -214,10 +212,10 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
         )
         return quota_pb2.SettleResponse(reservation=mapping.reservation(res))
 
+    @allow("llm")
     async def GetSettlement(
         self, request: quota_pb2.GetSettlementRequest, context: Ctx
     ) -> quota_pb2.GetSettlementResponse:
-        self._check(context)
         res, record = await self._counting.settlement(request.request_id)
         return quota_pb2.GetSettlementResponse(
             reservation=mapping.reservation(res),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import INTERNAL_TOKEN, MONGO_URL, sqlalchemy_url
+from tests.support import MONGO_URL, service_env, sqlalchemy_url
 
 MODULES = ("identity_svc", "quota_svc", "history_svc", "llm_svc")
 
@@ -16,7 +16,7 @@ def suite_env(
 ) -> dict[str, dict[str, str]]:
     """Per-module environment; ``common`` (TLS files, log level...) goes to all four."""
     identity = f"127.0.0.1:{ports['identity_svc']}"
-    shared = {"GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN, **(common or {})}
+    shared = common or {}
     envs = {
         "identity_svc": {
             "IDENTITY_PORT": str(ports["identity_svc"]),
@@ -41,4 +41,4 @@ def suite_env(
             "LLM_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
         },
     }
-    return {m: {**shared, **env} for m, env in envs.items()}
+    return {m: {**service_env(m.removesuffix("_svc")), **shared, **env} for m, env in envs.items()}

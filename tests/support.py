@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
+from pydantic import SecretStr
 
 from devtools import launch
 from devtools.launch import free_port as free_port
 from devtools.launch import sqlalchemy_url as sqlalchemy_url
+from gateway_common import service_auth
 from gateway_common.server import GrpcServer, ServiceSpec
 from gateway_common.settings import ServiceSettings
 
@@ -24,7 +26,33 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_PORT = launch.local_pg_port()
 PG_ADMIN_DSN = launch.local_pg_admin_dsn("TEST_PG_DSN")
 MONGO_URL = launch.local_mongo_url("MONGO_URL")
-INTERNAL_TOKEN = "test-internal-token"
+# Each service's own credential in the suites, and the callers every receiver accepts
+# (their digests); each internal RPC still allows only the services it names.
+SERVICE_TOKENS = {s: f"test-service-token-{s}" for s in service_auth.SERVICES}
+ACCEPTED_SERVICE_TOKENS = ",".join(
+    f"{s}={service_auth.digest(t)}" for s, t in SERVICE_TOKENS.items()
+)
+
+
+def service_env(service: str) -> dict[str, str]:
+    """The credential settings of one service (``"llm"``, ``"quota"``...) as environment."""
+    return {
+        "GATEWAY_SERVICE_TOKEN": SERVICE_TOKENS[service],
+        "GATEWAY_ACCEPTED_SERVICE_TOKENS": ACCEPTED_SERVICE_TOKENS,
+    }
+
+
+def service_fields(service: str) -> dict[str, object]:
+    """The same, as a ``model_copy(update=...)`` of a service's settings."""
+    return {
+        "service_token": SecretStr(SERVICE_TOKENS[service]),
+        "accepted_service_tokens": ACCEPTED_SERVICE_TOKENS,
+    }
+
+
+def as_service(service: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata presenting ``service``'s own credential."""
+    return ((service_auth.SERVICE_TOKEN, SERVICE_TOKENS[service]),)
 
 
 @contextlib.contextmanager

@@ -27,14 +27,14 @@ class GrpcIdentity(IdentityPort):
     def __init__(
         self,
         channel: grpc.aio.Channel,
-        internal_token: str,
+        service_token: str,
         auth_ttl: float = 2.0,
         resolve_ttl: float = 2.0,
     ) -> None:
         self._auth = Authenticator(channel, ttl=auth_ttl)
         self._public = identity_pb2_grpc.IdentityServiceStub(channel)
         self._internal = identity_pb2_grpc.IdentityInternalServiceStub(channel)
-        self._token = internal_token
+        self._token = service_token
         # Resolved models are cached briefly (hot path: one hop less per Chat); a changed
         # configuration applies within this TTL plus identity's own resolve cache.
         self._resolved: TtlCache[tuple[str, str], ResolvedModel] = TtlCache(
@@ -58,16 +58,17 @@ class GrpcIdentity(IdentityPort):
             reply = await self._internal.ResolveModel(
                 identity_pb2.ResolveModelRequest(tenant_id=tenant_id, model_name=model),
                 timeout=timeout,
-                metadata=call_metadata(internal_token=self._token),
+                metadata=call_metadata(service_token=self._token),
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
+            failure = translate(err, "identity")  # a refused credential of ours: UNAVAILABLE
+            if isinstance(failure, NotFound):
                 raise NotFound(f"unknown model {model!r}", "MODEL_NOT_FOUND") from None
-            if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+            if isinstance(failure, PermissionDenied):
                 raise PermissionDenied(
                     f"model {model!r} is not enabled for this tenant", "MODEL_NOT_ENABLED"
                 ) from None
-            raise translate(err, "identity") from None
+            raise failure from None
         return ResolvedModel(
             model_id=reply.model.model_id,
             name=reply.model.name,

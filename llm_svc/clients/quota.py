@@ -26,9 +26,9 @@ _STATES = {
 
 
 class GrpcQuota(QuotaPort):
-    def __init__(self, channel: grpc.aio.Channel, internal_token: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, service_token: str) -> None:
         self._stub = quota_pb2_grpc.QuotaInternalServiceStub(channel)
-        self._token = internal_token
+        self._token = service_token
 
     async def reserve(
         self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
@@ -80,4 +80,4 @@ class GrpcQuota(QuotaPort):
         return mapping.interaction_from_proto(reply.interaction)
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
-        return call_metadata(internal_token=self._token)
+        return call_metadata(service_token=self._token)

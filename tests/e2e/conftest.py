@@ -18,7 +18,6 @@ import grpc
 import pytest
 
 from tests.support import (
-    INTERNAL_TOKEN,
     MONGO_URL,
     ROOT,
     ServiceProcess,
@@ -26,6 +25,7 @@ from tests.support import (
     free_port,
     fresh_mongo_database,
     fresh_pg_database,
+    service_env,
     sqlalchemy_url,
     wait_serving,
 )
@@ -60,7 +60,8 @@ class Suite:
             return dict(json.load(r))
 
     def start(self, name: str) -> None:
-        proc = ServiceProcess(f"{name}_svc", self.env, self.log_dir).start()
+        env = {**service_env(name), **self.env}  # each service with its own credential
+        proc = ServiceProcess(f"{name}_svc", env, self.log_dir).start()
         self.procs[name] = proc
 
     async def restart(self, name: str) -> None:
@@ -97,7 +98,6 @@ def suite_environment(overrides: dict[str, str] | None = None) -> Iterator[dict[
         ports = {n: free_port() for n in ("identity", "quota", "history", "llm", "provider")}
         targets = {n: f"127.0.0.1:{ports[n]}" for n in ("identity", "quota", "history", "llm")}
         env = {
-            "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "IDENTITY_PORT": str(ports["identity"]),
             "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
             "IDENTITY_AUTH_CACHE_TTL_SECONDS": "0.5",

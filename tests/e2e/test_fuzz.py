@@ -24,12 +24,15 @@ import grpc
 import pytest
 from google.protobuf import descriptor, message_factory
 
+from history_svc.servicer import HistoryInternalServicer
+from identity_svc.servicer import IdentityInternalServicer
 from llmgw.history.v1 import history_pb2
 from llmgw.identity.v1 import identity_pb2
 from llmgw.llm.v1 import llm_pb2
 from llmgw.quota.v1 import quota_pb2
+from quota_svc.servicer import QuotaInternalServicer
 from tests.e2e.world import make_tenant
-from tests.support import INTERNAL_TOKEN
+from tests.support import as_service
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +40,11 @@ FD = descriptor.FieldDescriptor
 DEADLINE = 10.0
 SLACK = 5.0  # the client's own deadline handling; a hang would be far past it
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNIMPLEMENTED}
+INTERNAL = {  # each internal RPC is fuzzed as the service it allows, so the handler runs
+    "llmgw.identity.v1.IdentityInternalService": IdentityInternalServicer,
+    "llmgw.quota.v1.QuotaInternalService": QuotaInternalServicer,
+    "llmgw.history.v1.HistoryInternalService": HistoryInternalServicer,
+}
 MODULES = {"identity": identity_pb2, "quota": quota_pb2, "history": history_pb2, "llm": llm_pb2}
 MAX_DEPTH = 3
 HUGE = "x" * 300_000
@@ -235,7 +243,11 @@ def cases(ids: dict[str, str]) -> list[Case]:
 async def _call(channel: grpc.aio.Channel, case: Case, admin_key: str) -> tuple[str, float]:
     """The status code name the server answered, and how long it took."""
     path = f"/{case.method.containing_service.full_name}/{case.method.name}"
-    metadata = (("authorization", f"Bearer {admin_key}"), ("x-internal-token", INTERNAL_TOKEN))
+    metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {admin_key}"),)
+    servicer = INTERNAL.get(case.method.containing_service.full_name)
+    if servicer is not None:
+        caller = min(getattr(servicer, case.method.name).allowed_callers)
+        metadata += as_service(caller)
     started = time.monotonic()
     try:
         if case.method.server_streaming:

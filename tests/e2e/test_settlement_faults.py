@@ -21,7 +21,7 @@ from llmgw.history.v1 import history_pb2, history_pb2_grpc
 from llmgw.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.e2e.conftest import Suite, running_suite, suite_environment
 from tests.e2e.world import Tenant, bearer, make_tenant
-from tests.support import ServiceProcess, free_port, wait_serving
+from tests.support import ServiceProcess, free_port, service_env, wait_serving
 
 TTL = 15  # seconds an unsettled reservation stays open before quota's sweep expires it
 TEXT_LIMIT = 2048  # GATEWAY_MAX_TEXT_BYTES of this suite
@@ -317,7 +317,7 @@ async def test_two_llm_replicas_sharing_the_load_and_the_keys(
     suite, dsn = faults
     t = await make_tenant(suite, limit=1000)
     port = free_port()
-    env = {**suite.env, "LLM_PORT": str(port), "LLM_METRICS_PORT": "0"}
+    env = {**service_env("llm"), **suite.env, "LLM_PORT": str(port), "LLM_METRICS_PORT": "0"}
     second = ServiceProcess("llm_svc", env, suite.log_dir)
     second.start()
     try:

@@ -9,13 +9,14 @@ import pytest
 
 from gateway_common.healthcheck import check
 from tests.support import (
-    INTERNAL_TOKEN,
     PG_PORT,
     Cable,
     ServiceProcess,
+    as_service,
     create_admin_key,
     free_port,
     fresh_pg_database,
+    service_env,
     sqlalchemy_url,
 )
 
@@ -45,7 +46,7 @@ async def test_starts_without_database_then_migrates_and_serves(module, prefix, 
                 f"postgresql://gateway:gateway@127.0.0.1:{cable.port}/{db_name}"
             ),
             f"{prefix}_HEALTH_INTERVAL_SECONDS": "0.2",
-            "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            **service_env(module.removesuffix("_svc")),
         }
         proc = ServiceProcess(module, env, log_dir).start()
         try:
@@ -81,7 +82,7 @@ async def test_history_follows_its_mongodb(log_dir):
         "HISTORY_DATABASE": fresh_mongo_database("outage"),
         "HISTORY_HEALTH_INTERVAL_SECONDS": "0.2",
         "HISTORY_MONGO_TIMEOUT_MS": "500",
-        "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **service_env("history"),
     }
     proc = ServiceProcess("history_svc", env, log_dir).start()
     try:
@@ -116,7 +117,7 @@ async def test_identity_store_lost_in_the_middle_of_a_call_is_unavailable(log_di
                 f"postgresql://gateway:gateway@127.0.0.1:{cable.port}/{db_name}"
             ),
             "IDENTITY_AUTH_CACHE_TTL_SECONDS": "120",  # the key stays verified meanwhile
-            "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            **service_env("identity"),
         }
         proc = ServiceProcess("identity_svc", env, log_dir).start()
         try:
@@ -182,7 +183,7 @@ async def test_history_store_down_during_calls_is_unavailable(log_dir):
         "MONGO_URL": f"mongodb://127.0.0.1:{cable.port}/?directConnection=true",
         "HISTORY_DATABASE": fresh_mongo_database("outage_calls"),
         "HISTORY_MONGO_TIMEOUT_MS": "500",
-        "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **service_env("history"),
     }
     proc = ServiceProcess("history_svc", env, log_dir).start()
     try:
@@ -198,7 +199,7 @@ async def test_history_store_down_during_calls_is_unavailable(log_dir):
             )
             item.timestamp.GetCurrentTime()
             request = history_pb2.RecordInteractionsRequest(interactions=[item])
-            md = (("x-internal-token", INTERNAL_TOKEN),)
+            md = as_service("quota")
             await stub.RecordInteractions(request, metadata=md, timeout=10)
             await cable.unplug()
             with pytest.raises(grpc.aio.AioRpcError) as exc:

@@ -33,15 +33,15 @@ from quota_svc.config import QuotaSettings
 from tests.e2e.conftest import Suite
 from tests.e2e.world import make_tenant
 from tests.support import (
-    INTERNAL_TOKEN,
     MONGO_URL,
     free_port,
     fresh_mongo_database,
     fresh_pg_database,
+    service_env,
     sqlalchemy_url,
 )
 
-COMMON = {"host": "127.0.0.1", "internal_token": INTERNAL_TOKEN, "shutdown_delay_seconds": 0.0}
+COMMON = {"host": "127.0.0.1", "shutdown_delay_seconds": 0.0}
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +60,9 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
         targets = {n: f"127.0.0.1:{p}" for n, p in ports.items()}
         specs = [
             (
-                IdentitySettings(port=ports["identity"], database_url=id_url, **COMMON),
+                IdentitySettings(
+                    port=ports["identity"], database_url=id_url, **COMMON, **service_env("identity")
+                ),
                 build_identity,
             ),
             (
@@ -71,6 +73,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                     history_target=targets["history"],
                     relay_idle_seconds=0.02,
                     **COMMON,
+                    **service_env("quota"),
                 ),
                 build_quota,
             ),
@@ -81,6 +84,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                     database=fresh_mongo_database("tr_hist"),
                     identity_target=targets["identity"],
                     **COMMON,
+                    **service_env("history"),
                 ),
                 build_history,
             ),
@@ -91,6 +95,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                     quota_target=targets["quota"],
                     history_target=targets["history"],
                     **COMMON,
+                    **service_env("llm"),
                 ),
                 build_llm,
             ),

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from gateway_common import mongo
@@ -17,7 +16,13 @@ from history_svc.bootstrap import build
 from history_svc.config import HistorySettings
 from history_svc.mongo_interactions import COLLECTION, MongoInteractionRepository
 from llmgw.history.v1 import history_pb2_grpc
-from tests.support import INTERNAL_TOKEN, MONGO_URL, fresh_mongo_database, running_server
+from tests.support import (
+    MONGO_URL,
+    as_service,
+    fresh_mongo_database,
+    running_server,
+    service_fields,
+)
 from tests.unit.history.fakes import FakeAuthenticator
 
 if TYPE_CHECKING:
@@ -60,15 +65,13 @@ def bearer(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
-INTERNAL = (("x-internal-token", INTERNAL_TOKEN),)
+INTERNAL = as_service("quota")  # the outbox relay is history's one internal caller
 
 
 @pytest.fixture
 async def api(mongo_client: Client) -> AsyncIterator[Api]:
     name = fresh_mongo_database("hist")
-    settings = HistorySettings().model_copy(
-        update={"database": name, "internal_token": SecretStr(INTERNAL_TOKEN)}
-    )
+    settings = HistorySettings().model_copy(update={"database": name, **service_fields("history")})
     spec = build(settings, authenticator=FakeAuthenticator(), client=mongo.make_client(MONGO_URL))
     async with running_server(settings, spec) as (server, channel):
         yield Api(

@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 
 import grpc
-from pydantic import SecretStr
 
 from gateway_common import mongo
 from history_svc.bootstrap import build
@@ -17,7 +16,7 @@ from llmgw.history.v1 import history_pb2 as pb
 from llmgw.history.v1 import history_pb2_grpc
 from tests.integration.history.conftest import INTERNAL, Api, bearer
 from tests.integration.history.helpers import expect_error, record_many, to_proto, ts
-from tests.support import INTERNAL_TOKEN, free_port, running_server
+from tests.support import free_port, running_server, service_fields
 from tests.unit.history.factories import interaction
 from tests.unit.history.fakes import FakeAuthenticator
 
@@ -180,7 +179,7 @@ async def test_list_erasures_pages_oldest_first_since_a_time(api: Api):
 
 async def test_store_down_is_unavailable_for_the_whole_batch():
     settings = HistorySettings().model_copy(
-        update={"database": "nowhere", "internal_token": SecretStr(INTERNAL_TOKEN)}
+        update={"database": "nowhere", **service_fields("history")}
     )
     down = mongo.make_client(f"mongodb://127.0.0.1:{free_port()}/", timeout_ms=300)
     spec = build(settings, authenticator=FakeAuthenticator(), client=down)

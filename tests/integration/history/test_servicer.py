@@ -11,7 +11,7 @@ from history_svc.mongo_interactions import stores_nul
 from llmgw.history.v1 import history_pb2 as pb
 from tests.integration.history.conftest import INTERNAL, Api, bearer
 from tests.integration.history.helpers import expect_error, record, record_many, to_proto, ts
-from tests.support import wait_serving
+from tests.support import as_service, wait_serving
 from tests.unit.history.factories import BASE, interaction
 
 C = grpc.StatusCode
@@ -22,9 +22,9 @@ async def test_serving_once_the_store_answers(api: Api):
     await wait_serving(api.target, timeout=10)
 
 
-async def test_internal_rpcs_need_the_internal_token(api: Api):
+async def test_internal_rpcs_need_a_service_credential(api: Api):
     batch = pb.RecordInteractionsRequest(interactions=[to_proto(interaction())])
-    wrong = (("x-internal-token", "nope"),)
+    wrong = (("x-service-token", "nope"),)
     for metadata in (None, wrong, bearer("key-platform")):
         await expect_error(
             api.internal.RecordInteractions(batch, metadata=metadata),
@@ -35,6 +35,17 @@ async def test_internal_rpcs_need_the_internal_token(api: Api):
             api.internal.ListErasures(pb.ListErasuresRequest(), metadata=metadata),
             C.UNAUTHENTICATED,
             "INTERNAL_ONLY",
+        )
+    for caller in ("llm", "history", "identity"):  # known services, but not the relay's quota
+        await expect_error(
+            api.internal.RecordInteractions(batch, metadata=as_service(caller)),
+            C.PERMISSION_DENIED,
+            "CALLER_NOT_ALLOWED",
+        )
+        await expect_error(
+            api.internal.ListErasures(pb.ListErasuresRequest(), metadata=as_service(caller)),
+            C.PERMISSION_DENIED,
+            "CALLER_NOT_ALLOWED",
         )
     assert await api.collection.count_documents({}) == 0
 

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway_common import db
+from gateway_common.service_auth import SERVICE_TOKEN
 from gateway_common.status import error_info
 from identity_svc import migrate
 from identity_svc.bootstrap import build
@@ -24,7 +25,13 @@ from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
-from tests.support import INTERNAL_TOKEN, fresh_pg_database, running_server, sqlalchemy_url
+from tests.support import (
+    SERVICE_TOKENS,
+    fresh_pg_database,
+    running_server,
+    service_fields,
+    sqlalchemy_url,
+)
 
 AUTH_TTL = 0.3  # tiny, so the revocation bound is testable quickly
 
@@ -49,7 +56,7 @@ def settings(database_url: str) -> IdentitySettings:
         auth_cache_ttl_seconds=AUTH_TTL,
         resolve_cache_ttl_seconds=AUTH_TTL,
     )
-    return base.model_copy(update={"internal_token": SecretStr(INTERNAL_TOKEN)})
+    return base.model_copy(update=service_fields("identity"))
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +85,10 @@ class Client:
         info = error_info(caught.value)
         return caught.value.code(), info.reason if info else ""
 
-    async def resolve(self, tenant_id: str, name: str, token: str = INTERNAL_TOKEN) -> Any:
+    async def resolve(self, tenant_id: str, name: str, token: str = SERVICE_TOKENS["llm"]) -> Any:
         return await self.internal.ResolveModel(
             pb.ResolveModelRequest(tenant_id=tenant_id, model_name=name),
-            metadata=(("x-internal-token", token),),
+            metadata=((SERVICE_TOKEN, token),),
             timeout=10,
         )
 

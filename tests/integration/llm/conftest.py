@@ -15,7 +15,6 @@ import grpc
 import psycopg
 import pytest
 from aiohttp import web
-from pydantic import SecretStr
 
 from devtools.fake_provider import FakeProvider
 from gateway_common import mongo
@@ -35,18 +34,20 @@ from quota_svc.bootstrap import build as build_quota
 from quota_svc.config import QuotaSettings
 from tests.integration.llm import fake_identity
 from tests.support import (
-    INTERNAL_TOKEN,
     MONGO_URL,
+    as_service,
     free_port,
     fresh_mongo_database,
     fresh_pg_database,
     running_server,
+    service_env,
+    service_fields,
     sqlalchemy_url,
 )
 
 PLATFORM = "platform-key"
 ADMIN = (("authorization", f"Bearer {PLATFORM}"),)
-INTERNAL = (("x-internal-token", INTERNAL_TOKEN),)
+INTERNAL = as_service("llm")
 TEXT_LIMIT = 4096  # GATEWAY_MAX_TEXT_BYTES of this stack's llm and history
 
 
@@ -176,7 +177,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
     history_settings = HistorySettings().model_copy(
         update={
             "database": history_db,
-            "internal_token": SecretStr(INTERNAL_TOKEN),
+            **service_fields("history"),
             "max_text_bytes": TEXT_LIMIT,
         }
     )
@@ -191,7 +192,8 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
         migrate.upgrade(dsn)
         quota_settings = QuotaSettings(
             database_url=sqlalchemy_url(dsn),
-            GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
+            **service_env("quota"),
+            identity_target=f"127.0.0.1:{identity_port}",  # membership: the fake identity
             history_target=f"127.0.0.1:{history.port}",
             relay_idle_seconds=0.02,
             relay_backoff_seconds=0.05,
@@ -205,7 +207,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
                 quota_target=f"127.0.0.1:{quota_server.port}",
                 history_target=f"127.0.0.1:{history.port}",
                 auth_cache_seconds=0.0,
-                GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
+                **service_env("llm"),
                 GATEWAY_MAX_TEXT_BYTES=TEXT_LIMIT,
             )
             quota_public = quota_pb2_grpc.QuotaServiceStub(quota_channel)

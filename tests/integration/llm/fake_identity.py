@@ -1,5 +1,6 @@
 """An in-process fake of identity's gRPC contract (Authenticate, ResolveModel,
-ListModels) for llm_svc's integration tests; quota and history are the real services."""
+CheckMembership, ListModels) for llm_svc's integration tests; quota and history are the
+real services."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import grpc
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from gateway_common.auth import bearer_token, require_internal
+from gateway_common.auth import bearer_token
 from gateway_common.errors import DomainError
 from gateway_common.principal import Principal, Role
+from gateway_common.service_auth import Callers
 from gateway_common.status import to_grpc_status
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
-from tests.support import INTERNAL_TOKEN
+from tests.support import ACCEPTED_SERVICE_TOKENS
 
-TOKEN = INTERNAL_TOKEN
 TENANT_ID = "5d1c2a43-0000-4000-8000-00000000000a"
 USER_ID = "5d1c2a43-0000-4000-8000-0000000000a1"
 NOSUB_USER_ID = "5d1c2a43-0000-4000-8000-0000000000a2"
@@ -42,11 +43,14 @@ async def abort(context: Ctx, code: int, message: str, reason: str, **extra: Any
     await context.abort(s.code, s.details, s.trailing_metadata)
 
 
-def internal(context: Ctx) -> None:
+def internal(context: Ctx, rpc: str, caller: str) -> None:
+    """The real identity's rule: only ``caller`` may call ``rpc``."""
     try:
-        require_internal(context.invocation_metadata(), TOKEN)
+        Callers.parse(ACCEPTED_SERVICE_TOKENS).require(
+            context.invocation_metadata(), rpc, frozenset({caller})
+        )
     except DomainError as exc:
-        raise PermissionError(exc.message) from exc
+        raise PermissionError(exc.reason) from exc
 
 
 class Identity(
@@ -99,15 +103,26 @@ class Identity(
 
     async def ResolveModel(self, request: Any, context: Ctx) -> Any:
         self.metadata_seen.append({k: v for k, v in context.invocation_metadata() or ()})  # type: ignore[misc]
-        try:
-            internal(context)
-        except PermissionError:
-            await abort(context, code_pb2.UNAUTHENTICATED, "internal only", "INTERNAL_ONLY")
+        await self._internal(context, "ResolveModel", "llm")
         if request.model_name == "demo-model":
             return self.resolved
         if request.model_name == "b-model":
             await abort(context, code_pb2.PERMISSION_DENIED, "not enabled", "MODEL_NOT_CONFIGURED")
         await abort(context, code_pb2.NOT_FOUND, "no such model", "NOT_FOUND")
+
+    async def CheckMembership(self, request: Any, context: Ctx) -> Any:
+        await self._internal(context, "CheckMembership", "quota")
+        if request.tenant_id != TENANT_ID or request.user_id not in (USER_ID, NOSUB_USER_ID):
+            await abort(context, code_pb2.NOT_FOUND, "no such user", "USER_NOT_FOUND")
+        return identity_pb2.CheckMembershipResponse()
+
+    async def _internal(self, context: Ctx, rpc: str, caller: str) -> None:
+        try:
+            internal(context, rpc, caller)
+        except PermissionError as refused:
+            if str(refused) == "INTERNAL_ONLY":
+                await abort(context, code_pb2.UNAUTHENTICATED, "internal only", "INTERNAL_ONLY")
+            await abort(context, code_pb2.PERMISSION_DENIED, "not allowed", str(refused))
 
     async def ListModels(self, request: Any, context: Ctx) -> Any:
         bearer_token(context.invocation_metadata())

@@ -1,5 +1,5 @@
 """Fixtures of quota's integration tests: one fresh, migrated database for the
-session, an in-process server with a fake authenticator and a movable clock."""
+session, an in-process server with a fake authenticator, fake memberships and a movable clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from gateway_common.errors import Unauthenticated
+from gateway_common.errors import NotFound, Unauthenticated
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role
 from gateway_common.status import error_info
@@ -20,7 +20,14 @@ from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from quota_svc import migrate
 from quota_svc.bootstrap import build
 from quota_svc.config import QuotaSettings
-from tests.support import INTERNAL_TOKEN, fresh_pg_database, running_server, sqlalchemy_url
+from quota_svc.ports import Members
+from tests.support import (
+    as_service,
+    fresh_pg_database,
+    running_server,
+    service_env,
+    sqlalchemy_url,
+)
 
 
 class FakeAuthenticator(Authenticator):
@@ -34,6 +41,17 @@ class FakeAuthenticator(Authenticator):
             return self.keys[api_key]
         except KeyError:
             raise Unauthenticated("invalid API key", "INVALID_API_KEY") from None
+
+
+class FakeMembers(Members):
+    """Identity's memberships without identity: the (tenant, user) pairs that exist."""
+
+    def __init__(self) -> None:
+        self.pairs: set[tuple[str, str]] = set()
+
+    async def check(self, tenant_id: str, user_id: str, timeout: float) -> None:
+        if (tenant_id, user_id) not in self.pairs:
+            raise NotFound("no such user in this tenant", "USER_NOT_FOUND")
 
 
 class MovableClock:
@@ -68,6 +86,7 @@ class Quota:
     auth: FakeAuthenticator
     clock: MovableClock
     settings: QuotaSettings
+    members: FakeMembers
     platform_key: str = "platform"
 
     def new_tenant(self, time_zone: str = "UTC") -> Tenant:
@@ -83,7 +102,7 @@ def bearer(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
-INTERNAL = (("x-internal-token", INTERNAL_TOKEN),)
+INTERNAL = as_service("llm")  # quota's one internal caller
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +116,7 @@ def quota_dsn() -> Iterator[str]:
 def quota_settings(quota_dsn: str) -> QuotaSettings:
     return QuotaSettings(
         database_url=sqlalchemy_url(quota_dsn),
-        GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        **service_env("quota"),
         db_pool_size=5,
         settle_interval_seconds=0,  # tests settle explicitly
         relay_enabled=False,  # tests deliver the outbox explicitly (test_outbox.py)
@@ -110,7 +129,8 @@ async def quota(quota_settings: QuotaSettings) -> AsyncIterator[Quota]:
     auth = FakeAuthenticator()
     auth.keys["platform"] = Principal(Role.PLATFORM_ADMIN, key_id="platform")
     clock = MovableClock(datetime(2031, 3, 15, 12, 0, tzinfo=UTC))
-    spec = build(quota_settings, authenticator=auth, clock=clock)
+    members = FakeMembers()
+    spec = build(quota_settings, authenticator=auth, members=members, clock=clock)
     async with running_server(quota_settings, spec) as (_, channel):
         yield Quota(
             quota_pb2_grpc.QuotaServiceStub(channel),
@@ -118,6 +138,7 @@ async def quota(quota_settings: QuotaSettings) -> AsyncIterator[Quota]:
             auth,
             clock,
             quota_settings,
+            members,
         )
 
 
@@ -147,9 +168,11 @@ async def new_plan(q: Quota, key: str, tenant_id: str = "", limit: int = 100) ->
 async def subscribe(
     q: Quota, tenant: Tenant, plan_id: str, user_id: str = "", **extra: object
 ) -> quota_pb2.Subscription:
+    user_id = user_id or str(uuid.uuid4())
+    q.members.pairs.add((tenant.tenant_id, user_id))  # a user of the tenant, as in identity
     reply = await q.public.CreateSubscription(
         quota_pb2.CreateSubscriptionRequest(
-            tenant_id=tenant.tenant_id, user_id=user_id or str(uuid.uuid4()),
+            tenant_id=tenant.tenant_id, user_id=user_id,
             plan_id=plan_id, **extra,  # type: ignore[arg-type]
         ),
         metadata=bearer(tenant.admin_key),

@@ -22,7 +22,7 @@ from tests.integration.quota.conftest import (
     settle_request,
     subscribe,
 )
-from tests.support import INTERNAL_TOKEN, ServiceProcess, free_port, wait_serving
+from tests.support import ServiceProcess, free_port, service_env, wait_serving
 
 LIMIT = 100
 CALLS = 500
@@ -41,7 +41,7 @@ async def replicas(quota_settings, log_dir: Path) -> AsyncIterator[list[str]]:
             "QUOTA_DB_POOL_SIZE": "10",
             "QUOTA_SETTLE_INTERVAL_SECONDS": "0",
             "QUOTA_RELAY_ENABLED": "false",
-            "GATEWAY_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            **service_env("quota"),
             "QUOTA_LOG_LEVEL": "WARNING",
         }
         procs.append(ServiceProcess("quota_svc", env, log_dir).start())

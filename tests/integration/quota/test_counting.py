@@ -29,6 +29,7 @@ from tests.integration.quota.conftest import (
     reserve,
     subscribe,
 )
+from tests.support import as_service
 
 R = quota_pb2
 
@@ -50,11 +51,16 @@ async def _setup(q: Quota, limit: int):
 async def test_internal_rpcs_need_the_service_credential(quota: Quota) -> None:
     tenant, sub = await _setup(quota, 5)
     req = R.ReserveRequest(request_id="x", tenant_id=tenant.tenant_id, user_id=sub.user_id)
-    for md in ((), (("x-internal-token", "wrong"),), bearer(tenant.admin_key)):
+    for md in ((), (("x-service-token", "wrong"),), bearer(tenant.admin_key)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await quota.internal.Reserve(req, metadata=md)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert reason_of(err.value) == "INTERNAL_ONLY"
+    for caller in ("history", "quota", "identity"):  # known services, but not quota's caller
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await quota.internal.Reserve(req, metadata=as_service(caller))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert reason_of(err.value) == "CALLER_NOT_ALLOWED"
 
 
 async def test_limit_reached_is_resource_exhausted_with_quota_failure(quota: Quota) -> None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gateway_common.auth import bearer_token, require_internal
+from gateway_common.auth import bearer_token
 from gateway_common.channels import retry_service_config
 from gateway_common.errors import PermissionDenied, Unauthenticated
 from gateway_common.principal import Principal, Role
@@ -16,15 +16,6 @@ def test_bearer_token_parsing():
     for md in ([], [("authorization", "Basic abc")], [("authorization", "Bearer ")]):
         with pytest.raises(Unauthenticated):
             bearer_token(md)
-
-
-def test_internal_token_is_required_and_compared():
-    require_internal([("x-internal-token", "s3cret")], "s3cret")
-    for md in ([], [("x-internal-token", "wrong")]):
-        with pytest.raises(Unauthenticated):
-            require_internal(md, "s3cret")
-    with pytest.raises(Unauthenticated):  # an unset server token never matches
-        require_internal([("x-internal-token", "")], "")
 
 
 def test_tenant_rules():
@@ -50,13 +41,3 @@ def test_retry_policy_only_on_unavailable_for_named_methods():
     assert method["name"] == [{"service": "svc.v1.S", "method": "Get"}]
     assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     assert json.loads(retry_service_config([])) == {"methodConfig": []}
-
-
-def test_development_internal_token_is_refused_off_loopback():
-    from gateway_common.settings import ServiceSettings
-
-    ServiceSettings(host="127.0.0.1").check_production_safety()  # local runs: fine
-    ServiceSettings(host="0.0.0.0", GATEWAY_INTERNAL_TOKEN="s3cret-value").check_production_safety()
-    with pytest.raises(SystemExit) as exc:
-        ServiceSettings(host="0.0.0.0").check_production_safety()
-    assert "GATEWAY_INTERNAL_TOKEN" in str(exc.value)

@@ -36,9 +36,26 @@ def test_each_service_has_its_image_target_health_and_env(compose, name, target)
     check = svc["healthcheck"]["test"]
     assert "gateway_common.healthcheck" in check  # gRPC health, not a port probe
     env = svc["environment"]
-    assert "GATEWAY_INTERNAL_TOKEN" in env
+    assert (
+        env["GATEWAY_SERVICE_TOKEN"]
+        == f"${{{name.upper()}_SERVICE_TOKEN:?set {name.upper()}_SERVICE_TOKEN}}"
+    )
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"AS {target}" in dockerfile
+
+
+def test_each_service_accepts_only_its_callers(compose):
+    accepted = {
+        name: compose["services"][name]["environment"]["GATEWAY_ACCEPTED_SERVICE_TOKENS"]
+        for name in SERVICES
+    }
+    callers = {n: {e.split("=")[0] for e in v.split(",") if e} for n, v in accepted.items()}
+    assert callers == {
+        "identity": {"llm", "quota"},
+        "quota": {"llm"},
+        "history": {"quota"},
+        "llm": set(),
+    }
 
 
 def test_dependencies_wait_for_health(compose):
@@ -58,7 +75,8 @@ def test_docker_compose_config_accepts_it():
         or subprocess.run([docker, "compose", "version"], capture_output=True).returncode
     ):
         pytest.skip("no docker compose client on this machine; the YAML checks above still ran")
-    env = {**os.environ, "GATEWAY_INTERNAL_TOKEN": "x", "IDENTITY_ENCRYPTION_KEYS": "k1:AAAA"}
+    tokens = {f"{s.upper()}_SERVICE_TOKEN{end}": "x" for s in SERVICES for end in ("", "_SHA256")}
+    env = {**os.environ, **tokens, "IDENTITY_ENCRYPTION_KEYS": "k1:AAAA"}
     result = subprocess.run(
         [docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
         env=env,

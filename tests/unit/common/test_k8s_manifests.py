@@ -49,8 +49,12 @@ def test_workload_has_probes_resources_and_config(name, port, config):
     assert "gateway_common.healthcheck" in ready_cmd and f"127.0.0.1:{port}" in ready_cmd
     resources = container["resources"]
     assert resources["requests"]["cpu"] and resources["limits"]["memory"]
-    sources = {next(iter(s)): next(iter(s.values()))["name"] for s in container["envFrom"]}
-    assert sources == {"configMapRef": "llmgw-config", "secretRef": "llmgw-secrets"}
+    sources = [(next(iter(s)), next(iter(s.values()))["name"]) for s in container["envFrom"]]
+    assert sources == [
+        ("configMapRef", "llmgw-config"),
+        ("secretRef", "llmgw-secrets"),
+        ("secretRef", f"llmgw-{name}-service"),  # its own service credential, no other's
+    ]
     assert config[f"{name.upper()}_HOST"] == "0.0.0.0"
     service = docs["Service"]
     assert service["spec"]["clusterIP"] == "None"
@@ -76,5 +80,9 @@ def test_every_configured_variable_is_read_by_a_service(config):
 
 def test_secret_template_covers_what_services_need():
     secret = load("secrets.example.yaml")[0]["stringData"]
-    needed = {"GATEWAY_INTERNAL_TOKEN", "IDENTITY_ENCRYPTION_KEYS", "IDENTITY_DATABASE_URL"}
+    needed = {"IDENTITY_ENCRYPTION_KEYS", "IDENTITY_DATABASE_URL"}
     assert needed | {"QUOTA_DATABASE_URL", "MONGO_URL"} <= set(secret)
+    per_service = {d["metadata"]["name"]: d["stringData"] for d in load("secrets.example.yaml")}
+    for name in SERVICES:
+        own = per_service[f"llmgw-{name}-service"]
+        assert set(own) == {"GATEWAY_SERVICE_TOKEN", "GATEWAY_ACCEPTED_SERVICE_TOKENS"}

@@ -63,7 +63,7 @@ def test_signed_but_out_of_range_position_is_invalid_argument():
         tokens.decode_position(tokens.encode([10**30, "x"], {}), {})
 
 
-def test_the_key_is_derived_from_the_internal_token_when_unset():
+def test_the_key_is_derived_from_the_service_token_when_unset():
     a, b = PageTokens.from_secret("", "shared"), PageTokens.from_secret("", "shared")
     assert a.decode(b.encode([1], {}), {}) == [1]
     with pytest.raises(InvalidArgument):

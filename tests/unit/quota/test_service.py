@@ -24,10 +24,12 @@ from quota_svc.ports import (
     DuplicateRequest,
     ExpiryRecorder,
     LedgerRepository,
+    Members,
     PlanRepository,
     ReserveCall,
     SettleCall,
     Standing,
+    SubscriptionDraft,
     SubscriptionRepository,
     UnitOfWork,
 )
@@ -120,6 +122,13 @@ class FakeUow(UnitOfWork):
         return None
 
 
+class NoMembers(Members):
+    """Membership must not be asked before the caller's own rights are checked."""
+
+    async def check(self, tenant_id: str, user_id: str, timeout: float) -> None:
+        raise AssertionError("membership asked before the permission check")
+
+
 def admin(tenant: str) -> Principal:
     return Principal(Role.TENANT_ADMIN, tenant, str(uuid.uuid4()))
 
@@ -131,7 +140,7 @@ def user(tenant: str) -> Principal:
 async def test_permissions_are_checked_before_storage() -> None:
     uow = FakeUow()
     plans = PlanService(lambda **_: uow, Clock())
-    subs = SubscriptionService(lambda **_: uow, Clock())
+    subs = SubscriptionService(lambda **_: uow, Clock(), NoMembers())
     usage = UsageService(lambda **_: uow, Clock())
     pid, sid = str(uuid.uuid4()), str(uuid.uuid4())
     denied = [
@@ -141,6 +150,7 @@ async def test_permissions_are_checked_before_storage() -> None:
         plans.list(admin(T1), T2, 0, ""),
         plans.update(user(T1), pid, {"name": "x"}),
         plans.delete(user(T1), pid),
+        subs.create(admin(T2), SubscriptionDraft(T1, str(uuid.uuid4()), pid, None, None, "")),
         subs.get(admin(T2), T1, sid),
         subs.list(user(T1), T1, "", False, 0, ""),
         subs.change_plan(admin(T2), T1, sid, pid, ""),

@@ -293,10 +293,11 @@ class HistoryService:
 
 
 class HistoryInternalServiceStub:
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     def __init__(self, channel):
@@ -318,10 +319,11 @@ class HistoryInternalServiceStub:
 
 
 class HistoryInternalServiceServicer:
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     def RecordInteractions(self, request, context):
@@ -372,10 +374,11 @@ def add_HistoryInternalServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class HistoryInternalService:
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     @staticmethod

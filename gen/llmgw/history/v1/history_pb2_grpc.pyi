@@ -174,10 +174,11 @@ class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_HistoryServiceServicer_to_server(servicer: HistoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class HistoryInternalServiceStub:
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     @_typing.overload
@@ -205,10 +206,11 @@ class HistoryInternalServiceStub:
 
 @_typing.type_check_only
 class HistoryInternalServiceAsyncStub(HistoryInternalServiceStub):
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -232,10 +234,11 @@ class HistoryInternalServiceAsyncStub(HistoryInternalServiceStub):
     """
 
 class HistoryInternalServiceServicer(metaclass=_abc_1.ABCMeta):
-    """HistoryInternalService records interactions. Called only by the suite's
-    own services (quota_svc's settlement relay delivers its outbox here), which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """HistoryInternalService records interactions. Called only by quota_svc
+    (its settlement relay delivers its outbox here), which presents its own
+    service credential in the `x-service-token` metadata: a missing or unknown
+    one gets UNAUTHENTICATED (INTERNAL_ONLY), another known service gets
+    PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     """
 
     @_abc_1.abstractmethod

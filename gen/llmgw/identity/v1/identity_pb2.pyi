@@ -1660,6 +1660,51 @@ class DeleteModelConfigResponse(_message.Message):
 Global___DeleteModelConfigResponse: _TypeAlias = DeleteModelConfigResponse  # noqa: Y015
 
 @_typing.final
+class CheckMembershipRequest(_message.Message):
+    """CheckMembershipRequest is the input of CheckMembership."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant's UUID."""
+    user_id: _builtins.str
+    """The user's UUID."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMembershipRequest: _TypeAlias = CheckMembershipRequest  # noqa: Y015
+
+@_typing.final
+class CheckMembershipResponse(_message.Message):
+    """CheckMembershipResponse is the output of CheckMembership: OK means the
+    user belongs to the tenant.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMembershipResponse: _TypeAlias = CheckMembershipResponse  # noqa: Y015
+
+@_typing.final
 class ResolveModelRequest(_message.Message):
     """ResolveModelRequest is the input of ResolveModel."""
 

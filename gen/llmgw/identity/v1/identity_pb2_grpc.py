@@ -1184,9 +1184,11 @@ class IdentityService:
 
 
 class IdentityInternalServiceStub:
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     def __init__(self, channel):
@@ -1200,20 +1202,39 @@ class IdentityInternalServiceStub:
                 request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelRequest.SerializeToString,
                 response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelResponse.FromString,
                 _registered_method=True)
+        self.CheckMembership = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityInternalService/CheckMembership',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityInternalServiceServicer:
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     def ResolveModel(self, request, context):
         """ResolveModel turns (tenant, model name) into what llm_svc needs to call
         the provider, decrypted credential included. The tenant's own model of
-        that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
-        UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
-        exists but the tenant has no configuration for it).
+        that name wins over a global one. Caller: llm_svc only. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND (no such model),
+        PERMISSION_DENIED (another service; or the model exists but the tenant
+        has no configuration for it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckMembership(self, request, context):
+        """CheckMembership answers whether a user belongs to a tenant, before
+        quota_svc binds that user to a plan. Caller: quota_svc only. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
+        NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
+        and for no user at all).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1227,6 +1248,11 @@ def add_IdentityInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelRequest.FromString,
                     response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelResponse.SerializeToString,
             ),
+            'CheckMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckMembership,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'llmgw.identity.v1.IdentityInternalService', rpc_method_handlers)
@@ -1236,9 +1262,11 @@ def add_IdentityInternalServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IdentityInternalService:
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     @staticmethod
@@ -1258,6 +1286,33 @@ class IdentityInternalService:
             '/llmgw.identity.v1.IdentityInternalService/ResolveModel',
             llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelRequest.SerializeToString,
             llmgw_dot_identity_dot_v1_dot_identity__pb2.ResolveModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityInternalService/CheckMembership',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -625,9 +625,11 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class IdentityInternalServiceStub:
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     @_typing.overload
@@ -637,31 +639,51 @@ class IdentityInternalServiceStub:
     ResolveModel: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveModelRequest, _identity_pb2.ResolveModelResponse]
     """ResolveModel turns (tenant, model name) into what llm_svc needs to call
     the provider, decrypted credential included. The tenant's own model of
-    that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
-    UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
-    exists but the tenant has no configuration for it).
+    that name wins over a global one. Caller: llm_svc only. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND (no such model),
+    PERMISSION_DENIED (another service; or the model exists but the tenant
+    has no configuration for it).
+    """
+    CheckMembership: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CheckMembershipRequest, _identity_pb2.CheckMembershipResponse]
+    """CheckMembership answers whether a user belongs to a tenant, before
+    quota_svc binds that user to a plan. Caller: quota_svc only. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
+    NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
+    and for no user at all).
     """
 
 @_typing.type_check_only
 class IdentityInternalServiceAsyncStub(IdentityInternalServiceStub):
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ResolveModel: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveModelRequest, _identity_pb2.ResolveModelResponse]  # type: ignore[assignment]
     """ResolveModel turns (tenant, model name) into what llm_svc needs to call
     the provider, decrypted credential included. The tenant's own model of
-    that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
-    UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
-    exists but the tenant has no configuration for it).
+    that name wins over a global one. Caller: llm_svc only. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND (no such model),
+    PERMISSION_DENIED (another service; or the model exists but the tenant
+    has no configuration for it).
+    """
+    CheckMembership: _aio.UnaryUnaryMultiCallable[_identity_pb2.CheckMembershipRequest, _identity_pb2.CheckMembershipResponse]  # type: ignore[assignment]
+    """CheckMembership answers whether a user belongs to a tenant, before
+    quota_svc binds that user to a plan. Caller: quota_svc only. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
+    NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
+    and for no user at all).
     """
 
 class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
-    """IdentityInternalService is called only by the suite's own services, which
-    present the internal service credential in the `x-internal-token`
-    metadata; any other caller gets UNAUTHENTICATED.
+    """IdentityInternalService is called only by the suite's own services. Each
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), a known
+    service that the RPC does not allow gets PERMISSION_DENIED
+    (CALLER_NOT_ALLOWED).
     """
 
     @_abc_1.abstractmethod
@@ -672,9 +694,23 @@ class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_pb2.ResolveModelResponse, _abc.Awaitable[_identity_pb2.ResolveModelResponse]]:
         """ResolveModel turns (tenant, model name) into what llm_svc needs to call
         the provider, decrypted credential included. The tenant's own model of
-        that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
-        UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
-        exists but the tenant has no configuration for it).
+        that name wins over a global one. Caller: llm_svc only. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND (no such model),
+        PERMISSION_DENIED (another service; or the model exists but the tenant
+        has no configuration for it).
+        """
+
+    @_abc_1.abstractmethod
+    def CheckMembership(
+        self,
+        request: _identity_pb2.CheckMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CheckMembershipResponse, _abc.Awaitable[_identity_pb2.CheckMembershipResponse]]:
+        """CheckMembership answers whether a user belongs to a tenant, before
+        quota_svc binds that user to a plan. Caller: quota_svc only. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
+        NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
+        and for no user at all).
         """
 
 def add_IdentityInternalServiceServicer_to_server(servicer: IdentityInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

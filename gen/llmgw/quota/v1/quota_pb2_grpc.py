@@ -667,9 +667,10 @@ class QuotaService:
 
 
 class QuotaInternalServiceStub:
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """
@@ -698,9 +699,10 @@ class QuotaInternalServiceStub:
 
 
 class QuotaInternalServiceServicer:
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """
@@ -774,9 +776,10 @@ def add_QuotaInternalServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class QuotaInternalService:
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """

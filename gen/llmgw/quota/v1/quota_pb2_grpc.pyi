@@ -360,9 +360,10 @@ class QuotaServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_QuotaServiceServicer_to_server(servicer: QuotaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class QuotaInternalServiceStub:
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """
@@ -404,9 +405,10 @@ class QuotaInternalServiceStub:
 
 @_typing.type_check_only
 class QuotaInternalServiceAsyncStub(QuotaInternalServiceStub):
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """
@@ -444,9 +446,10 @@ class QuotaInternalServiceAsyncStub(QuotaInternalServiceStub):
     """
 
 class QuotaInternalServiceServicer(metaclass=_abc_1.ABCMeta):
-    """QuotaInternalService counts requests. Called only by the suite's own
-    services (llm_svc), which present the internal service credential in the
-    `x-internal-token` metadata; any other caller gets UNAUTHENTICATED.
+    """QuotaInternalService counts requests. Called only by llm_svc, which
+    presents its own service credential in the `x-service-token` metadata: a
+    missing or unknown one gets UNAUTHENTICATED (INTERNAL_ONLY), another known
+    service gets PERMISSION_DENIED (CALLER_NOT_ALLOWED).
     Every call is idempotent on request_id: a replay changes nothing and
     returns the first answer.
     """
