@@ -9,12 +9,14 @@ from typing import Any
 import grpc
 
 from gateway_common.auth import bearer_token, require_internal
+from gateway_common.idempotency import request_key
 from gateway_common.principal import Principal
 from identity_svc import mapping as m
 from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.service_llm_configs import ModelConfigUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveUseCase
+from identity_svc.service_revocations import RevocationUseCases
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
 
@@ -29,6 +31,7 @@ class UseCaseSet:
     models: ModelUseCases
     configs: ModelConfigUseCases
     resolve: ResolveUseCase
+    revocations: RevocationUseCases
 
 
 def _tenant_values(t: pb.Tenant) -> dict[str, str]:
@@ -45,7 +48,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateTenant(self, r: pb.CreateTenantRequest, c: Ctx) -> pb.CreateTenantResponse:
         t = r.tenant
         tenant = await self.uc.tenants.create(
-            await self._who(c), t.name, t.contact, t.time_zone, r.request_id
+            await self._who(c), t.name, t.contact, t.time_zone, request_key(r)
         )
         return pb.CreateTenantResponse(tenant=m.tenant_pb(tenant))
 
@@ -72,7 +75,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateUser(self, r: pb.CreateUserRequest, c: Ctx) -> pb.CreateUserResponse:
         u = r.user
         user = await self.uc.users.create(
-            await self._who(c), u.tenant_id, u.name, u.email, r.request_id
+            await self._who(c), u.tenant_id, u.name, u.email, request_key(r)
         )
         return pb.CreateUserResponse(user=m.user_pb(user))
 
@@ -100,7 +103,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateApiKey(self, r: pb.CreateApiKeyRequest, c: Ctx) -> pb.CreateApiKeyResponse:
         p = await self._who(c)
-        key, secret = await self.uc.keys.create(p, m.key_draft(r), r.request_id)
+        key, secret = await self.uc.keys.create(p, m.key_draft(r), request_key(r))
         return pb.CreateApiKeyResponse(api_key=m.key_pb(key), secret=secret)
 
     async def ListApiKeys(self, r: pb.ListApiKeysRequest, c: Ctx) -> pb.ListApiKeysResponse:
@@ -119,7 +122,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateModel(self, r: pb.CreateModelRequest, c: Ctx) -> pb.CreateModelResponse:
         p = await self._who(c)
-        model = await self.uc.models.create(p, m.model_draft(r.model), r.request_id)
+        model = await self.uc.models.create(p, m.model_draft(r.model), request_key(r))
         return pb.CreateModelResponse(model=m.model_pb(model))
 
     async def GetModel(self, r: pb.GetModelRequest, c: Ctx) -> pb.GetModelResponse:
@@ -145,7 +148,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, r: pb.CreateModelConfigRequest, c: Ctx
     ) -> pb.CreateModelConfigResponse:
         p, draft = await self._who(c), m.config_draft(r.config)
-        config = await self.uc.configs.create(p, draft, r.credential, r.request_id)
+        config = await self.uc.configs.create(p, draft, r.credential, request_key(r))
         return pb.CreateModelConfigResponse(config=m.config_pb(config))
 
     async def GetModelConfig(
@@ -178,10 +181,20 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 class IdentityInternalServicer(identity_pb2_grpc.IdentityInternalServiceServicer):
-    def __init__(self, resolve: ResolveUseCase, internal_token: str) -> None:
+    def __init__(
+        self, resolve: ResolveUseCase, revocations: RevocationUseCases, internal_token: str
+    ) -> None:
         self._resolve = resolve
+        self._revocations = revocations
         self._token = internal_token
 
     async def ResolveModel(self, r: pb.ResolveModelRequest, c: Ctx) -> pb.ResolveModelResponse:
         require_internal(c.invocation_metadata(), self._token)
         return m.resolved_pb(await self._resolve.resolve(r.tenant_id, r.model_name))
+
+    async def ListRevocations(
+        self, r: pb.ListRevocationsRequest, c: Ctx
+    ) -> pb.ListRevocationsResponse:
+        require_internal(c.invocation_metadata(), self._token)
+        events = await self._revocations.page(r.after_sequence, r.page_size)
+        return pb.ListRevocationsResponse(revocations=[m.revocation_pb(e) for e in events])

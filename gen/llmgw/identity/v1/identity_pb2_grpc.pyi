@@ -641,6 +641,14 @@ class IdentityInternalServiceStub:
     UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
     exists but the tenant has no configuration for it).
     """
+    ListRevocations: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRevocationsRequest, _identity_pb2.ListRevocationsResponse]
+    """ListRevocations returns the revocation events (key revoked, user deleted,
+    tenant deleted) after a sequence, oldest first. Every service's identity
+    client polls it and forgets the cached principals an event names, so a
+    change takes effect everywhere within the documented bound. Events are
+    kept for a retention period (an hour by default). Codes: OK,
+    INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class IdentityInternalServiceAsyncStub(IdentityInternalServiceStub):
@@ -656,6 +664,14 @@ class IdentityInternalServiceAsyncStub(IdentityInternalServiceStub):
     that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
     UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
     exists but the tenant has no configuration for it).
+    """
+    ListRevocations: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRevocationsRequest, _identity_pb2.ListRevocationsResponse]  # type: ignore[assignment]
+    """ListRevocations returns the revocation events (key revoked, user deleted,
+    tenant deleted) after a sequence, oldest first. Every service's identity
+    client polls it and forgets the cached principals an event names, so a
+    change takes effect everywhere within the documented bound. Events are
+    kept for a retention period (an hour by default). Codes: OK,
+    INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED.
     """
 
 class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -675,6 +691,20 @@ class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         that name wins over a global one. Codes: OK, INVALID_ARGUMENT,
         UNAUTHENTICATED, NOT_FOUND (no such model), PERMISSION_DENIED (model
         exists but the tenant has no configuration for it).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevocations(
+        self,
+        request: _identity_pb2.ListRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListRevocationsResponse, _abc.Awaitable[_identity_pb2.ListRevocationsResponse]]:
+        """ListRevocations returns the revocation events (key revoked, user deleted,
+        tenant deleted) after a sequence, oldest first. Every service's identity
+        client polls it and forgets the cached principals an event names, so a
+        change takes effect everywhere within the documented bound. Events are
+        kept for a retention period (an hour by default). Codes: OK,
+        INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED.
         """
 
 def add_IdentityInternalServiceServicer_to_server(servicer: IdentityInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
