@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -40,12 +39,10 @@ class Revocation:
     kind: str  # "key" | "user" | "tenant"
     target_id: str
 
-    def names(self, p: Principal) -> bool:
-        if self.kind == "key":
-            return p.key_id == self.target_id
-        if self.kind == "user":
-            return p.user_id == self.target_id
-        return p.tenant_id == self.target_id
+
+def _targets(p: Principal) -> tuple[tuple[str, str], ...]:
+    """The (kind, id) pairs an event may name to end this principal."""
+    return (("key", p.key_id), ("user", p.user_id), ("tenant", p.tenant_id))
 
 
 Fetch = Callable[[int, int], Awaitable[list[Revocation]]]
@@ -79,7 +76,8 @@ class RevocationFeed:
         self._clock = clock
         self._cursor = 0
         self._synced_at: float | None = None  # start of the last successful poll
-        self._recent: deque[tuple[float, Revocation]] = deque()
+        # (kind, id) -> when received: the deny list, kept ``memory`` seconds.
+        self._recent: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
 
     # --- the cache, as Authenticate uses it --------------------------------------------
@@ -92,7 +90,7 @@ class RevocationFeed:
         """An answer just read from the source of truth (identity or its database): refused
         when a recent event names it, else cached (while the feed is trusted) and returned."""
         self._forget_old()
-        if any(event.names(principal) for _, event in self._recent):
+        if any(target in self._recent for target in _targets(principal)):
             raise Unauthenticated("API key revoked", "API_KEY_REVOKED")
         if self.trusted():
             self.cache.put(digest, principal, ttl)
@@ -105,9 +103,11 @@ class RevocationFeed:
     def evict(self, events: list[Revocation]) -> None:
         """Forget what the events name (also used right after a local change)."""
         now = self._clock()
-        for event in events:
-            self._recent.append((now, event))
-            self.cache.drop_if(event.names)
+        named = {(event.kind, event.target_id) for event in events}
+        for target in named:
+            self._recent.pop(target, None)
+            self._recent[target] = now  # insertion order stays time order
+        self.cache.drop_if(lambda p: any(t in named for t in _targets(p)))  # one pass
         self._forget_old()
 
     # --- polling ------------------------------------------------------------------------
@@ -157,5 +157,8 @@ class RevocationFeed:
 
     def _forget_old(self) -> None:
         horizon = self._clock() - self.timing.memory
-        while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
+        while self._recent:
+            target, received = next(iter(self._recent.items()))
+            if received >= horizon:
+                break
+            del self._recent[target]
