@@ -1,5 +1,5 @@
 """An in-process fake of identity's gRPC contract (Authenticate, ResolveModel,
-ListModels) for llm_svc's integration tests; quota and history are the real services."""
+ListRevocations, ListModels) for llm_svc's integration tests; quota and history are the real services."""
 
 from __future__ import annotations
 
@@ -108,6 +108,13 @@ class Identity(
         if request.model_name == "b-model":
             await abort(context, code_pb2.PERMISSION_DENIED, "not enabled", "MODEL_NOT_CONFIGURED")
         await abort(context, code_pb2.NOT_FOUND, "no such model", "NOT_FOUND")
+
+    async def ListRevocations(self, request: Any, context: Ctx) -> Any:
+        try:
+            internal(context)
+        except PermissionError:
+            await abort(context, code_pb2.UNAUTHENTICATED, "internal only", "INTERNAL_ONLY")
+        return identity_pb2.ListRevocationsResponse()  # these tests revoke nothing
 
     async def ListModels(self, request: Any, context: Ctx) -> Any:
         bearer_token(context.invocation_metadata())
