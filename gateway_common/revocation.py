@@ -79,6 +79,7 @@ class RevocationFeed:
         # (kind, id) -> when received: the deny list, kept ``memory`` seconds.
         self._recent: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     # --- the cache, as Authenticate uses it --------------------------------------------
 
@@ -145,10 +146,11 @@ class RevocationFeed:
             await asyncio.sleep(self.timing.interval)
 
     def _ensure_started(self) -> None:
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def close(self) -> None:
+        self._closed = True  # a call still in flight must not start a new poller
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
