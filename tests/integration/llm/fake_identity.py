@@ -1,5 +1,6 @@
 """An in-process fake of identity's gRPC contract (Authenticate, ResolveModel,
-ListRevocations, ListModels) for llm_svc's integration tests; quota and history are the real services."""
+ListRevocations, ListModels) for llm_svc's integration tests; quota and history are the
+real services."""
 
 from __future__ import annotations
 
