@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway_common import service_auth
 from gateway_common.pagination import PageTokens
+from gateway_common.revocation import FeedTiming
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -53,6 +54,16 @@ class ServiceSettings(BaseSettings):
     page_token_key: SecretStr = Field(
         default=SecretStr(""), validation_alias="GATEWAY_PAGE_TOKEN_KEY"
     )
+    # Revoked keys and deleted users or tenants stop working in every cache within
+    # revocation_bound_seconds: caches poll identity's revocation feed every
+    # revocation_poll_seconds and are bypassed (every call asks identity) while the last
+    # good poll started longer ago than the bound (gateway_common/revocation.py).
+    revocation_poll_seconds: float = Field(
+        default=0.5, gt=0, validation_alias="GATEWAY_REVOCATION_POLL_SECONDS"
+    )
+    revocation_bound_seconds: float = Field(
+        default=1.5, gt=0, validation_alias="GATEWAY_REVOCATION_BOUND_SECONDS"
+    )
     # TLS: server certificate and key; a CA makes the server require client certs (mTLS).
     tls_cert_file: str = Field(default="", validation_alias="GATEWAY_TLS_CERT_FILE")
     tls_key_file: str = Field(default="", validation_alias="GATEWAY_TLS_KEY_FILE")
@@ -73,6 +84,9 @@ class ServiceSettings(BaseSettings):
 
     def callers(self) -> service_auth.Callers:
         return service_auth.Callers.parse(self.accepted_service_tokens)
+
+    def revocation_timing(self) -> FeedTiming:
+        return FeedTiming(self.revocation_poll_seconds, self.revocation_bound_seconds)
 
     def page_tokens(self) -> PageTokens:
         return PageTokens.from_secret(

@@ -47,7 +47,8 @@ def build(
         await repository.ready()
 
     async def close() -> None:
-        if identity is not None:
+        if identity is not None:  # ours: its revocation feed polls on the channel
+            await authenticator.close()
             await identity.close()
         await client.close()
 

@@ -9,6 +9,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway_common import db
+from gateway_common.cache import TtlCache
 from gateway_common.server import ServiceSpec
 from identity_svc.config import IdentitySettings
 from identity_svc.crypto import KeyRing
@@ -17,6 +18,7 @@ from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases, utc_now
 from identity_svc.service_llm_configs import ModelConfigUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveCache, ResolveUseCase
+from identity_svc.service_revocations import RevocationUseCases
 from identity_svc.servicer import IdentityInternalServicer, IdentityServicer, UseCaseSet
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2_grpc
@@ -42,15 +44,20 @@ def use_cases(
 ) -> UseCaseSet:
     cache = ResolveCache(settings.resolve_cache_ttl_seconds, settings.resolve_cache_max_entries)
     pages = settings.page_tokens()
+    revocations = RevocationUseCases(
+        uow,
+        TtlCache(settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries),
+        settings.revocation_timing(),
+        settings.revocation_retention_seconds,
+    )
     return UseCaseSet(
-        tenants=TenantUseCases(uow, pages),
-        users=UserUseCases(uow, pages),
-        keys=ApiKeyUseCases(
-            uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock, pages
-        ),
+        tenants=TenantUseCases(uow, pages, revocations),
+        users=UserUseCases(uow, pages, revocations),
+        keys=ApiKeyUseCases(uow, revocations, clock, pages),
         models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
         configs=ModelConfigUseCases(uow, ring, on_change=cache.clear, pages=pages),
         resolve=ResolveUseCase(uow, ring, cache),
+        revocations=revocations,
     )
 
 
@@ -84,6 +91,7 @@ def build(
             await db.ping(engine)
 
     async def close() -> None:
+        await uc.revocations.feed.close()
         if owned and engine is not None:
             await engine.dispose()
 

@@ -26,10 +26,12 @@ class IdentitySettings(ServiceSettings):
     # Use the public development key when encryption_keys is empty. None (default) = only
     # when listening on a loopback address, i.e. a local `make run`; never in a container.
     allow_dev_key: bool | None = None
-    # Verified API keys are cached this long: a revoked key works at most this much longer
-    # on each replica (plus the callers' own 2 s cache; see README).
+    # Verified API keys are cached this long; a revoked key, a deleted user or tenant is
+    # forgotten sooner, within GATEWAY_REVOCATION_BOUND_SECONDS (the revocation feed).
     auth_cache_ttl_seconds: float = 2.0
     auth_cache_max_entries: int = 100_000
+    # Revocation events are kept this long for the feed's pollers (ListRevocations).
+    revocation_retention_seconds: float = 3600.0
     # ResolveModel answers (on Chat's hot path) are cached this long.
     resolve_cache_ttl_seconds: float = 2.0
     resolve_cache_max_entries: int = 10_000

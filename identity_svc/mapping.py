@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from gateway_common.errors import InvalidArgument
+from gateway_common.identity_client import REVOCATION_KINDS
 from gateway_common.principal import Principal, Role
 from gateway_common.protoconv import dict_to_struct, from_timestamp, struct_to_dict
 from gateway_common.protoconv import optional_timestamp as ts
+from gateway_common.revocation import Revocation
 from identity_svc import domain as d
 from llmgw.identity.v1 import identity_pb2 as pb
 
@@ -158,3 +160,8 @@ def resolved_pb(r: d.ResolvedModel) -> pb.ResolveModelResponse:
         extra_parameters=dict_to_struct(r.config.extra_parameters),
         allowed_extra_parameters=r.config.allowed_extra_parameters,
     )
+
+
+def revocation_pb(event: Revocation) -> pb.Revocation:
+    kind = next(k for k, name in REVOCATION_KINDS.items() if name == event.kind)
+    return pb.Revocation(sequence=event.sequence, kind=kind, target_id=event.target_id)

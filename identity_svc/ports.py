@@ -8,11 +8,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from gateway_common.revocation import Revocation
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
 
 TimeKey = tuple[datetime, str]
 NameKey = tuple[str, str]
+
+
+RecordedRequest = tuple[str, str | None]  # resource id, fingerprint (None: recorded before 0003)
 
 
 class DuplicateRequest(Exception):
@@ -111,13 +115,31 @@ class ModelConfigRepository(abc.ABC):
 
 
 class RequestLog(abc.ABC):
-    """request_id -> resource id, for idempotent creation."""
+    """(scope, kind, request_id) -> (resource id, request fingerprint), for idempotent
+    creation (gateway_common.idempotency)."""
 
     @abc.abstractmethod
-    async def find(self, scope: str, kind: str, request_id: str) -> str | None: ...
+    async def find(self, scope: str, kind: str, request_id: str) -> RecordedRequest | None: ...
     @abc.abstractmethod
-    async def add(self, scope: str, kind: str, request_id: str, resource_id: str) -> None:
+    async def add(
+        self, scope: str, kind: str, request_id: str, resource_id: str, fingerprint: str
+    ) -> None:
         """Raises DuplicateRequest when the request_id is already recorded."""
+
+
+class RevocationLog(abc.ABC):
+    """The revocation feed: one event per key revoked, user or tenant deleted, written in
+    the change's transaction (gateway_common.revocation)."""
+
+    @abc.abstractmethod
+    async def record(self, kind: str, target_id: str) -> Revocation: ...
+    @abc.abstractmethod
+    async def after(self, sequence: int, limit: int) -> list[Revocation]:
+        """Events with a greater sequence, oldest first."""
+
+    @abc.abstractmethod
+    async def prune(self, before: datetime) -> int:
+        """Forget events recorded before ``before``; how many went."""
 
 
 class UnitOfWork(SharedUnitOfWork):
@@ -129,6 +151,7 @@ class UnitOfWork(SharedUnitOfWork):
     models: ModelRepository
     configs: ModelConfigRepository
     requests: RequestLog
+    revocations: RevocationLog
 
 
 UowFactory = Callable[[], UnitOfWork]

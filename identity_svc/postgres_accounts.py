@@ -291,16 +291,18 @@ class SqlApiKeyRepository(SqlRepository, ports.ApiKeyRepository):
 
 
 class SqlRequestLog(SqlRepository, ports.RequestLog):
-    async def find(self, scope: str, kind: str, request_id: str) -> str | None:
+    async def find(self, scope: str, kind: str, request_id: str) -> ports.RecordedRequest | None:
         t = requisicao_idempotente.c
-        stmt = select(t.recurso_id).where(
+        stmt = select(t.recurso_id, t.impressao).where(
             t.escopo == scope, t.tipo == kind, t.request_id == request_id
         )
-        value = (await self.conn.execute(stmt)).scalar()
-        return str(value) if value is not None else None
+        row = (await self.conn.execute(stmt)).first()
+        return (str(row.recurso_id), row.impressao) if row is not None else None
 
-    async def add(self, scope: str, kind: str, request_id: str, resource_id: str) -> None:
-        values = {"escopo": scope, "tipo": kind, "request_id": request_id}
+    async def add(
+        self, scope: str, kind: str, request_id: str, resource_id: str, fingerprint: str
+    ) -> None:
+        values = {"escopo": scope, "tipo": kind, "request_id": request_id, "impressao": fingerprint}
         async with translated():
             await self.conn.execute(
                 insert(requisicao_idempotente).values(values | {"recurso_id": resource_id})

@@ -4,6 +4,7 @@ schema (indexes, triggers, checks); these declarations only describe the columns
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -94,5 +95,15 @@ requisicao_idempotente = Table(
     Column("tipo", String(32), primary_key=True),
     Column("request_id", String(100), primary_key=True),
     Column("recurso_id", UUID(as_uuid=False), nullable=False),
+    Column("impressao", String(64)),
+    Column("criado_em", DateTime(timezone=True), nullable=False),
+)
+
+evento_revogacao = Table(
+    "evento_revogacao",
+    metadata,
+    Column("sequencia", BigInteger, primary_key=True),
+    Column("alvo", String(8), nullable=False),
+    Column("alvo_id", UUID(as_uuid=False), nullable=False),
     Column("criado_em", DateTime(timezone=True), nullable=False),
 )

@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from gateway_common.errors import Aborted, FailedPrecondition, NotFound
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
 from identity_svc import domain as d
 from identity_svc.ports import DuplicateRequest, TimeKey, UnitOfWork, UowFactory
+from identity_svc.service_revocations import RevocationUseCases
 
 T = TypeVar("T")
 
@@ -39,13 +41,14 @@ class UseCases:
         self,
         principal: Principal,
         kind: str,
-        request_id: str,
+        request: RequestKey,
         create: Callable[[UnitOfWork, str], Awaitable[T]],
         load: Callable[[UnitOfWork, str], Awaitable[T | None]],
     ) -> tuple[T, bool]:
-        """Run ``create`` once per (caller's tenant, kind, request_id); a replay returns
-        ``load`` of the first result and True."""
-        rid = d.request_id_field(request_id)
+        """Run ``create`` once per (caller's tenant, kind, request_id); a replay of the
+        same content returns ``load`` of the first result and True, other content under
+        the same id is REQUEST_ID_REUSED."""
+        rid = d.request_id_field(request.request_id)
         scope = principal.tenant_id or "platform"
         new_id = str(uuid.uuid4())
         for _ in range(2):  # a concurrent twin may commit first: then read its result
@@ -54,14 +57,28 @@ class UseCases:
                     if rid:
                         found = await uow.requests.find(scope, kind, rid)
                         if found is not None:
-                            return await _replayed(uow, found, load), True
-                        await uow.requests.add(scope, kind, rid, new_id)
+                            request.require_same(found[1])
+                            return await _replayed(uow, found[0], load), True
+                        await uow.requests.add(scope, kind, rid, new_id, request.fingerprint)
                     result = await create(uow, new_id)
                     await uow.commit()
                     return result, False
             except DuplicateRequest:
                 continue
         raise Aborted("a request with this request_id is in progress", "REQUEST_IN_PROGRESS")
+
+
+class EndingUseCases(UseCases):
+    """Use cases whose deletions end principals: they record a revocation event."""
+
+    def __init__(
+        self,
+        uow: UowFactory,
+        pages: PageTokens | None = None,
+        revocations: RevocationUseCases | None = None,
+    ) -> None:
+        super().__init__(uow, pages)
+        self.revocations = revocations or RevocationUseCases(uow)
 
 
 async def _replayed(
@@ -77,9 +94,9 @@ def page_limit(page_size: int) -> int:
     return clamp_page_size(page_size)
 
 
-class TenantUseCases(UseCases):
+class TenantUseCases(EndingUseCases):
     async def create(
-        self, p: Principal, name: str, contact: str, time_zone: str, request_id: str
+        self, p: Principal, name: str, contact: str, time_zone: str, request: RequestKey
     ) -> d.Tenant:
         p.require_platform_admin()
         tenant = d.Tenant(
@@ -95,7 +112,7 @@ class TenantUseCases(UseCases):
         async def load(uow: UnitOfWork, tenant_id: str) -> d.Tenant | None:
             return await uow.tenants.get(tenant_id)
 
-        return (await self.once(p, "tenant", request_id, create, load))[0]
+        return (await self.once(p, "tenant", request, create, load))[0]
 
     async def get(self, p: Principal, tenant_id: str) -> d.Tenant:
         tenant_id = d.uuid_field(tenant_id, "tenant_id")
@@ -138,12 +155,14 @@ class TenantUseCases(UseCases):
                     "the tenant still has users: delete them or set cascade", "TENANT_HAS_USERS"
                 )
             _found(await uow.tenants.delete(tenant_id) or None, "tenant")  # deleted meanwhile
+            event = await self.revocations.record(uow, "tenant", tenant_id)
             await uow.commit()
+        self.revocations.applied(event)
 
 
-class UserUseCases(UseCases):
+class UserUseCases(EndingUseCases):
     async def create(
-        self, p: Principal, tenant_id: str, name: str, email: str, request_id: str
+        self, p: Principal, tenant_id: str, name: str, email: str, request: RequestKey
     ) -> d.User:
         tenant_id = d.uuid_field(tenant_id, "user.tenant_id")
         user = d.User(
@@ -161,7 +180,7 @@ class UserUseCases(UseCases):
         async def load(uow: UnitOfWork, user_id: str) -> d.User | None:
             return await uow.users.get(tenant_id, user_id)
 
-        return (await self.once(p, "user", request_id, create, load))[0]
+        return (await self.once(p, "user", request, create, load))[0]
 
     async def get(self, p: Principal, tenant_id: str, user_id: str) -> d.User:
         tenant_id = d.uuid_field(tenant_id, "tenant_id")
@@ -215,7 +234,9 @@ class UserUseCases(UseCases):
             # The user's keys go with it (ON DELETE CASCADE): refused from now on.
             if not await uow.users.delete(tenant_id, user_id):
                 raise NotFound("user not found", "USER_NOT_FOUND")
+            event = await self.revocations.record(uow, "user", user_id)
             await uow.commit()
+        self.revocations.applied(event)
 
 
 def _found(item: T | None, what: str) -> T:

@@ -6,13 +6,14 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, Unauthenticated
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, page_limit
+from identity_svc.service_revocations import RevocationUseCases
 
 Clock = Callable[[], datetime]
 
@@ -25,21 +26,22 @@ class ApiKeyUseCases(UseCases):
     def __init__(
         self,
         uow: UowFactory,
-        cache_ttl: float = 2.0,
-        cache_max_entries: int = 100_000,
+        revocations: RevocationUseCases | None = None,
         clock: Clock = utc_now,
         pages: PageTokens | None = None,
     ) -> None:
         super().__init__(uow, pages)
         self.clock = clock
-        # sha256(api key) -> Principal; only verified, usable keys are cached.
-        self.cache: TtlCache[bytes, Principal] = TtlCache(cache_ttl, cache_max_entries)
+        self.revocations = revocations or RevocationUseCases(uow)
+        # sha256(api key) -> Principal; only verified, usable keys are cached, and only
+        # while the revocation feed is fresh (gateway_common.revocation).
+        self.feed = self.revocations.feed
 
     async def authenticate(self, api_key: str) -> Principal:
         if not api_key:
             raise InvalidArgument.field("api_key", "required")
         digest = hashlib.sha256(api_key.encode()).digest()
-        cached = self.cache.get(digest)
+        cached = self.feed.get(digest)
         if cached is not None:
             return cached
         prefix = d.key_prefix(api_key)
@@ -56,14 +58,13 @@ class ApiKeyUseCases(UseCases):
         ttl = None
         if key.expire_time is not None:  # never cache past the key's own expiry
             ttl = (key.expire_time - now).total_seconds()
-        self.cache.put(digest, principal, ttl)
-        return principal
+        return self.feed.admit(digest, principal, ttl)
 
     async def create(
         self,
         p: Principal,
         draft: d.ApiKey,
-        request_id: str,
+        request: RequestKey,
     ) -> tuple[d.ApiKey, str]:
         """The key and its secret ("" on a replay of request_id)."""
         draft = self._validated(draft)
@@ -82,7 +83,7 @@ class ApiKeyUseCases(UseCases):
         async def load(uow: UnitOfWork, key_id: str) -> d.ApiKey | None:
             return await uow.keys.get(key_id)
 
-        key, replayed = await self.once(p, "api_key", request_id, create, load)
+        key, replayed = await self.once(p, "api_key", request, create, load)
         return key, "" if replayed else secret.secret
 
     def _validated(self, draft: d.ApiKey) -> d.ApiKey:
@@ -143,9 +144,9 @@ class ApiKeyUseCases(UseCases):
             revoked = await uow.keys.revoke(key_id)
             if revoked is None:  # deleted meanwhile (its user or tenant went)
                 raise NotFound("API key not found", "API_KEY_NOT_FOUND")
+            event = await self.revocations.record(uow, "key", key_id)
             await uow.commit()
-        # This replica forgets it now; the others within their cache TTL.
-        self.cache.drop_if(lambda principal: principal.key_id == key_id)
+        self.revocations.applied(event)
         return revoked
 
     async def issue_platform_admin_key(self, name: str) -> tuple[d.ApiKey, str]:
@@ -154,7 +155,7 @@ class ApiKeyUseCases(UseCases):
         return await self.create(
             bootstrap,
             d.ApiKey(key_id="", role=Role.PLATFORM_ADMIN, prefix="", display_name=name),
-            "",
+            RequestKey("", ""),
         )
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
 from identity_svc import domain as d
@@ -45,7 +46,7 @@ class ModelConfigUseCases(UseCases):
         self._on_change = on_change
 
     async def create(
-        self, p: Principal, draft: d.ModelConfig, credential: str, request_id: str
+        self, p: Principal, draft: d.ModelConfig, credential: str, request: RequestKey
     ) -> d.ModelConfig:
         tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
         model_id = d.uuid_field(draft.model_id, "config.model_id")
@@ -67,7 +68,7 @@ class ModelConfigUseCases(UseCases):
         async def load(uow: UnitOfWork, config_id: str) -> d.ModelConfig | None:
             return await uow.configs.get(tenant_id, config_id)
 
-        result = (await self.once(p, "model_config", request_id, create, load))[0]
+        result = (await self.once(p, "model_config", request, create, load))[0]
         # Ids only: the credential is never part of a log line.
         log.info("model config set", extra={"tenant_id": tenant_id, "model_id": model_id})
         self._on_change()

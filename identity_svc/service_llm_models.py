@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
@@ -81,7 +82,7 @@ class ModelUseCases(UseCases):
         super().__init__(uow, pages)
         self._on_change = on_change  # e.g. forget cached resolutions
 
-    async def create(self, p: Principal, draft: d.Model, request_id: str) -> d.Model:
+    async def create(self, p: Principal, draft: d.Model, request: RequestKey) -> d.Model:
         tenant_id = d.uuid_field(draft.tenant_id, "model.tenant_id", required=False)
         fields = {path: _model_field(path, draft) for path in MODEL_PATHS}
         model = d.Model(model_id="", tenant_id=tenant_id, **fields)
@@ -93,7 +94,7 @@ class ModelUseCases(UseCases):
         async def load(uow: UnitOfWork, model_id: str) -> d.Model | None:
             return await uow.models.get(model_id)
 
-        return (await self.once(p, "model", request_id, create, load))[0]
+        return (await self.once(p, "model", request, create, load))[0]
 
     async def get(self, p: Principal, model_id: str) -> d.Model:
         model_id = d.uuid_field(model_id, "model_id")

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from gateway_common.auth import bearer_token
+from gateway_common.idempotency import request_key
 from gateway_common.principal import Principal
 from gateway_common.service_auth import Callers, allow
 from identity_svc import mapping as m
@@ -16,6 +17,7 @@ from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.service_llm_configs import ModelConfigUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveUseCase
+from identity_svc.service_revocations import RevocationUseCases
 from llmgw.identity.v1 import identity_pb2 as pb
 from llmgw.identity.v1 import identity_pb2_grpc
 
@@ -30,6 +32,7 @@ class UseCaseSet:
     models: ModelUseCases
     configs: ModelConfigUseCases
     resolve: ResolveUseCase
+    revocations: RevocationUseCases
 
 
 def _tenant_values(t: pb.Tenant) -> dict[str, str]:
@@ -46,7 +49,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateTenant(self, r: pb.CreateTenantRequest, c: Ctx) -> pb.CreateTenantResponse:
         t = r.tenant
         tenant = await self.uc.tenants.create(
-            await self._who(c), t.name, t.contact, t.time_zone, r.request_id
+            await self._who(c), t.name, t.contact, t.time_zone, request_key(r)
         )
         return pb.CreateTenantResponse(tenant=m.tenant_pb(tenant))
 
@@ -73,7 +76,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateUser(self, r: pb.CreateUserRequest, c: Ctx) -> pb.CreateUserResponse:
         u = r.user
         user = await self.uc.users.create(
-            await self._who(c), u.tenant_id, u.name, u.email, r.request_id
+            await self._who(c), u.tenant_id, u.name, u.email, request_key(r)
         )
         return pb.CreateUserResponse(user=m.user_pb(user))
 
@@ -101,7 +104,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateApiKey(self, r: pb.CreateApiKeyRequest, c: Ctx) -> pb.CreateApiKeyResponse:
         p = await self._who(c)
-        key, secret = await self.uc.keys.create(p, m.key_draft(r), r.request_id)
+        key, secret = await self.uc.keys.create(p, m.key_draft(r), request_key(r))
         return pb.CreateApiKeyResponse(api_key=m.key_pb(key), secret=secret)
 
     async def ListApiKeys(self, r: pb.ListApiKeysRequest, c: Ctx) -> pb.ListApiKeysResponse:
@@ -120,7 +123,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateModel(self, r: pb.CreateModelRequest, c: Ctx) -> pb.CreateModelResponse:
         p = await self._who(c)
-        model = await self.uc.models.create(p, m.model_draft(r.model), r.request_id)
+        model = await self.uc.models.create(p, m.model_draft(r.model), request_key(r))
         return pb.CreateModelResponse(model=m.model_pb(model))
 
     async def GetModel(self, r: pb.GetModelRequest, c: Ctx) -> pb.GetModelResponse:
@@ -146,7 +149,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, r: pb.CreateModelConfigRequest, c: Ctx
     ) -> pb.CreateModelConfigResponse:
         p, draft = await self._who(c), m.config_draft(r.config)
-        config = await self.uc.configs.create(p, draft, r.credential, r.request_id)
+        config = await self.uc.configs.create(p, draft, r.credential, request_key(r))
         return pb.CreateModelConfigResponse(config=m.config_pb(config))
 
     async def GetModelConfig(
@@ -195,3 +198,10 @@ class IdentityInternalServicer(identity_pb2_grpc.IdentityInternalServiceServicer
     ) -> pb.CheckMembershipResponse:
         await self.uc.users.check_membership(r.tenant_id, r.user_id)
         return pb.CheckMembershipResponse()
+
+    @allow("llm", "quota", "history")  # every identity client follows the feed
+    async def ListRevocations(
+        self, r: pb.ListRevocationsRequest, c: Ctx
+    ) -> pb.ListRevocationsResponse:
+        events = await self.uc.revocations.page(r.after_sequence, r.page_size)
+        return pb.ListRevocationsResponse(revocations=[m.revocation_pb(e) for e in events])

@@ -14,6 +14,7 @@ from identity_svc.postgres_accounts import (
     SqlUserRepository,
 )
 from identity_svc.postgres_llm_models import SqlModelConfigRepository, SqlModelRepository
+from identity_svc.postgres_revocations import SqlRevocationLog
 
 
 class SqlUnitOfWork(PostgresUnitOfWork, ports.UnitOfWork):
@@ -27,6 +28,7 @@ class SqlUnitOfWork(PostgresUnitOfWork, ports.UnitOfWork):
         self.models = SqlModelRepository(conn)
         self.configs = SqlModelConfigRepository(conn)
         self.requests = SqlRequestLog(conn)
+        self.revocations = SqlRevocationLog(conn)
 
 
 def sql_uow_factory(engine: AsyncEngine) -> ports.UowFactory:

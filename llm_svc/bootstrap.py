@@ -68,6 +68,7 @@ def _wire(
         token,
         settings.auth_cache_seconds,
         settings.resolve_cache_seconds,
+        settings.revocation_timing(),
     )
     quota = o.quota or quota_client.GrpcQuota(
         channel(settings.quota_target, quota_client.IDEMPOTENT), token
@@ -86,6 +87,8 @@ def _wire(
 
     async def close() -> None:
         await service.drain()
+        if isinstance(identity, identity_client.GrpcIdentity):
+            await identity.close()
         if isinstance(provider, OpenAIProvider):
             await provider.close()
         for ch in opened:

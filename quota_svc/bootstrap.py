@@ -103,6 +103,8 @@ def build(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if identity_channel is not None:  # ours: its revocation feed polls on the channel
+            await authenticator.close()
         for channel in (identity_channel, history_channel):
             if channel is not None:
                 await channel.close()

@@ -7,12 +7,16 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from gateway_common.idempotency import RequestKey
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from quota_svc.domain import NewPlan, Period, Plan, Reservation, Subscription
 
 PageKey = tuple[datetime, str]  # (criado_em, id): keyset position
+R = TypeVar("R")
+# What a request_id recorded, and the fingerprint of its request (None: before 0003).
+Recorded = tuple[R, str | None]
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class SubscriptionDraft:
     # Filled by the use case: the current period and the zone it was computed in.
     period_start: datetime | None = None
     time_zone: str = "UTC"
+    fingerprint: str = ""  # of the request (gateway_common.idempotency)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class PlanEvent:
     requests_used: int
     actor: str
     request_id: str
+    fingerprint: str = ""  # of the request (gateway_common.idempotency)
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,11 @@ ExpiryRecorder = Callable[[Reservation, datetime], bytes]
 
 class PlanRepository(abc.ABC):
     @abc.abstractmethod
-    async def by_request_id(self, request_id: str) -> Plan | None: ...
+    async def by_request_id(self, tenant_id: str, request_id: str) -> Recorded[Plan] | None:
+        """The plan of ``tenant_id`` ("" = global) created under ``request_id``."""
 
     @abc.abstractmethod
-    async def create(self, plan: NewPlan, request_id: str) -> Plan | None:
+    async def create(self, plan: NewPlan, request: RequestKey) -> Plan | None:
         """None when ``request_id`` was taken meanwhile (read it back)."""
 
     @abc.abstractmethod
@@ -103,7 +110,9 @@ class PlanRepository(abc.ABC):
 
 class SubscriptionRepository(abc.ABC):
     @abc.abstractmethod
-    async def by_request_id(self, request_id: str) -> Subscription | None: ...
+    async def by_request_id(
+        self, tenant_id: str, request_id: str
+    ) -> Recorded[Subscription] | None: ...
 
     @abc.abstractmethod
     async def create(self, draft: SubscriptionDraft) -> Subscription | None:
@@ -131,8 +140,10 @@ class SubscriptionRepository(abc.ABC):
     async def set_end(self, subscription_id: str, end_time: datetime) -> Subscription: ...
 
     @abc.abstractmethod
-    async def event_subscription(self, request_id: str) -> str | None:
-        """The subscription a logged change with ``request_id`` was about."""
+    async def event_subscription(
+        self, tenant_id: str, kind: str, request_id: str
+    ) -> Recorded[str] | None:
+        """The subscription a logged change of ``kind`` with ``request_id`` was about."""
 
     @abc.abstractmethod
     async def log_event(self, event: PlanEvent) -> bool:

@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway_common.errors import AlreadyExists, FailedPrecondition
+from gateway_common.idempotency import RequestKey
 from quota_svc import rows
 from quota_svc.domain import NewPlan, Plan
-from quota_svc.ports import PageKey, PlanRepository
+from quota_svc.ports import PageKey, PlanRepository, Recorded
 from quota_svc.rows import PLAN_COLUMNS, uid
 
 _COLUMNS = {
@@ -29,31 +30,39 @@ def _name_taken(exc: IntegrityError) -> AlreadyExists:
     return AlreadyExists("a plan with this name already exists", "PLAN_NAME_TAKEN")
 
 
+_GLOBAL = "'00000000-0000-0000-0000-000000000000'::uuid"
+_SCOPE = f"COALESCE(distribuidor_id, {_GLOBAL})"
+
+
 class SqlPlans(PlanRepository):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def by_request_id(self, request_id: str) -> Plan | None:
-        row = (
-            await self._conn.execute(
-                text(f"SELECT {PLAN_COLUMNS} FROM plano_de_uso WHERE request_id = :r"),
-                {"r": request_id},
-            )
-        ).first()
-        return rows.plan(row) if row else None
+    async def by_request_id(self, tenant_id: str, request_id: str) -> Recorded[Plan] | None:
+        sql = (
+            f"SELECT {PLAN_COLUMNS}, impressao_requisicao FROM plano_de_uso"
+            f" WHERE {_SCOPE} = COALESCE(CAST(:t AS uuid), {_GLOBAL}) AND request_id = :r"
+        )
+        params = {"t": uid(tenant_id), "r": request_id}
+        row = (await self._conn.execute(text(sql), params)).first()
+        return (rows.plan(row), row.impressao_requisicao) if row else None
 
-    async def create(self, plan: NewPlan, request_id: str) -> Plan | None:
+    async def create(self, plan: NewPlan, request: RequestKey) -> Plan | None:
+        # request_id is unique per plan tenant (0003): one tenant's ids never meet another's.
         sql = text(
             "INSERT INTO plano_de_uso (distribuidor_id, nome_plano, limite_requisicoes_mes,"
-            " descricao_plano, request_id) VALUES (:t, :n, :l, :d, :r)"
-            f" ON CONFLICT (request_id) DO NOTHING RETURNING {PLAN_COLUMNS}"
+            " descricao_plano, request_id, impressao_requisicao)"
+            " VALUES (:t, :n, :l, :d, :r, :f)"
+            f" ON CONFLICT ({_SCOPE}, request_id) WHERE request_id IS NOT NULL"
+            f" DO NOTHING RETURNING {PLAN_COLUMNS}"
         )
         params = {
             "t": uid(plan.tenant_id),
             "n": plan.name,
             "l": plan.monthly_request_limit,
             "d": plan.description or None,
-            "r": request_id or None,
+            "r": request.request_id or None,
+            "f": request.fingerprint if request.request_id else None,
         }
         try:
             row = (await self._conn.execute(sql, params)).first()

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway_common.errors import AlreadyExists
 from quota_svc import rows
 from quota_svc.domain import Period, Subscription
-from quota_svc.ports import PageKey, PlanEvent, SubscriptionDraft, SubscriptionRepository
+from quota_svc.ports import (
+    PageKey,
+    PlanEvent,
+    Recorded,
+    SubscriptionDraft,
+    SubscriptionRepository,
+)
 from quota_svc.rows import EXCLUSION_VIOLATION, SUB_COLUMNS, uid
 
 _ACTIVE = "s.data_inicio <= :at AND (s.data_fim IS NULL OR s.data_fim > :at)"
@@ -57,16 +63,22 @@ class SqlSubscriptions(SubscriptionRepository):
             raise
         return rows.subscription(row) if row else None
 
-    async def by_request_id(self, request_id: str) -> Subscription | None:
-        sql = f"SELECT {SUB_COLUMNS} FROM assinatura_plano WHERE request_id = :r"
-        return await self._one(sql, {"r": request_id})
+    async def by_request_id(self, tenant_id: str, request_id: str) -> Recorded[Subscription] | None:
+        sql = (
+            f"SELECT {SUB_COLUMNS}, impressao_requisicao FROM assinatura_plano"
+            " WHERE distribuidor_id = :t AND request_id = :r"
+        )
+        params = {"t": uid(tenant_id), "r": request_id}
+        row = (await self._conn.execute(text(sql), params)).first()
+        return (rows.subscription(row), row.impressao_requisicao) if row else None
 
     async def create(self, draft: SubscriptionDraft) -> Subscription | None:
         sql = (
             "INSERT INTO assinatura_plano (usuario_id, plano_id, distribuidor_id, data_inicio,"
-            " data_fim, periodo_inicio, fuso_horario, request_id)"
-            " VALUES (:u, :p, :t, :s, :e, :ps, :tz, :r)"
-            f" ON CONFLICT (request_id) DO NOTHING RETURNING {SUB_COLUMNS}"
+            " data_fim, periodo_inicio, fuso_horario, request_id, impressao_requisicao)"
+            " VALUES (:u, :p, :t, :s, :e, :ps, :tz, :r, :f)"
+            " ON CONFLICT (distribuidor_id, request_id) WHERE request_id IS NOT NULL"
+            f" DO NOTHING RETURNING {SUB_COLUMNS}"
         )
         params = {
             "u": uid(draft.user_id),
@@ -77,6 +89,7 @@ class SqlSubscriptions(SubscriptionRepository):
             "ps": draft.period_start,
             "tz": draft.time_zone,
             "r": draft.request_id or None,
+            "f": draft.fingerprint if draft.request_id else None,
         }
         return await self._one(sql, params)
 
@@ -132,21 +145,25 @@ class SqlSubscriptions(SubscriptionRepository):
         assert sub is not None  # locked by the caller
         return sub
 
-    async def event_subscription(self, request_id: str) -> str | None:
-        row = (
-            await self._conn.execute(
-                text("SELECT assinatura_id FROM historico_plano WHERE request_id = :r"),
-                {"r": request_id},
-            )
-        ).first()
-        return str(row[0]) if row else None
+    async def event_subscription(
+        self, tenant_id: str, kind: str, request_id: str
+    ) -> Recorded[str] | None:
+        sql = (
+            "SELECT assinatura_id, impressao_requisicao FROM historico_plano"
+            " WHERE distribuidor_id = :t AND evento = :k AND request_id = :r"
+        )
+        params = {"t": uid(tenant_id), "k": kind, "r": request_id}
+        row = (await self._conn.execute(text(sql), params)).first()
+        return (str(row[0]), row[1]) if row else None
 
     async def log_event(self, event: PlanEvent) -> bool:
         sql = text(
             "INSERT INTO historico_plano (assinatura_id, distribuidor_id, evento,"
             " plano_anterior_id, plano_novo_id, data_fim, requisicoes_no_momento,"
-            " alterado_por, request_id) VALUES (:i, :t, :k, :o, :n, :e, :u, :a, :r)"
-            " ON CONFLICT (request_id) DO NOTHING RETURNING historico_id"
+            " alterado_por, request_id, impressao_requisicao)"
+            " VALUES (:i, :t, :k, :o, :n, :e, :u, :a, :r, :f)"
+            " ON CONFLICT (distribuidor_id, evento, request_id) WHERE request_id IS NOT NULL"
+            " DO NOTHING RETURNING historico_id"
         )
         params = {
             "i": uid(event.subscription_id),
@@ -158,6 +175,7 @@ class SqlSubscriptions(SubscriptionRepository):
             "u": event.requests_used,
             "a": event.actor,
             "r": event.request_id or None,
+            "f": event.fingerprint if event.request_id else None,
         }
         return (await self._conn.execute(sql, params)).first() is not None
 

@@ -14,6 +14,7 @@ from gateway_common.errors import (
     NotFound,
     PermissionDenied,
 )
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal, Role
 from quota_svc import domain
@@ -45,19 +46,24 @@ class PlanService:
         self._clock = clock
         self._pages = pages or PageTokens.ephemeral()
 
-    async def create(self, principal: Principal, plan: NewPlan, request_id: str) -> Plan:
+    async def create(self, principal: Principal, plan: NewPlan, request: RequestKey) -> Plan:
         tenant = domain.optional_uuid(plan.tenant_id, "plan.tenant_id")
         require_plan_admin(principal, tenant)
         domain.validate_plan_fields(plan.name, plan.monthly_request_limit)
-        rid = domain.request_id(request_id, required=False)
+        request = replace(request, request_id=domain.request_id(request.request_id, required=False))
+        rid = request.request_id
         plan = replace(plan, tenant_id=tenant, name=plan.name.strip())
         async with self._uow() as uow:
-            if rid and (first := await uow.plans.by_request_id(rid)) is not None:
-                require_plan_admin(principal, first.tenant_id)
-                return first
-            created = await uow.plans.create(plan, rid)
+            # request_id is scoped by the plan's tenant, which the caller administers.
+            if rid and (first := await uow.plans.by_request_id(tenant, rid)) is not None:
+                request.require_same(first[1])
+                return first[0]
+            created = await uow.plans.create(plan, request)
             if created is None:  # the same request_id won a race: answer with it
-                created = await uow.plans.by_request_id(rid)
+                raced = await uow.plans.by_request_id(tenant, rid)
+                if raced is not None:
+                    request.require_same(raced[1])
+                created = raced[0] if raced else None
             if created is None:
                 raise Aborted(
                     "a request with this request_id is in progress", "REQUEST_IN_PROGRESS"

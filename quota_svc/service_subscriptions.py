@@ -11,6 +11,7 @@ from gateway_common.errors import (
     NotFound,
     PermissionDenied,
 )
+from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
 from quota_svc import domain
@@ -62,6 +63,7 @@ class SubscriptionService:
         # tenant's user and an unknown id get the same NOT_FOUND, whatever they subscribe to.
         await self._members.check(tenant, user, timeout)
         rid = domain.request_id(draft.request_id, required=False)
+        request = RequestKey(rid, draft.fingerprint)
         now = self._clock.now()
         start = draft.start_time or now
         if draft.end_time is not None and draft.end_time < start:
@@ -69,16 +71,20 @@ class SubscriptionService:
         tz = principal.time_zone if principal.tenant_id == tenant else "UTC"
         draft = SubscriptionDraft(
             tenant, user, plan_id, start, draft.end_time, rid,
-            domain.period_of(now, tz).start, domain.zone(tz).key,
+            domain.period_of(now, tz).start, domain.zone(tz).key, draft.fingerprint,
         )  # fmt: skip
         async with self._uow() as uow:
-            if rid and (first := await uow.subscriptions.by_request_id(rid)) is not None:
-                principal.require_tenant_admin(first.tenant_id)
-                return self.view(first)
+            # request_id is scoped by the tenant the caller administers.
+            if rid and (first := await uow.subscriptions.by_request_id(tenant, rid)) is not None:
+                request.require_same(first[1])
+                return self.view(first[0])
             await self._plan_for(uow, plan_id, tenant)
             created = await uow.subscriptions.create(draft)
             if created is None:  # the same request_id won a race: answer with it
-                created = await uow.subscriptions.by_request_id(rid)
+                raced = await uow.subscriptions.by_request_id(tenant, rid)
+                if raced is not None:
+                    request.require_same(raced[1])
+                created = raced[0] if raced else None
             if created is None:
                 raise Aborted(
                     "a request with this request_id is in progress", "REQUEST_IN_PROGRESS"
@@ -122,16 +128,16 @@ class SubscriptionService:
         return [self.view(s) for s in rows], token
 
     async def change_plan(
-        self, principal: Principal, tenant_id: str, sub_id: str, plan_id: str, request_id: str
+        self, principal: Principal, tenant_id: str, sub_id: str, plan_id: str, request: RequestKey
     ) -> SubscriptionView:
         tenant = domain.parse_uuid(tenant_id, "tenant_id")
         sid = domain.parse_uuid(sub_id, "subscription_id")
         pid = domain.parse_uuid(plan_id, "plan_id")
         principal.require_tenant_admin(tenant)
-        rid = domain.request_id(request_id, required=False)
+        rid = domain.request_id(request.request_id, required=False)
         now = self._clock.now()
         async with self._uow() as uow:
-            if rid and (done := await self._replayed(uow, rid, tenant, sid)) is not None:
+            if rid and (done := await self._replayed(uow, request, tenant, "change_plan")):
                 return done
             sub = await uow.subscriptions.get(tenant, sid, lock=True)
             if sub is None:
@@ -141,10 +147,10 @@ class SubscriptionService:
             await self._plan_for(uow, pid, tenant)
             event = PlanEvent(
                 sid, tenant, "change_plan", sub.plan_id, pid, None,
-                self.view(sub).used, principal.key_id, rid,
+                self.view(sub).used, principal.key_id, rid, request.fingerprint,
             )  # fmt: skip
             if not await uow.subscriptions.log_event(event):
-                return await self._current(uow, tenant, sid)
+                return await self._raced(uow, request, tenant, "change_plan")
             # Only plano_id changes: the month's count stays with the subscription.
             changed = self.view(await uow.subscriptions.set_plan(sid, pid))
             await uow.commit()
@@ -156,15 +162,15 @@ class SubscriptionService:
         tenant_id: str,
         sub_id: str,
         end_time: datetime | None,
-        request_id: str,
+        request: RequestKey,
     ) -> SubscriptionView:
         tenant = domain.parse_uuid(tenant_id, "tenant_id")
         sid = domain.parse_uuid(sub_id, "subscription_id")
         principal.require_tenant_admin(tenant)
-        rid = domain.request_id(request_id, required=False)
+        rid = domain.request_id(request.request_id, required=False)
         end = end_time or self._clock.now()
         async with self._uow() as uow:
-            if rid and (done := await self._replayed(uow, rid, tenant, sid)) is not None:
+            if rid and (done := await self._replayed(uow, request, tenant, "end")):
                 return done
             sub = await uow.subscriptions.get(tenant, sid, lock=True)
             if sub is None:
@@ -173,23 +179,33 @@ class SubscriptionService:
                 raise InvalidArgument.field("end_time", "must not be before start_time")
             event = PlanEvent(
                 sid, tenant, "end", sub.plan_id, "", end,
-                self.view(sub).used, principal.key_id, rid,
+                self.view(sub).used, principal.key_id, rid, request.fingerprint,
             )  # fmt: skip
             if not await uow.subscriptions.log_event(event):
-                return await self._current(uow, tenant, sid)
+                return await self._raced(uow, request, tenant, "end")
             ended = self.view(await uow.subscriptions.set_end(sid, end))
             await uow.commit()
             return ended
 
     async def _replayed(
-        self, uow: UnitOfWork, rid: str, tenant: str, sid: str
+        self, uow: UnitOfWork, request: RequestKey, tenant: str, kind: str
     ) -> SubscriptionView | None:
-        logged = await uow.subscriptions.event_subscription(rid)
+        """The subscription as it is now, when this tenant already logged a ``kind`` change
+        under the request_id with the same content (REQUEST_ID_REUSED with other content)."""
+        logged = await uow.subscriptions.event_subscription(tenant, kind, request.request_id)
         if logged is None:
             return None
-        if logged != sid:
-            raise InvalidArgument.field("request_id", "already used for another subscription")
-        return await self._current(uow, tenant, sid)
+        request.require_same(logged[1])
+        return await self._current(uow, tenant, logged[0])
+
+    async def _raced(
+        self, uow: UnitOfWork, request: RequestKey, tenant: str, kind: str
+    ) -> SubscriptionView:
+        """A concurrent twin logged the request_id first: answer as its replay."""
+        done = await self._replayed(uow, request, tenant, kind)
+        if done is None:
+            raise Aborted("a request with this request_id is in progress", "REQUEST_IN_PROGRESS")
+        return done
 
     async def _current(self, uow: UnitOfWork, tenant: str, sid: str) -> SubscriptionView:
         sub = await uow.subscriptions.get(tenant, sid)

@@ -8,6 +8,7 @@ import grpc
 
 from gateway_common.channels import remaining
 from gateway_common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from gateway_common.idempotency import fingerprint, request_key
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from gateway_common.protoconv import from_timestamp
@@ -46,7 +47,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         self, request: quota_pb2.CreatePlanRequest, context: Ctx
     ) -> quota_pb2.CreatePlanResponse:
         who = await self._principal(context)
-        plan = await self._plans.create(who, mapping.new_plan(request.plan), request.request_id)
+        plan = await self._plans.create(who, mapping.new_plan(request.plan), request_key(request))
         return quota_pb2.CreatePlanResponse(plan=mapping.plan(plan))
 
     async def GetPlan(
@@ -93,6 +94,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             start_time=from_timestamp(request, "start_time"),
             end_time=from_timestamp(request, "end_time"),
             request_id=request.request_id,
+            fingerprint=fingerprint(request),
         )
         view = await self._subs.create(who, draft, remaining(context, 5.0))
         return quota_pb2.CreateSubscriptionResponse(subscription=mapping.subscription(view))
@@ -125,7 +127,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
     ) -> quota_pb2.ChangeSubscriptionPlanResponse:
         who = await self._principal(context)
         view = await self._subs.change_plan(
-            who, request.tenant_id, request.subscription_id, request.plan_id, request.request_id
+            who, request.tenant_id, request.subscription_id, request.plan_id, request_key(request)
         )
         return quota_pb2.ChangeSubscriptionPlanResponse(subscription=mapping.subscription(view))
 
@@ -138,7 +140,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             request.tenant_id,
             request.subscription_id,
             from_timestamp(request, "end_time"),
-            request.request_id,
+            request_key(request),
         )
         return quota_pb2.EndSubscriptionResponse(subscription=mapping.subscription(view))
 

@@ -9,15 +9,17 @@ from gateway_common.cache import TtlCache
 from gateway_common.channels import call_metadata
 from gateway_common.client_errors import translate
 from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.identity_client import IDEMPOTENT as AUTH_IDEMPOTENT
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
+from gateway_common.revocation import DEFAULT_TIMING, FeedTiming
 from llm_svc.domain import ResolvedModel
 from llm_svc.ports import IdentityPort, ModelPage
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
 
 RESOLVE_CACHE_MAX = 10_000
 IDEMPOTENT = (
-    ("llmgw.identity.v1.IdentityService", "Authenticate"),
+    *AUTH_IDEMPOTENT,
     ("llmgw.identity.v1.IdentityService", "ListModels"),
     ("llmgw.identity.v1.IdentityInternalService", "ResolveModel"),
 )
@@ -30,8 +32,9 @@ class GrpcIdentity(IdentityPort):
         service_token: str,
         auth_ttl: float = 2.0,
         resolve_ttl: float = 2.0,
+        timing: FeedTiming = DEFAULT_TIMING,
     ) -> None:
-        self._auth = Authenticator(channel, ttl=auth_ttl)
+        self._auth = Authenticator(channel, service_token, ttl=auth_ttl, timing=timing)
         self._public = identity_pb2_grpc.IdentityServiceStub(channel)
         self._internal = identity_pb2_grpc.IdentityInternalServiceStub(channel)
         self._token = service_token
@@ -43,6 +46,9 @@ class GrpcIdentity(IdentityPort):
 
     async def authenticate(self, api_key: str, timeout: float) -> Principal:
         return await self._auth.authenticate(api_key, timeout)
+
+    async def close(self) -> None:
+        await self._auth.close()
 
     async def resolve_model(self, tenant_id: str, model: str, timeout: float) -> ResolvedModel:
         key = (tenant_id, model)

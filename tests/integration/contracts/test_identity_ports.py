@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -125,17 +126,41 @@ async def test_users_are_scoped_by_tenant_and_listed_in_keyset_order(uow: Factor
 
 
 async def test_a_request_id_is_recorded_once_per_scope_and_kind(uow: Factory):
-    rid, resource = new_id(), new_id()
+    rid, resource, fingerprint = new_id(), new_id(), "f" * 64
     async with uow() as work:
-        await work.requests.add("scope-a", "tenant", rid, resource)
+        await work.requests.add("scope-a", "tenant", rid, resource, fingerprint)
         await work.commit()
     with pytest.raises(ports.DuplicateRequest):
         async with uow() as work:
-            await work.requests.add("scope-a", "tenant", rid, new_id())
+            await work.requests.add("scope-a", "tenant", rid, new_id(), fingerprint)
     async with uow() as work:
-        assert await work.requests.find("scope-a", "tenant", rid) == resource
+        assert await work.requests.find("scope-a", "tenant", rid) == (resource, fingerprint)
         assert await work.requests.find("scope-b", "tenant", rid) is None
-        await work.requests.add("scope-b", "tenant", rid, new_id())
+        assert await work.requests.find("scope-a", "user", rid) is None
+        await work.requests.add("scope-b", "tenant", rid, new_id(), "0" * 64)
+        await work.commit()
+
+
+async def test_revocations_are_read_in_sequence_after_a_cursor(uow: Factory):
+    async with uow() as work:
+        start = await work.revocations.after(0, 10_000)
+        cursor = start[-1].sequence if start else 0
+        key, user = new_id(), new_id()
+        first = await work.revocations.record("key", key)
+        second = await work.revocations.record("user", user)
+        await work.commit()
+    assert cursor < first.sequence < second.sequence
+    async with uow() as work:
+        assert await work.revocations.after(cursor, 10) == [first, second]
+        assert await work.revocations.after(first.sequence, 10) == [second]
+        assert await work.revocations.after(cursor, 1) == [first]
+    async with uow() as work:  # rolled back: never visible
+        await work.revocations.record("tenant", new_id())
+    async with uow() as work:
+        assert await work.revocations.after(second.sequence, 10) == []
+        assert await work.revocations.prune(datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert await work.revocations.prune(datetime.now(UTC) + timedelta(seconds=5)) >= 2
+        assert await work.revocations.after(cursor, 10) == []
         await work.commit()
 
 

@@ -10,6 +10,7 @@ import psycopg
 from google.protobuf import field_mask_pb2
 
 from gateway_common import db
+from gateway_common.idempotency import RequestKey
 from gateway_common.principal import Principal, Role
 from identity_svc import migrate
 from identity_svc.crypto import KeyRing
@@ -104,12 +105,12 @@ async def test_key_rotation_then_the_old_key_can_be_dropped():
         engine = db.make_engine(url, pool_size=2)
         uow = sql_uow_factory(engine)
         try:
-            tenant = await TenantUseCases(uow).create(admin, "t", "", "", "")
+            tenant = await TenantUseCases(uow).create(admin, "t", "", "", RequestKey("", ""))
             draft = Model("", "m", "OpenAI", AccessType.CLOUD, tenant_id=tenant.tenant_id)
-            model = await ModelUseCases(uow).create(admin, draft, "")
+            model = await ModelUseCases(uow).create(admin, draft, RequestKey("", ""))
             config = ModelConfig("", tenant.tenant_id, model.model_id)
             await ModelConfigUseCases(uow, KeyRing([("old", k_old)])).create(
-                admin, config, "sk-rotated", ""
+                admin, config, "sk-rotated", RequestKey("", "")
             )
             both = KeyRing([("new", k_new), ("old", k_old)])
             assert await rotate(url, both) == 1

@@ -1,6 +1,6 @@
 """An in-process fake of identity's gRPC contract (Authenticate, ResolveModel,
-CheckMembership, ListModels) for llm_svc's integration tests; quota and history are the
-real services."""
+CheckMembership, ListRevocations, ListModels) for llm_svc's integration tests; quota and
+history are the real services."""
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ async def abort(context: Ctx, code: int, message: str, reason: str, **extra: Any
     await context.abort(s.code, s.details, s.trailing_metadata)
 
 
-def internal(context: Ctx, rpc: str, caller: str) -> None:
-    """The real identity's rule: only ``caller`` may call ``rpc``."""
+def internal(context: Ctx, rpc: str, *callers: str) -> None:
+    """The real identity's rule: only ``callers`` may call ``rpc``."""
     try:
         Callers.parse(ACCEPTED_SERVICE_TOKENS).require(
-            context.invocation_metadata(), rpc, frozenset({caller})
+            context.invocation_metadata(), rpc, frozenset(callers)
         )
     except DomainError as exc:
         raise PermissionError(exc.reason) from exc
@@ -110,15 +110,19 @@ class Identity(
             await abort(context, code_pb2.PERMISSION_DENIED, "not enabled", "MODEL_NOT_CONFIGURED")
         await abort(context, code_pb2.NOT_FOUND, "no such model", "NOT_FOUND")
 
+    async def ListRevocations(self, request: Any, context: Ctx) -> Any:
+        await self._internal(context, "ListRevocations", "llm", "quota", "history")
+        return identity_pb2.ListRevocationsResponse()  # these tests revoke nothing
+
     async def CheckMembership(self, request: Any, context: Ctx) -> Any:
         await self._internal(context, "CheckMembership", "quota")
         if request.tenant_id != TENANT_ID or request.user_id not in (USER_ID, NOSUB_USER_ID):
             await abort(context, code_pb2.NOT_FOUND, "no such user", "USER_NOT_FOUND")
         return identity_pb2.CheckMembershipResponse()
 
-    async def _internal(self, context: Ctx, rpc: str, caller: str) -> None:
+    async def _internal(self, context: Ctx, rpc: str, *callers: str) -> None:
         try:
-            internal(context, rpc, caller)
+            internal(context, rpc, *callers)
         except PermissionError as refused:
             if str(refused) == "INTERNAL_ONLY":
                 await abort(context, code_pb2.UNAUTHENTICATED, "internal only", "INTERNAL_ONLY")

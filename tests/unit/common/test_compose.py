@@ -51,7 +51,7 @@ def test_each_service_accepts_only_its_callers(compose):
     }
     callers = {n: {e.split("=")[0] for e in v.split(",") if e} for n, v in accepted.items()}
     assert callers == {
-        "identity": {"llm", "quota"},
+        "identity": {"llm", "quota", "history"},
         "quota": {"llm"},
         "history": {"quota"},
         "llm": set(),

@@ -64,7 +64,11 @@ def test_empty_accepts_nobody():
 
 def test_every_internal_rpc_names_its_callers():
     expected = {
-        IdentityInternalServicer: {"ResolveModel": {"llm"}, "CheckMembership": {"quota"}},
+        IdentityInternalServicer: {
+            "ResolveModel": {"llm"},
+            "CheckMembership": {"quota"},
+            "ListRevocations": {"llm", "quota", "history"},
+        },
         QuotaInternalServicer: {"Reserve": {"llm"}, "Settle": {"llm"}, "GetSettlement": {"llm"}},
         HistoryInternalServicer: {"RecordInteractions": {"quota"}, "ListErasures": {"quota"}},
     }

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway_common.errors import AlreadyExists, NotFound
+from gateway_common.revocation import Revocation
 from identity_svc import ports
 from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
 
@@ -40,7 +41,8 @@ class Store:
         self.keys: dict[str, tuple[ApiKey, bytes]] = {}
         self.models: dict[str, Model] = {}
         self.configs: dict[str, ModelConfig] = {}
-        self.requests: dict[tuple[str, str, str], str] = {}
+        self.requests: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        self.revocations: dict[int, tuple[Revocation, datetime]] = {}
         self.prefix_lookups = 0
 
 
@@ -233,16 +235,37 @@ class FakeRequests(ports.RequestLog):
     def __init__(self, s: Store) -> None:
         self.s = s
 
-    async def find(self, scope: str, kind: str, request_id: str) -> str | None:
+    async def find(self, scope: str, kind: str, request_id: str) -> ports.RecordedRequest | None:
         return self.s.requests.get((scope, kind, request_id))
 
-    async def add(self, scope: str, kind: str, request_id: str, resource_id: str) -> None:
+    async def add(
+        self, scope: str, kind: str, request_id: str, resource_id: str, fingerprint: str
+    ) -> None:
         if (scope, kind, request_id) in self.s.requests:
             raise ports.DuplicateRequest()
-        self.s.requests[(scope, kind, request_id)] = resource_id
+        self.s.requests[(scope, kind, request_id)] = (resource_id, fingerprint)
 
 
-_TABLES = ("tenants", "users", "keys", "models", "configs", "requests")
+class FakeRevocations(ports.RevocationLog):
+    def __init__(self, s: Store) -> None:
+        self.s = s
+
+    async def record(self, kind: str, target_id: str) -> Revocation:
+        event = Revocation(max(self.s.revocations, default=0) + 1, kind, target_id)
+        self.s.revocations[event.sequence] = (event, datetime.now(UTC))
+        return event
+
+    async def after(self, sequence: int, limit: int) -> list[Revocation]:
+        return [e for n, (e, _) in sorted(self.s.revocations.items()) if n > sequence][:limit]
+
+    async def prune(self, before: datetime) -> int:
+        old = [n for n, (_, at) in self.s.revocations.items() if at < before]
+        for n in old:
+            del self.s.revocations[n]
+        return len(old)
+
+
+_TABLES = ("tenants", "users", "keys", "models", "configs", "requests", "revocations")
 
 
 class FakeUnitOfWork(ports.UnitOfWork):
@@ -259,6 +282,7 @@ class FakeUnitOfWork(ports.UnitOfWork):
         self.models = FakeModels(store)
         self.configs = FakeConfigs(store)
         self.requests = FakeRequests(store)
+        self.revocations = FakeRevocations(store)
 
     def _snapshot(self) -> dict[str, dict[Any, Any]]:
         return {name: dict(getattr(self.store, name)) for name in _TABLES}

@@ -15,6 +15,7 @@ from gateway_common.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from gateway_common.idempotency import RequestKey
 from gateway_common.principal import Principal, Role
 from identity_svc import domain as d
 from identity_svc.bootstrap import use_cases
@@ -23,6 +24,7 @@ from identity_svc.crypto import KeyRing
 from tests.unit.identity.fakes import FakeUnitOfWork, Store
 
 ADMIN = Principal(Role.PLATFORM_ADMIN, key_id="k0")
+NO_ID = RequestKey("", "")
 
 
 @pytest.fixture
@@ -37,9 +39,9 @@ def uc(store):
 
 
 async def _tenant_admin(uc, name="acme"):
-    tenant = await uc.tenants.create(ADMIN, name, "", "Europe/Lisbon", "")
+    tenant = await uc.tenants.create(ADMIN, name, "", "Europe/Lisbon", NO_ID)
     draft = d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id)
-    _, secret = await uc.keys.create(ADMIN, draft, "")
+    _, secret = await uc.keys.create(ADMIN, draft, NO_ID)
     return tenant, await uc.keys.authenticate(secret)
 
 
@@ -47,8 +49,9 @@ async def test_authenticate_caches_verified_keys_only(uc, store):
     tenant, principal = await _tenant_admin(uc)
     assert principal.time_zone == "Europe/Lisbon" and principal.tenant_id == tenant.tenant_id
     _, secret = await uc.keys.create(
-        ADMIN, d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id), ""
+        ADMIN, d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id), NO_ID
     )
+    await uc.keys.feed.poll()  # the cache serves only while the revocation feed is fresh
     before = store.prefix_lookups
     for _ in range(5):
         await uc.keys.authenticate(secret)
@@ -65,7 +68,7 @@ async def test_authenticate_caches_verified_keys_only(uc, store):
 async def test_revoke_drops_the_local_cache_entry_at_once(uc):
     tenant, principal = await _tenant_admin(uc)
     draft = d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id)
-    key, secret = await uc.keys.create(principal, draft, "")
+    key, secret = await uc.keys.create(principal, draft, NO_ID)
     await uc.keys.authenticate(secret)
     await uc.keys.revoke(principal, key.key_id)
     with pytest.raises(Unauthenticated) as caught:
@@ -78,40 +81,42 @@ async def test_expired_key(uc, store):
     uc.keys.clock = lambda: datetime.now(UTC)
     soon = datetime.now(UTC) + timedelta(seconds=30)
     draft = d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id, expire_time=soon)
-    _, secret = await uc.keys.create(principal, draft, "")
+    _, secret = await uc.keys.create(principal, draft, NO_ID)
     uc.keys.clock = lambda: soon + timedelta(seconds=1)
     with pytest.raises(Unauthenticated) as caught:
         await uc.keys.authenticate(secret)
     assert caught.value.reason == "API_KEY_EXPIRED"
     past = d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=tenant.tenant_id, expire_time=soon)
     with pytest.raises(InvalidArgument):
-        await uc.keys.create(principal, past, "")
+        await uc.keys.create(principal, past, NO_ID)
 
 
 async def test_key_issuing_rules(uc):
     tenant, ta = await _tenant_admin(uc)
     other, _ = await _tenant_admin(uc, "other")
     with pytest.raises(PermissionDenied):
-        await uc.keys.create(ta, d.ApiKey("", Role.PLATFORM_ADMIN, ""), "")
+        await uc.keys.create(ta, d.ApiKey("", Role.PLATFORM_ADMIN, ""), NO_ID)
     with pytest.raises(PermissionDenied):
-        await uc.keys.create(ta, d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=other.tenant_id), "")
+        await uc.keys.create(
+            ta, d.ApiKey("", Role.TENANT_ADMIN, "", tenant_id=other.tenant_id), NO_ID
+        )
     with pytest.raises(InvalidArgument):
-        await uc.keys.create(ta, d.ApiKey("", Role.USER, "", tenant_id=tenant.tenant_id), "")
+        await uc.keys.create(ta, d.ApiKey("", Role.USER, "", tenant_id=tenant.tenant_id), NO_ID)
     missing = "00000000-0000-4000-8000-000000000000"
     ghost = d.ApiKey("", Role.USER, "", tenant_id=tenant.tenant_id, user_id=missing)
     with pytest.raises(NotFound):
-        await uc.keys.create(ta, ghost, "")
+        await uc.keys.create(ta, ghost, NO_ID)
 
 
 async def test_idempotent_creation_is_scoped_to_the_callers_tenant(uc):
     tenant, ta = await _tenant_admin(uc)
-    first = await uc.users.create(ta, tenant.tenant_id, "ana", "ana@x.io", "r1")
-    again = await uc.users.create(ta, tenant.tenant_id, "ana", "ana@x.io", "r1")
+    first = await uc.users.create(ta, tenant.tenant_id, "ana", "ana@x.io", RequestKey("r1", "ana"))
+    again = await uc.users.create(ta, tenant.tenant_id, "ana", "ana@x.io", RequestKey("r1", "ana"))
     assert again == first
     with pytest.raises(AlreadyExists):
-        await uc.users.create(ta, tenant.tenant_id, "ana", "ANA@x.io", "r2")
+        await uc.users.create(ta, tenant.tenant_id, "ana", "ANA@x.io", RequestKey("r2", "ANA"))
     other, tb = await _tenant_admin(uc, "other")
-    theirs = await uc.users.create(tb, other.tenant_id, "ana", "ana@x.io", "r1")
+    theirs = await uc.users.create(tb, other.tenant_id, "ana", "ana@x.io", RequestKey("r1", "ana"))
     assert theirs.user_id != first.user_id
 
 
@@ -128,7 +133,7 @@ async def test_tenant_checks_come_before_existence(uc):
 
 async def test_delete_tenant_needs_cascade_when_it_has_users(uc):
     tenant, ta = await _tenant_admin(uc)
-    await uc.users.create(ta, tenant.tenant_id, "u", "", "")
+    await uc.users.create(ta, tenant.tenant_id, "u", "", NO_ID)
     with pytest.raises(PermissionDenied):
         await uc.tenants.delete(ta, tenant.tenant_id, True)
     with pytest.raises(FailedPrecondition):
@@ -140,7 +145,7 @@ async def test_delete_tenant_needs_cascade_when_it_has_users(uc):
 
 async def test_pages_cover_everything_once(uc):
     for i in range(7):
-        await uc.tenants.create(ADMIN, f"t{i}", "", "", "")
+        await uc.tenants.create(ADMIN, f"t{i}", "", "", NO_ID)
     seen, token = [], ""
     while True:
         page = await uc.tenants.list_page(ADMIN, 3, token)
@@ -157,10 +162,10 @@ async def test_models_configs_and_resolve(uc, store):
     tenant, ta = await _tenant_admin(uc)
     glob = d.Model("", "gpt", "OpenAI", d.AccessType.CLOUD)
     with pytest.raises(PermissionDenied):
-        await uc.models.create(ta, glob, "")
-    g = await uc.models.create(ADMIN, glob, "")
+        await uc.models.create(ta, glob, NO_ID)
+    g = await uc.models.create(ADMIN, glob, NO_ID)
     mine = await uc.models.create(
-        ta, d.Model("", "gpt", "Local", d.AccessType.ON_PREMISE, tenant_id=tenant.tenant_id), ""
+        ta, d.Model("", "gpt", "Local", d.AccessType.ON_PREMISE, tenant_id=tenant.tenant_id), NO_ID
     )
     with pytest.raises(PermissionDenied) as caught:
         await uc.resolve.resolve(tenant.tenant_id, "gpt")
@@ -168,15 +173,15 @@ async def test_models_configs_and_resolve(uc, store):
     with pytest.raises(NotFound):
         await uc.resolve.resolve(tenant.tenant_id, "nope")
     cfg = d.ModelConfig("", tenant.tenant_id, g.model_id, token_limit=10)
-    await uc.configs.create(ta, cfg, "sk-global", "")
+    await uc.configs.create(ta, cfg, "sk-global", NO_ID)
     stored = next(iter(store.configs.values()))
     assert stored.credential.startswith("v1:t:") and "sk-global" not in stored.credential
-    await uc.configs.create(ta, d.ModelConfig("", tenant.tenant_id, mine.model_id), "sk-own", "")
+    await uc.configs.create(ta, d.ModelConfig("", tenant.tenant_id, mine.model_id), "sk-own", NO_ID)
     resolved = await uc.resolve.resolve(tenant.tenant_id, "gpt")
     assert resolved.model.model_id == mine.model_id and resolved.credential == "sk-own"
     with pytest.raises(InvalidArgument):
         await uc.configs.create(
-            ta, d.ModelConfig("", tenant.tenant_id, g.model_id, base_url="file:///etc"), "", ""
+            ta, d.ModelConfig("", tenant.tenant_id, g.model_id, base_url="file:///etc"), "", NO_ID
         )
     with pytest.raises(InvalidArgument):
         missing = "00000000-0000-4000-8000-000000000000"

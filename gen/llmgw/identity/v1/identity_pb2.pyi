@@ -83,6 +83,34 @@ ACCESS_TYPE_ON_PREMISE: AccessType.ValueType  # 2
 """A model served inside the tenant's premises."""
 Global___AccessType: _TypeAlias = AccessType  # noqa: Y015
 
+class _RevocationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RevocationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RevocationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVOCATION_KIND_UNSPECIFIED: _RevocationKind.ValueType  # 0
+    """Not set; never sent."""
+    REVOCATION_KIND_KEY: _RevocationKind.ValueType  # 1
+    """An API key was revoked: target_id is its key_id."""
+    REVOCATION_KIND_USER: _RevocationKind.ValueType  # 2
+    """A user was deleted, with its keys: target_id is its user_id."""
+    REVOCATION_KIND_TENANT: _RevocationKind.ValueType  # 3
+    """A tenant was deleted, with its users and keys: target_id is its tenant_id."""
+
+class RevocationKind(_RevocationKind, metaclass=_RevocationKindEnumTypeWrapper):
+    """RevocationKind is what a revocation event names."""
+
+REVOCATION_KIND_UNSPECIFIED: RevocationKind.ValueType  # 0
+"""Not set; never sent."""
+REVOCATION_KIND_KEY: RevocationKind.ValueType  # 1
+"""An API key was revoked: target_id is its key_id."""
+REVOCATION_KIND_USER: RevocationKind.ValueType  # 2
+"""A user was deleted, with its keys: target_id is its user_id."""
+REVOCATION_KIND_TENANT: RevocationKind.ValueType  # 3
+"""A tenant was deleted, with its users and keys: target_id is its tenant_id."""
+Global___RevocationKind: _TypeAlias = RevocationKind  # noqa: Y015
+
 @_typing.final
 class Principal(_message.Message):
     """Principal is who an API key stands for."""
@@ -1783,3 +1811,83 @@ class ResolveModelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__token_limit) -> _WhichOneofReturnType__token_limit | None: ...
 
 Global___ResolveModelResponse: _TypeAlias = ResolveModelResponse  # noqa: Y015
+
+@_typing.final
+class Revocation(_message.Message):
+    """Revocation is one event of the revocation feed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Increasing; events become visible in sequence order."""
+    kind: Global___RevocationKind.ValueType
+    """What target_id names."""
+    target_id: _builtins.str
+    """The key, user or tenant id."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        kind: Global___RevocationKind.ValueType = ...,
+        target_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "sequence", b"sequence", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Revocation: _TypeAlias = Revocation  # noqa: Y015
+
+@_typing.final
+class ListRevocationsRequest(_message.Message):
+    """ListRevocationsRequest is the input of ListRevocations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after_sequence: _builtins.int
+    """Only events with a greater sequence; 0 for all retained events."""
+    page_size: _builtins.int
+    """At most this many events (default and maximum 500)."""
+    def __init__(
+        self,
+        *,
+        after_sequence: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevocationsRequest: _TypeAlias = ListRevocationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRevocationsResponse(_message.Message):
+    """ListRevocationsResponse is a page of the revocation feed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOCATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def revocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Revocation]:
+        """Oldest first; fewer than page_size means the caller is up to date."""
+
+    def __init__(
+        self,
+        *,
+        revocations: _abc.Iterable[Global___Revocation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revocations", b"revocations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevocationsResponse: _TypeAlias = ListRevocationsResponse  # noqa: Y015

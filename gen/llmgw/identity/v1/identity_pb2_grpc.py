@@ -1207,6 +1207,11 @@ class IdentityInternalServiceStub:
                 request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.SerializeToString,
                 response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.FromString,
                 _registered_method=True)
+        self.ListRevocations = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityInternalService/ListRevocations',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityInternalServiceServicer:
@@ -1240,6 +1245,19 @@ class IdentityInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRevocations(self, request, context):
+        """ListRevocations returns the revocation events (key revoked, user deleted,
+        tenant deleted) after a sequence, oldest first. Callers: llm_svc, quota_svc,
+        history_svc. Every service's identity client polls it and forgets the cached principals an event names, so a
+        change takes effect everywhere within the documented bound. Events are
+        kept for a retention period (an hour by default). Codes: OK,
+        INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED,
+        PERMISSION_DENIED (a caller other than llm_svc, quota_svc, history_svc).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1252,6 +1270,11 @@ def add_IdentityInternalServiceServicer_to_server(servicer, server):
                     servicer.CheckMembership,
                     request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.FromString,
                     response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.SerializeToString,
+            ),
+            'ListRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevocations,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1313,6 +1336,33 @@ class IdentityInternalService:
             '/llmgw.identity.v1.IdentityInternalService/CheckMembership',
             llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipRequest.SerializeToString,
             llmgw_dot_identity_dot_v1_dot_identity__pb2.CheckMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityInternalService/ListRevocations',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.ListRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -651,6 +651,15 @@ class IdentityInternalServiceStub:
     NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
     and for no user at all).
     """
+    ListRevocations: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRevocationsRequest, _identity_pb2.ListRevocationsResponse]
+    """ListRevocations returns the revocation events (key revoked, user deleted,
+    tenant deleted) after a sequence, oldest first. Callers: llm_svc, quota_svc,
+    history_svc. Every service's identity client polls it and forgets the cached principals an event names, so a
+    change takes effect everywhere within the documented bound. Events are
+    kept for a retention period (an hour by default). Codes: OK,
+    INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED,
+    PERMISSION_DENIED (a caller other than llm_svc, quota_svc, history_svc).
+    """
 
 @_typing.type_check_only
 class IdentityInternalServiceAsyncStub(IdentityInternalServiceStub):
@@ -676,6 +685,15 @@ class IdentityInternalServiceAsyncStub(IdentityInternalServiceStub):
     INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
     NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
     and for no user at all).
+    """
+    ListRevocations: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRevocationsRequest, _identity_pb2.ListRevocationsResponse]  # type: ignore[assignment]
+    """ListRevocations returns the revocation events (key revoked, user deleted,
+    tenant deleted) after a sequence, oldest first. Callers: llm_svc, quota_svc,
+    history_svc. Every service's identity client polls it and forgets the cached principals an event names, so a
+    change takes effect everywhere within the documented bound. Events are
+    kept for a retention period (an hour by default). Codes: OK,
+    INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED,
+    PERMISSION_DENIED (a caller other than llm_svc, quota_svc, history_svc).
     """
 
 class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -711,6 +729,21 @@ class IdentityInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED (another service),
         NOT_FOUND (USER_NOT_FOUND: the same answer for a user of another tenant
         and for no user at all).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevocations(
+        self,
+        request: _identity_pb2.ListRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListRevocationsResponse, _abc.Awaitable[_identity_pb2.ListRevocationsResponse]]:
+        """ListRevocations returns the revocation events (key revoked, user deleted,
+        tenant deleted) after a sequence, oldest first. Callers: llm_svc, quota_svc,
+        history_svc. Every service's identity client polls it and forgets the cached principals an event names, so a
+        change takes effect everywhere within the documented bound. Events are
+        kept for a retention period (an hour by default). Codes: OK,
+        INVALID_ARGUMENT (negative after_sequence), UNAUTHENTICATED,
+        PERMISSION_DENIED (a caller other than llm_svc, quota_svc, history_svc).
         """
 
 def add_IdentityInternalServiceServicer_to_server(servicer: IdentityInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
