@@ -65,7 +65,9 @@ def test_a_stack_on_other_ports_seeds_its_own_databases_and_prints_its_ports(
     # The seed is in this stack's identity and quota databases.
     state = json.loads((Path(env["LOCAL_DIR"]) / "demo.json").read_text())
     with psycopg.connect(env["_identity_dsn"]) as conn:
-        tenants = conn.execute("SELECT distribuidor_id::text, nome_distribuidor FROM distribuidor").fetchall()
+        tenants = conn.execute(
+            "SELECT distribuidor_id::text, nome_distribuidor FROM distribuidor"
+        ).fetchall()
         keys = conn.execute("SELECT count(*) FROM chave_acesso").fetchone()
         urls = conn.execute("SELECT url_base FROM configuracao_llm").fetchall()
     assert tenants == [(state["tenant_id"], "Demo Tenant")]
