@@ -1,9 +1,9 @@
 """Does search slow another tenant? (hardening finding 1; dev only, not a test: too noisy
-for a shared 2-core machine to assert on). A history server runs in its own process on the
-$regex fallback; tenant A keeps two worst-case searches running over its long interactions
+for a shared 2-core machine to assert on). A history server runs in its own process without a text
+index (history scans); tenant A keeps two worst-case searches running over its long interactions
 while tenant B's List and Record p50 are measured, against the same figures idle.
 
-    python -m devtools.search_pressure [--max-seconds 5] [--keyword-chars 64] [--per-tenant 2]
+    python -m devtools.search_pressure [--max-seconds 5] [--keyword-chars 200] [--per-tenant 2]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import datetime as dt
 import multiprocessing
+import os
 import statistics
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 import grpc
 from pydantic import SecretStr
 
+from devtools import ferretdb_tune
 from gateway_common import mongo
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal, Role
@@ -89,6 +91,9 @@ async def drive(target: str, args: argparse.Namespace) -> None:
     await internal.RecordInteractions(
         pb.RecordInteractionsRequest(interactions=small), metadata=internal_md, timeout=60
     )
+    # The GIN index the local stack adds (scripts/stack.sh), so tenant filters are indexed.
+    pg = f"postgresql://gateway:gateway@127.0.0.1:{os.environ.get('PG_PORT', '55432')}/ferretdb"
+    await asyncio.to_thread(ferretdb_tune.tune, pg, args.database)
     b_md = (("authorization", "Bearer key-b"),)
 
     async def list_b() -> None:
@@ -136,13 +141,13 @@ async def drive(target: str, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-seconds", type=float, default=5.0)
-    parser.add_argument("--keyword-chars", type=int, default=64)
+    parser.add_argument("--keyword-chars", type=int, default=200)
     parser.add_argument("--per-tenant", type=int, default=2)
     parser.add_argument("--long", type=int, default=12, help="tenant A's long interactions")
     parser.add_argument("--n", type=int, default=100, help="calls per p50")
     parser.add_argument("--port", type=int, default=50099)
     args = parser.parse_args()
-    database = f"search_pressure_{uuid.uuid4().hex[:8]}"
+    database = args.database = f"search_pressure_{uuid.uuid4().hex[:8]}"
     settings = HistorySettings().model_copy(
         update={
             "port": args.port,
@@ -150,7 +155,6 @@ def main() -> None:
             "database": database,
             "internal_token": SecretStr(TOKEN),
             "search_max_seconds": args.max_seconds,
-            "max_regex_query_chars": args.keyword_chars,
             "search_per_tenant": args.per_tenant,
             "metrics_port": 0,
         }

@@ -35,9 +35,7 @@ def build(
         authenticator, identity = identity_client.connect(
             settings, settings.identity_target, settings.auth_cache_seconds
         )
-    repository = LazyMongoRepository(
-        client, settings.database, text_search, settings.max_regex_query_chars
-    )
+    repository = LazyMongoRepository(client, settings.database, text_search)
     searches = SearchLimits(
         settings.search_max_seconds, settings.search_per_tenant, settings.search_total
     )

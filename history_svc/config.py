@@ -22,7 +22,6 @@ class HistorySettings(ServiceSettings):
     max_page_size: int = 200
     max_page_bytes: int = 3 * 1024 * 1024  # a list/search page stops before this (gRPC: 4 MiB)
     max_query_chars: int = 200  # search keyword length
-    max_regex_query_chars: int = 64  # ... where search falls back to $regex (FerretDB v1)
     search_max_seconds: float = 5.0  # store time of a search (maxTimeMS), within its deadline
     search_per_tenant: int = 2  # concurrent searches of one tenant per replica
     search_total: int = 8  # concurrent searches in all per replica

@@ -2,7 +2,7 @@
 
 Written for the subset both MongoDB and FerretDB v1 run: find with sort and
 limit, $match / $group with one $sum / $sort. FerretDB v1 has no text index
-(search falls back to a case-insensitive $regex) and computes only the first
+(search scans in history instead: history_svc.mongo_search) and computes only the first
 accumulator of a $group (FerretDB issue #4616), so each sum is its own pipeline.
 """
 
@@ -17,7 +17,6 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from gateway_common.errors import InvalidArgument
 from gateway_common.store_errors import mongo_boundary
 from history_svc.domain import (
     Bucket,
@@ -34,10 +33,10 @@ from history_svc.mongo_documents import (
     Document,
     erasure_document,
     erasure_from_document,
-    escape_text,
     from_document,
     to_document,
 )
+from history_svc.mongo_search import scan_for_keyword
 from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.repository")
@@ -54,10 +53,6 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("distribuidor_id", ASCENDING), *SORT], {}),
     ([("distribuidor_id", ASCENDING), ("usuario_id", ASCENDING), *SORT], {}),
 ]
-# The $regex fallback costs about (text bytes x keyword length) on a hostile keyword
-# ('a'*199+'b' over 'aaa...': 200 chars 1.2 s per 500 KB interaction, 64 chars 0.4 s, on
-# FerretDB v1.24.2): a shorter keyword than $text's lets a search cover more in its budget.
-MAX_REGEX_CHARS = 64
 _DUPLICATE_KEY = {11000, 11001}
 # Codes meaning "a text index is already there, defined differently": text works.
 _INDEX_CONFLICT = {85, 86}
@@ -76,25 +71,16 @@ Collection = AsyncCollection[Document]
 
 class MongoInteractionRepository(InteractionRepository):
     def __init__(
-        self,
-        collection: Collection,
-        text_search: bool = False,
-        escape_nul: bool = False,
-        max_regex_chars: int = MAX_REGEX_CHARS,
+        self, collection: Collection, text_search: bool = False, escape_nul: bool = False
     ) -> None:
         self.collection = collection
-        self.max_regex_chars = max_regex_chars
         self.tombstones = collection.database[TOMBSTONES]
-        self.text_search = text_search  # $text when True, else the $regex fallback
+        self.text_search = text_search  # $text when True, else history scans and matches
         self.escape_nul = escape_nul  # texts escaped where the server cannot store U+0000
 
     @classmethod
     async def open(
-        cls,
-        client: AsyncMongoClient[Document],
-        database: str,
-        text_search: bool | None = None,
-        max_regex_chars: int = MAX_REGEX_CHARS,
+        cls, client: AsyncMongoClient[Document], database: str, text_search: bool | None = None
     ) -> MongoInteractionRepository:
         """Create the indexes; ``text_search`` None: use a text index if the server has one."""
         collection = client[database][COLLECTION]
@@ -105,7 +91,7 @@ class MongoInteractionRepository(InteractionRepository):
             text_search = await create_text_index(collection)
         escape_nul = not await stores_nul(client[database])
         log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
-        return cls(collection, text_search, escape_nul, max_regex_chars)
+        return cls(collection, text_search, escape_nul)
 
     async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
         if not items:
@@ -144,16 +130,15 @@ class MongoInteractionRepository(InteractionRepository):
     ) -> list[Interaction]:
         query = self._match(where)
         if after is not None:
-            keyset = [
+            # Equality fields stay at the root, where FerretDB pushes them down to SQL.
+            query["$or"] = [
                 {"timestamp": {"$lt": after.timestamp}},
                 {"timestamp": after.timestamp, "interacao_id": {"$lt": after.interaction_id}},
             ]
-            # Equality fields stay at the root, where FerretDB pushes them down to SQL.
-            search = query.pop("$or", None)
-            if search is None:
-                query["$or"] = keyset
-            else:
-                query["$and"] = [{"$or": search}, {"$or": keyset}]
+        if where.text and not self.text_search:
+            return await scan_for_keyword(
+                self.collection, query, SORT, where.text, limit, max_seconds, self.escape_nul
+            )
         # maxTimeMS: the server stops the scan (MongoDB and FerretDB v1.24 both honour it).
         time_limit = {} if max_seconds is None else {"max_time_ms": max(int(max_seconds * 1000), 1)}
         cursor = self.collection.find(query, sort=SORT, limit=limit, **time_limit)
@@ -240,22 +225,9 @@ class MongoInteractionRepository(InteractionRepository):
             span["$lt"] = where.end
         if span:
             query["timestamp"] = span
-        if where.text:
-            if self.text_search:
-                query["$text"] = {"$search": where.text}
-            else:
-                self._check_regex_keyword(where.text)
-                needle = escape_text(where.text) if self.escape_nul else where.text
-                pattern = {"$regex": regex_literal(needle), "$options": "i"}
-                query["$or"] = [{"conteudo_pergunta": pattern}, {"conteudo_resposta": pattern}]
+        if where.text and self.text_search:
+            query["$text"] = {"$search": where.text}
         return query
-
-    def _check_regex_keyword(self, text: str) -> None:
-        if len(text) > self.max_regex_chars:
-            raise InvalidArgument.field(
-                "query",
-                f"at most {self.max_regex_chars} characters on this store (it has no text index)",
-            )
 
 
 class LazyMongoRepository(InteractionRepository):
@@ -263,14 +235,9 @@ class LazyMongoRepository(InteractionRepository):
     does no I/O and a store that is down at start only delays readiness."""
 
     def __init__(
-        self,
-        client: AsyncMongoClient[Document],
-        database: str,
-        text_search: bool | None,
-        max_regex_chars: int = MAX_REGEX_CHARS,
+        self, client: AsyncMongoClient[Document], database: str, text_search: bool | None
     ) -> None:
         self._client, self._database, self._text = client, database, text_search
-        self._max_regex_chars = max_regex_chars
         self._repo: MongoInteractionRepository | None = None
         self._lock = asyncio.Lock()
 
@@ -279,7 +246,7 @@ class LazyMongoRepository(InteractionRepository):
             async with self._lock:
                 if self._repo is None:
                     self._repo = await MongoInteractionRepository.open(
-                        self._client, self._database, self._text, self._max_regex_chars
+                        self._client, self._database, self._text
                     )
         return self._repo
 
@@ -351,12 +318,3 @@ async def create_text_index(collection: Collection) -> bool:
         log.info("no text index on this server; search uses $regex", extra={"code": exc.code})
         return False
     return True
-
-
-_REGEX_SPECIAL = frozenset("\\.^$*+?()[]{}|/-#")
-
-
-def regex_literal(text: str) -> str:
-    """``text`` as a pattern matching itself, valid in both PCRE (MongoDB) and RE2 (FerretDB):
-    only ASCII punctuation is escaped, which both read as the character itself."""
-    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in text)
