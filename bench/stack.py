@@ -82,6 +82,7 @@ class Stack:
         env.update(
             {
                 "GATEWAY_INTERNAL_TOKEN": self.internal_token,
+                "GATEWAY_EGRESS_ALLOW": "127.0.0.0/8,::1/128",  # the fake provider, on loopback
                 f"{up}_HOST": "127.0.0.1",
                 f"{up}_PORT": str(self.ports[svc]),
                 f"{up}_METRICS_PORT": str(free_port()),

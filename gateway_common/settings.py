@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway_common.egress import EgressPolicy
 from gateway_common.pagination import PageTokens
 
 DEV_INTERNAL_TOKEN = "dev-internal-token"
@@ -48,6 +49,16 @@ class ServiceSettings(BaseSettings):
     tls_require_client_cert: bool = Field(
         default=False, validation_alias="GATEWAY_TLS_REQUIRE_CLIENT_CERT"
     )
+
+    # Provider destinations the platform allows beyond public addresses: CIDR ranges and host
+    # names (gateway_common/egress.py). Read by identity (base URLs) and llm (connections).
+    egress_allow: str = Field(default="", validation_alias="GATEWAY_EGRESS_ALLOW")
+
+    def egress_policy(self) -> EgressPolicy:
+        try:
+            return EgressPolicy.parse(self.egress_allow)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
 
     def page_tokens(self) -> PageTokens:
         return PageTokens.from_secret(

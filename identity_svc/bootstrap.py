@@ -49,7 +49,9 @@ def use_cases(
             uow, settings.auth_cache_ttl_seconds, settings.auth_cache_max_entries, clock, pages
         ),
         models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
-        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear, pages=pages),
+        configs=ModelConfigUseCases(
+            uow, ring, on_change=cache.clear, pages=pages, egress=settings.egress_policy()
+        ),
         resolve=ResolveUseCase(uow, ring, cache),
     )
 

@@ -41,6 +41,8 @@ stack_env() {
   export QUOTA_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" HISTORY_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT"
   export LLM_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" LLM_QUOTA_TARGET="127.0.0.1:$QUOTA_PORT"
   export LLM_HISTORY_TARGET="127.0.0.1:$HISTORY_PORT"
+  # The fake provider is on loopback: the local stack allows it (gateway_common/egress.py).
+  export GATEWAY_EGRESS_ALLOW="${GATEWAY_EGRESS_ALLOW:-127.0.0.0/8,::1/128}"
   export FAKE_PROVIDER_URL="${FAKE_PROVIDER_URL:-http://127.0.0.1:$FAKE_PROVIDER_PORT/v1}"
   local svc port_var target_var
   for svc in IDENTITY QUOTA HISTORY LLM; do  # gatewayctl's targets
