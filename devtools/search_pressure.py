@@ -124,6 +124,8 @@ async def drive(target: str, args: argparse.Namespace) -> None:
                 outcome = "OK"
             except grpc.aio.AioRpcError as exc:
                 outcome = exc.code().name
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    await asyncio.sleep(args.backoff)  # a client's retry delay
             outcomes.append(f"{outcome} {time.perf_counter() - started:.1f}s")
 
     attackers = [asyncio.create_task(attacker()) for _ in range(2)]
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=5.0)
     parser.add_argument("--keyword-chars", type=int, default=200)
     parser.add_argument("--per-tenant", type=int, default=2)
+    parser.add_argument("--backoff", type=float, default=0.1, help="after RESOURCE_EXHAUSTED")
+    parser.add_argument("--share", type=float, default=0.25, help="HISTORY_SEARCH_SHARE")
     parser.add_argument("--long", type=int, default=12, help="tenant A's long interactions")
     parser.add_argument("--n", type=int, default=100, help="calls per p50")
     parser.add_argument("--port", type=int, default=50099)
@@ -156,6 +160,7 @@ def main() -> None:
             "internal_token": SecretStr(TOKEN),
             "search_max_seconds": args.max_seconds,
             "search_per_tenant": args.per_tenant,
+            "search_share": args.share,
             "metrics_port": 0,
         }
     )

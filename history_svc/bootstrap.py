@@ -13,6 +13,7 @@ from gateway_common.server import ServiceSpec
 from history_svc import mapping
 from history_svc.config import HistorySettings
 from history_svc.mongo_interactions import LazyMongoRepository
+from history_svc.mongo_search import ScanPacer
 from history_svc.search_limits import SearchLimits
 from history_svc.service import HistoryService, Limits
 from history_svc.servicer import HistoryInternalServicer, HistoryServicer
@@ -35,7 +36,8 @@ def build(
         authenticator, identity = identity_client.connect(
             settings, settings.identity_target, settings.auth_cache_seconds
         )
-    repository = LazyMongoRepository(client, settings.database, text_search)
+    pacer = ScanPacer(settings.search_share)
+    repository = LazyMongoRepository(client, settings.database, text_search, pacer)
     searches = SearchLimits(
         settings.search_max_seconds, settings.search_per_tenant, settings.search_total
     )

@@ -25,5 +25,6 @@ class HistorySettings(ServiceSettings):
     search_max_seconds: float = 5.0  # store time of a search (maxTimeMS), within its deadline
     search_per_tenant: int = 2  # concurrent searches of one tenant per replica
     search_total: int = 8  # concurrent searches in all per replica
+    search_share: float = 0.25  # of the time, at most, for all keyword scans of a replica
     max_stats_days: int = 366  # longest GetUsageStats range
     mongo_timeout_ms: int = 3000  # server selection / connect timeout

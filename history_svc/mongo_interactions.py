@@ -36,7 +36,7 @@ from history_svc.mongo_documents import (
     from_document,
     to_document,
 )
-from history_svc.mongo_search import scan_for_keyword
+from history_svc.mongo_search import ScanPacer, scan_for_keyword
 from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.repository")
@@ -71,16 +71,25 @@ Collection = AsyncCollection[Document]
 
 class MongoInteractionRepository(InteractionRepository):
     def __init__(
-        self, collection: Collection, text_search: bool = False, escape_nul: bool = False
+        self,
+        collection: Collection,
+        text_search: bool = False,
+        escape_nul: bool = False,
+        pacer: ScanPacer | None = None,
     ) -> None:
         self.collection = collection
+        self.pacer = pacer or ScanPacer()  # shared by this replica's keyword scans
         self.tombstones = collection.database[TOMBSTONES]
         self.text_search = text_search  # $text when True, else history scans and matches
         self.escape_nul = escape_nul  # texts escaped where the server cannot store U+0000
 
     @classmethod
     async def open(
-        cls, client: AsyncMongoClient[Document], database: str, text_search: bool | None = None
+        cls,
+        client: AsyncMongoClient[Document],
+        database: str,
+        text_search: bool | None = None,
+        pacer: ScanPacer | None = None,
     ) -> MongoInteractionRepository:
         """Create the indexes; ``text_search`` None: use a text index if the server has one."""
         collection = client[database][COLLECTION]
@@ -91,7 +100,7 @@ class MongoInteractionRepository(InteractionRepository):
             text_search = await create_text_index(collection)
         escape_nul = not await stores_nul(client[database])
         log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
-        return cls(collection, text_search, escape_nul)
+        return cls(collection, text_search, escape_nul, pacer)
 
     async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
         if not items:
@@ -137,7 +146,14 @@ class MongoInteractionRepository(InteractionRepository):
             ]
         if where.text and not self.text_search:
             return await scan_for_keyword(
-                self.collection, query, SORT, where.text, limit, max_seconds, self.escape_nul
+                self.collection,
+                query,
+                SORT,
+                where.text,
+                limit,
+                max_seconds,
+                self.escape_nul,
+                self.pacer,
             )
         # maxTimeMS: the server stops the scan (MongoDB and FerretDB v1.24 both honour it).
         time_limit = {} if max_seconds is None else {"max_time_ms": max(int(max_seconds * 1000), 1)}
@@ -235,9 +251,14 @@ class LazyMongoRepository(InteractionRepository):
     does no I/O and a store that is down at start only delays readiness."""
 
     def __init__(
-        self, client: AsyncMongoClient[Document], database: str, text_search: bool | None
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        text_search: bool | None,
+        pacer: ScanPacer | None = None,
     ) -> None:
         self._client, self._database, self._text = client, database, text_search
+        self._pacer = pacer
         self._repo: MongoInteractionRepository | None = None
         self._lock = asyncio.Lock()
 
@@ -246,7 +267,7 @@ class LazyMongoRepository(InteractionRepository):
             async with self._lock:
                 if self._repo is None:
                     self._repo = await MongoInteractionRepository.open(
-                        self._client, self._database, self._text
+                        self._client, self._database, self._text, self._pacer
                     )
         return self._repo
 

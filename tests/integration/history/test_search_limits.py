@@ -64,7 +64,10 @@ async def test_a_worst_case_search_ends_by_its_time_budget(mongo_client: Client)
 async def test_the_worst_case_is_a_cheap_scan_and_the_budget_follows_the_deadline(
     mongo_client: Client,
 ):
-    async with started_api(mongo_client, text_search=False, search_max_seconds=60) as api:
+    # The whole share: this test measures the scan, not the pacing.
+    async with started_api(
+        mongo_client, text_search=False, search_max_seconds=60, search_share=1.0
+    ) as api:
         await store_slow_history(api)
         started = time.monotonic()
         found = await searching(api, "key-user-a1", "tenant-a", WORST)
@@ -90,7 +93,9 @@ async def outcomes(calls: list) -> Counter[str]:  # type: ignore[type-arg]
 
 
 async def test_searches_of_one_tenant_are_bounded_and_others_still_search(mongo_client: Client):
-    async with started_api(mongo_client, text_search=False, search_per_tenant=1) as api:
+    async with started_api(
+        mongo_client, text_search=False, search_per_tenant=1, search_share=1.0
+    ) as api:
         await store_slow_history(api)
         await record(api, tenant="tenant-b", user="user-b1", question="bonjour")
         tenant_a = [searching(api, "key-user-a1", "tenant-a", WORST) for _ in range(4)]
@@ -105,7 +110,7 @@ async def test_searches_of_one_tenant_are_bounded_and_others_still_search(mongo_
 
 async def test_searches_in_all_are_bounded(mongo_client: Client):
     async with started_api(
-        mongo_client, text_search=False, search_per_tenant=4, search_total=2
+        mongo_client, text_search=False, search_per_tenant=4, search_total=2, search_share=1.0
     ) as api:
         await store_slow_history(api)
         seen = await outcomes([searching(api, "key-user-a1", "tenant-a", WORST) for _ in range(4)])
