@@ -122,3 +122,25 @@ async def test_searches_in_all_are_bounded(mongo_client: Client):
             "TOO_MANY_SEARCHES",
         )
         assert "retry" in (err.details() or "")
+
+
+async def test_scans_keep_to_their_share_and_refuse_when_it_is_used(mongo_client: Client):
+    async with started_api(
+        mongo_client, text_search=False, search_max_seconds=1.0, search_share=0.01
+    ) as api:
+        await store_slow_history(api)
+        await record(api, tenant="tenant-b", user="user-b1", question="bonjour")
+        # 1 % of the time: after its first documents the scan would wait past its budget.
+        await expect_error(searching(api, "key-user-a1", "tenant-a", WORST), C.DEADLINE_EXCEEDED)
+        started = time.monotonic()
+        err = await expect_error(
+            searching(api, "key-user-b1", "tenant-b", "bonjour"),
+            C.RESOURCE_EXHAUSTED,
+            "SEARCH_CAPACITY",
+        )
+        assert time.monotonic() - started < 0.5  # refused before any store work
+        assert "retry" in (err.details() or "")
+        page = await api.public.ListInteractions(  # List does not share the scans' time
+            pb.ListInteractionsRequest(tenant_id="tenant-b"), metadata=bearer("key-user-b1")
+        )
+        assert [i.question for i in page.interactions] == ["bonjour"]
