@@ -46,12 +46,12 @@ stack-up: setup
 	scripts/stack.sh deps-up
 
 migrate: stack-up
-	IDENTITY_DATABASE_URL=$$(scripts/pg.sh url identity) $(PY) -m identity_svc.migrate
-	QUOTA_DATABASE_URL=$$(scripts/pg.sh url quota) $(PY) -m quota_svc.migrate
+	IDENTITY_DATABASE_URL=$${IDENTITY_DATABASE_URL:-$$(scripts/pg.sh url identity)} $(PY) -m identity_svc.migrate
+	QUOTA_DATABASE_URL=$${QUOTA_DATABASE_URL:-$$(scripts/pg.sh url quota)} $(PY) -m quota_svc.migrate
 
 run: stack-up
 	scripts/stack.sh services-up
-	@$(PY) -m gatewayctl demo-seed
+	@scripts/stack.sh seed
 	@echo; scripts/stack.sh status; echo; echo "make stop stops everything."
 
 status:

@@ -91,6 +91,7 @@ class Stack:
                     f"{name}={service_auth.digest(token)}"
                     for name, token in self.service_tokens.items()
                 ),
+                "GATEWAY_EGRESS_ALLOW": "127.0.0.0/8,::1/128",  # the fake provider, on loopback
                 f"{up}_HOST": "127.0.0.1",
                 f"{up}_PORT": str(self.ports[svc]),
                 f"{up}_METRICS_PORT": str(free_port()),

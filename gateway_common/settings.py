@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway_common import service_auth
+from gateway_common.egress import EgressPolicy
 from gateway_common.pagination import PageTokens
 from gateway_common.revocation import FeedTiming
 
@@ -87,6 +88,16 @@ class ServiceSettings(BaseSettings):
 
     def revocation_timing(self) -> FeedTiming:
         return FeedTiming(self.revocation_poll_seconds, self.revocation_bound_seconds)
+
+    # Provider destinations the platform allows beyond public addresses: CIDR ranges and host
+    # names (gateway_common/egress.py). Read by identity (base URLs) and llm (connections).
+    egress_allow: str = Field(default="", validation_alias="GATEWAY_EGRESS_ALLOW")
+
+    def egress_policy(self) -> EgressPolicy:
+        try:
+            return EgressPolicy.parse(self.egress_allow)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
 
     def page_tokens(self) -> PageTokens:
         return PageTokens.from_secret(

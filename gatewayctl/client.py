@@ -41,6 +41,17 @@ EXIT_HELP = (
 )
 
 
+def target_from_env(service: str) -> str:
+    """``GATEWAY_<SVC>_TARGET``, else 127.0.0.1 on ``<SVC>_PORT`` (the stack's port variable),
+    else the default port."""
+    name = service.upper()
+    explicit = os.environ.get(f"GATEWAY_{name}_TARGET")
+    if explicit:
+        return explicit
+    port = os.environ.get(f"{name}_PORT")
+    return f"127.0.0.1:{port}" if port else DEFAULT_TARGETS[service]
+
+
 class CliError(Exception):
     """A failure to report on stderr with its exit code."""
 
@@ -76,10 +87,7 @@ class Session:
 
     @classmethod
     def from_env(cls, api_key: str | None, timeout: float) -> Session:
-        targets = {
-            name: os.environ.get(f"GATEWAY_{name.upper()}_TARGET", default)
-            for name, default in DEFAULT_TARGETS.items()
-        }
+        targets = {name: target_from_env(name) for name in DEFAULT_TARGETS}
         key = api_key if api_key is not None else os.environ.get("GATEWAY_API_KEY", "")
         return cls(api_key=key, timeout=timeout, targets=targets)
 

@@ -15,14 +15,20 @@ import grpc
 from google.protobuf import struct_pb2
 
 from gatewayctl.admin import Result
-from gatewayctl.client import CliError, Session
+from gatewayctl.client import CliError, Session, target_from_env
 from llmgw.identity.v1 import identity_pb2 as ipb
 from llmgw.identity.v1 import identity_pb2_grpc as irpc
 from llmgw.quota.v1 import quota_pb2 as qpb
 from llmgw.quota.v1 import quota_pb2_grpc as qrpc
 
 NS = uuid.UUID("3f1d2c4b-5a6e-4f70-8192-a3b4c5d6e7f8")
-DEFAULT_PROVIDER_URL = "http://127.0.0.1:18080/v1"
+DEFAULT_PROVIDER_PORT = "18080"
+
+
+def provider_url() -> str:
+    """``FAKE_PROVIDER_URL``, else the fake provider on ``FAKE_PROVIDER_PORT`` (default 18080)."""
+    port = os.environ.get("FAKE_PROVIDER_PORT", DEFAULT_PROVIDER_PORT)
+    return os.environ.get("FAKE_PROVIDER_URL") or f"http://127.0.0.1:{port}/v1"
 
 
 def create_admin_key(name: str) -> dict[str, str]:
@@ -79,7 +85,7 @@ def demo_seed(s: Session, a: argparse.Namespace) -> Result:
     if principal is None or principal.role != ipb.ROLE_PLATFORM_ADMIN:
         admin = create_admin_key("demo-seed admin")["api_key"]
     s.api_key = state["admin_key"] = admin
-    ids = _seed(s, os.environ.get("FAKE_PROVIDER_URL", DEFAULT_PROVIDER_URL))
+    ids = _seed(s, provider_url())
     state.update(ids)
     key = state.get("user_key", "")
     if not key or _valid(s, key) is None:
@@ -96,7 +102,9 @@ def demo_seed(s: Session, a: argparse.Namespace) -> Result:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2))
     path.chmod(0o600)
-    command = f'.venv/bin/python -m gatewayctl chat --key {key} "hello"'
+    # The target spelled out, so the command works from any shell, whatever its variables.
+    target = s.targets.get("llm") or target_from_env("llm")
+    command = f'GATEWAY_LLM_TARGET={target} .venv/bin/python -m gatewayctl chat --key {key} "hello"'
     if a.json:
         return {**ids, "user_key": key, "command": command}, []
     print(f"demo tenant {ids['tenant_id']}, user {ids['user_id']}, model demo-model")

@@ -10,8 +10,11 @@ from pymongo import AsyncMongoClient
 from gateway_common import identity_client, mongo
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
+from history_svc import mapping
 from history_svc.config import HistorySettings
 from history_svc.mongo_interactions import LazyMongoRepository
+from history_svc.mongo_search import ScanPacer
+from history_svc.search_limits import SearchLimits
 from history_svc.service import HistoryService, Limits
 from history_svc.servicer import HistoryInternalServicer, HistoryServicer
 from llmgw.history.v1 import history_pb2_grpc
@@ -33,8 +36,18 @@ def build(
         authenticator, identity = identity_client.connect(
             settings, settings.identity_target, settings.auth_cache_seconds
         )
-    repository = LazyMongoRepository(client, settings.database, text_search)
-    service = HistoryService(repository, limits(settings), pages=settings.page_tokens())
+    pacer = ScanPacer(settings.search_share)
+    repository = LazyMongoRepository(client, settings.database, text_search, pacer)
+    searches = SearchLimits(
+        settings.search_max_seconds, settings.search_per_tenant, settings.search_total
+    )
+    service = HistoryService(
+        repository,
+        limits(settings),
+        pages=settings.page_tokens(),
+        search_limits=searches,
+        size_of=mapping.encoded_size,
+    )
     public = HistoryServicer(service, authenticator)
     internal = HistoryInternalServicer(service, settings.callers())
 
@@ -68,4 +81,5 @@ def limits(settings: HistorySettings) -> Limits:
         max_page_size=settings.max_page_size,
         max_query_chars=settings.max_query_chars,
         max_stats_days=settings.max_stats_days,
+        max_page_bytes=settings.max_page_bytes,
     )

@@ -23,6 +23,11 @@ class HistorySettings(ServiceSettings):
     # Question and answer limit: GATEWAY_MAX_TEXT_BYTES (gateway_common/settings.py).
     default_page_size: int = 20
     max_page_size: int = 200
+    max_page_bytes: int = 3 * 1024 * 1024  # a list/search page stops before this (gRPC: 4 MiB)
     max_query_chars: int = 200  # search keyword length
+    search_max_seconds: float = 5.0  # store time of a search (maxTimeMS), within its deadline
+    search_per_tenant: int = 2  # concurrent searches of one tenant per replica
+    search_total: int = 8  # concurrent searches in all per replica
+    search_share: float = 0.25  # of the time, at most, for all keyword scans of a replica
     max_stats_days: int = 366  # longest GetUsageStats range
     mongo_timeout_ms: int = 3000  # server selection / connect timeout

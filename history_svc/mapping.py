@@ -177,3 +177,8 @@ def bucket_out(bucket: Bucket) -> pb.UsageStatsBucket:
         average_latency_ms=bucket.average_latency_ms,
         errors=bucket.errors,
     )
+
+
+def encoded_size(item: Interaction) -> int:
+    """The bytes ``item`` takes in a list or search answer (for the page byte budget)."""
+    return interaction_out(item).ByteSize()

@@ -2,7 +2,7 @@
 
 Written for the subset both MongoDB and FerretDB v1 run: find with sort and
 limit, $match / $group with one $sum / $sort. FerretDB v1 has no text index
-(search falls back to a case-insensitive $regex) and computes only the first
+(search scans in history instead: history_svc.mongo_search) and computes only the first
 accumulator of a $group (FerretDB issue #4616), so each sum is its own pipeline.
 """
 
@@ -33,10 +33,10 @@ from history_svc.mongo_documents import (
     Document,
     erasure_document,
     erasure_from_document,
-    escape_text,
     from_document,
     to_document,
 )
+from history_svc.mongo_search import ScanPacer, scan_for_keyword
 from history_svc.ports import InteractionRepository
 
 log = logging.getLogger("history.repository")
@@ -71,16 +71,25 @@ Collection = AsyncCollection[Document]
 
 class MongoInteractionRepository(InteractionRepository):
     def __init__(
-        self, collection: Collection, text_search: bool = False, escape_nul: bool = False
+        self,
+        collection: Collection,
+        text_search: bool = False,
+        escape_nul: bool = False,
+        pacer: ScanPacer | None = None,
     ) -> None:
         self.collection = collection
+        self.pacer = pacer or ScanPacer()  # shared by this replica's keyword scans
         self.tombstones = collection.database[TOMBSTONES]
-        self.text_search = text_search  # $text when True, else the $regex fallback
+        self.text_search = text_search  # $text when True, else history scans and matches
         self.escape_nul = escape_nul  # texts escaped where the server cannot store U+0000
 
     @classmethod
     async def open(
-        cls, client: AsyncMongoClient[Document], database: str, text_search: bool | None = None
+        cls,
+        client: AsyncMongoClient[Document],
+        database: str,
+        text_search: bool | None = None,
+        pacer: ScanPacer | None = None,
     ) -> MongoInteractionRepository:
         """Create the indexes; ``text_search`` None: use a text index if the server has one."""
         collection = client[database][COLLECTION]
@@ -91,7 +100,7 @@ class MongoInteractionRepository(InteractionRepository):
             text_search = await create_text_index(collection)
         escape_nul = not await stores_nul(client[database])
         log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
-        return cls(collection, text_search, escape_nul)
+        return cls(collection, text_search, escape_nul, pacer)
 
     async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
         if not items:
@@ -125,20 +134,30 @@ class MongoInteractionRepository(InteractionRepository):
         doc = await self.collection.find_one(query)
         return from_document(doc, self.escape_nul) if doc is not None else None
 
-    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+    async def page(
+        self, where: Filter, after: Cursor | None, limit: int, max_seconds: float | None = None
+    ) -> list[Interaction]:
         query = self._match(where)
         if after is not None:
-            keyset = [
+            # Equality fields stay at the root, where FerretDB pushes them down to SQL.
+            query["$or"] = [
                 {"timestamp": {"$lt": after.timestamp}},
                 {"timestamp": after.timestamp, "interacao_id": {"$lt": after.interaction_id}},
             ]
-            # Equality fields stay at the root, where FerretDB pushes them down to SQL.
-            search = query.pop("$or", None)
-            if search is None:
-                query["$or"] = keyset
-            else:
-                query["$and"] = [{"$or": search}, {"$or": keyset}]
-        cursor = self.collection.find(query, sort=SORT, limit=limit)
+        if where.text and not self.text_search:
+            return await scan_for_keyword(
+                self.collection,
+                query,
+                SORT,
+                where.text,
+                limit,
+                max_seconds,
+                self.escape_nul,
+                self.pacer,
+            )
+        # maxTimeMS: the server stops the scan (MongoDB and FerretDB v1.24 both honour it).
+        time_limit = {} if max_seconds is None else {"max_time_ms": max(int(max_seconds * 1000), 1)}
+        cursor = self.collection.find(query, sort=SORT, limit=limit, **time_limit)
         return [from_document(doc, self.escape_nul) async for doc in cursor]
 
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
@@ -222,13 +241,8 @@ class MongoInteractionRepository(InteractionRepository):
             span["$lt"] = where.end
         if span:
             query["timestamp"] = span
-        if where.text:
-            if self.text_search:
-                query["$text"] = {"$search": where.text}
-            else:
-                needle = escape_text(where.text) if self.escape_nul else where.text
-                pattern = {"$regex": regex_literal(needle), "$options": "i"}
-                query["$or"] = [{"conteudo_pergunta": pattern}, {"conteudo_resposta": pattern}]
+        if where.text and self.text_search:
+            query["$text"] = {"$search": where.text}
         return query
 
 
@@ -237,9 +251,14 @@ class LazyMongoRepository(InteractionRepository):
     does no I/O and a store that is down at start only delays readiness."""
 
     def __init__(
-        self, client: AsyncMongoClient[Document], database: str, text_search: bool | None
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        text_search: bool | None,
+        pacer: ScanPacer | None = None,
     ) -> None:
         self._client, self._database, self._text = client, database, text_search
+        self._pacer = pacer
         self._repo: MongoInteractionRepository | None = None
         self._lock = asyncio.Lock()
 
@@ -248,7 +267,7 @@ class LazyMongoRepository(InteractionRepository):
             async with self._lock:
                 if self._repo is None:
                     self._repo = await MongoInteractionRepository.open(
-                        self._client, self._database, self._text
+                        self._client, self._database, self._text, self._pacer
                     )
         return self._repo
 
@@ -266,9 +285,11 @@ class LazyMongoRepository(InteractionRepository):
         async with mongo_boundary("history"):
             return await (await self.ready()).get(tenant_id, interaction_id, user_id)
 
-    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+    async def page(
+        self, where: Filter, after: Cursor | None, limit: int, max_seconds: float | None = None
+    ) -> list[Interaction]:
         async with mongo_boundary("history"):
-            return await (await self.ready()).page(where, after, limit)
+            return await (await self.ready()).page(where, after, limit, max_seconds)
 
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
         async with mongo_boundary("history"):
@@ -318,12 +339,3 @@ async def create_text_index(collection: Collection) -> bool:
         log.info("no text index on this server; search uses $regex", extra={"code": exc.code})
         return False
     return True
-
-
-_REGEX_SPECIAL = frozenset("\\.^$*+?()[]{}|/-#")
-
-
-def regex_literal(text: str) -> str:
-    """``text`` as a pattern matching itself, valid in both PCRE (MongoDB) and RE2 (FerretDB):
-    only ASCII punctuation is escaped, which both read as the character itself."""
-    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in text)

@@ -26,10 +26,13 @@ class InteractionRepository(abc.ABC):
         """One interaction of ``tenant_id`` (and of ``user_id`` when given)."""
 
     @abc.abstractmethod
-    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+    async def page(
+        self, where: Filter, after: Cursor | None, limit: int, max_seconds: float | None = None
+    ) -> list[Interaction]:
         """Up to ``limit`` matches, newest first by (timestamp, interaction_id), after ``after``.
 
-        ``where.text`` non-empty means a keyword search over question and answer."""
+        ``where.text`` non-empty means a keyword search over question and answer. With
+        ``max_seconds`` the store stops the query after that long: DeadlineExceeded."""
 
     @abc.abstractmethod
     async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway_common import pagination
-from gateway_common.errors import InvalidArgument, NotFound
+from gateway_common.errors import DeadlineExceeded, InvalidArgument, NotFound
 from gateway_common.principal import Principal, Role
 from history_svc.domain import (
     Bucket,
@@ -27,6 +27,7 @@ from history_svc.domain import (
 )
 from history_svc.ports import InteractionRepository
 from history_svc.recording import Recorder
+from history_svc.search_limits import SearchGate, SearchLimits
 
 log = logging.getLogger("history.service")
 
@@ -41,6 +42,9 @@ class Limits:
     max_batch: int = 500  # interactions per RecordInteractions call
     default_erasures_page: int = 100
     max_erasures_page: int = 500
+    # A page of interactions stops before this many encoded bytes (gRPC refuses a message over
+    # 4 MiB); one interaction larger than this still comes alone on its page.
+    max_page_bytes: int = 3 * 1024 * 1024
 
 
 def utc_now() -> dt.datetime:
@@ -54,12 +58,16 @@ class HistoryService:
         limits: Limits | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         pages: pagination.PageTokens | None = None,
+        search_limits: SearchLimits | None = None,
+        size_of: Callable[[Interaction], int] = lambda i: 0,
     ) -> None:
         self.repository = repository
         self.limits = limits or Limits()
         self.clock = clock
         self.pages = pages or pagination.PageTokens.ephemeral()
         self.recorder = Recorder(repository, self.limits.max_text_bytes)
+        self.searches = SearchGate(search_limits or SearchLimits())
+        self.size_of = size_of  # an interaction's encoded size on the wire
 
     async def record_batch(self, entries: list[Interaction | RecordResult]) -> list[RecordResult]:
         """Each interaction stored once per id; see :class:`history_svc.recording.Recorder`."""
@@ -82,6 +90,44 @@ class HistoryService:
 
     async def list(self, caller: Principal, where: Filter, page_size: int, page_token: str) -> Page:
         """Newest first by (timestamp, interaction_id); stable while new ones arrive."""
+        return await self._page(caller, where, page_size, page_token, None)
+
+    async def search(
+        self,
+        caller: Principal,
+        where: Filter,
+        page_size: int,
+        page_token: str,
+        caller_remaining: float | None = None,
+    ) -> Page:
+        """A keyword page, under a time budget and the concurrency bounds of SearchLimits."""
+        text = where.text.strip()
+        if not text or len(text) > self.limits.max_query_chars:
+            raise InvalidArgument.field(
+                "query", f"1 to {self.limits.max_query_chars} characters required"
+            )
+        where = _with_text(where, text)
+        budget = self.searches.limits.budget(caller_remaining)
+        self._scoped(caller, where)  # refused callers never take a search slot
+        with self.searches.admit(where.tenant_id):
+            try:
+                return await self._page(caller, where, page_size, page_token, budget)
+            except DeadlineExceeded as exc:
+                raise DeadlineExceeded(
+                    f"the search did not finish within its {budget:.1f} s budget; "
+                    "narrow it with a time range, a user or a longer keyword",
+                    "SEARCH_TIME_LIMIT",
+                    metadata={"budget_ms": str(int(budget * 1000))},
+                ) from exc
+
+    async def _page(
+        self,
+        caller: Principal,
+        where: Filter,
+        page_size: int,
+        page_token: str,
+        max_seconds: float | None,
+    ) -> Page:
         where = self._scoped(caller, where)
         if where.start and where.end and where.end <= where.start:
             raise InvalidArgument.field("end_time", "must be after start_time")
@@ -91,21 +137,21 @@ class HistoryService:
         scope = where.scope()
         position = self.pages.decode_position(page_token, scope)
         after = Cursor(*position) if position is not None else None
-        rows = await self.repository.page(where, after, size + 1)
-        items, token = self.pages.next_page(
-            rows, size, lambda i: (i.timestamp, i.interaction_id), scope
-        )
+        rows = await self.repository.page(where, after, size + 1, max_seconds)
+        items, token = self.pages.next_page(rows, size, _position, scope)
+        fit = self._fitting(items)
+        if fit < len(items):
+            items, token = items[:fit], self.pages.encode_position(_position(items[fit - 1]), scope)
         return Page(items, token)
 
-    async def search(
-        self, caller: Principal, where: Filter, page_size: int, page_token: str
-    ) -> Page:
-        text = where.text.strip()
-        if not text or len(text) > self.limits.max_query_chars:
-            raise InvalidArgument.field(
-                "query", f"1 to {self.limits.max_query_chars} characters required"
-            )
-        return await self.list(caller, _with_text(where, text), page_size, page_token)
+    def _fitting(self, items: Sequence[Interaction]) -> int:
+        """How many of ``items`` fit in one page's byte budget: at least one."""
+        used = 0
+        for count, item in enumerate(items):
+            used += self.size_of(item) + _ITEM_OVERHEAD
+            if used > self.limits.max_page_bytes and count > 0:
+                return count
+        return len(items)
 
     async def stats(self, caller: Principal, where: Filter, group_by: GroupBy) -> Stats:
         where = self._scoped(caller, where)
@@ -165,6 +211,13 @@ class HistoryService:
         if user_id == where.user_id:
             return where
         return Filter(where.tenant_id, user_id, where.model_id, where.start, where.end, where.text)
+
+
+_ITEM_OVERHEAD = 16  # a repeated field's tag and length, and the page's own fields, per item
+
+
+def _position(item: Interaction) -> tuple[dt.datetime, str]:
+    return item.timestamp, item.interaction_id
 
 
 def _with_text(where: Filter, text: str) -> Filter:

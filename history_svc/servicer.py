@@ -51,7 +51,11 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     ) -> pb.SearchInteractionsResponse:
         caller = await self._caller(context)
         page = await self.service.search(
-            caller, mapping.search_filter(request), request.page_size, request.page_token
+            caller,
+            mapping.search_filter(request),
+            request.page_size,
+            request.page_token,
+            context.time_remaining(),
         )
         return pb.SearchInteractionsResponse(
             interactions=[mapping.interaction_out(i) for i in page.items],

@@ -55,7 +55,9 @@ def use_cases(
         users=UserUseCases(uow, pages, revocations),
         keys=ApiKeyUseCases(uow, revocations, clock, pages),
         models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
-        configs=ModelConfigUseCases(uow, ring, on_change=cache.clear, pages=pages),
+        configs=ModelConfigUseCases(
+            uow, ring, on_change=cache.clear, pages=pages, egress=settings.egress_policy()
+        ),
         resolve=ResolveUseCase(uow, ring, cache),
         revocations=revocations,
     )

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from gateway_common.errors import NotFound, PermissionDenied
+from gateway_common.egress import EgressPolicy
+from gateway_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
@@ -18,7 +19,7 @@ from identity_svc.service import UseCases, _found, page_limit
 from identity_svc.service_llm_models import CONFIG_PATHS, _extra, allowed_extras
 
 
-def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
+def _config_field(path: str, draft: d.ModelConfig, credential: str, egress: EgressPolicy) -> Any:
     if path == "credential":
         return d.credential_field(credential)
     if path == "token_limit":
@@ -27,7 +28,16 @@ def _config_field(path: str, draft: d.ModelConfig, credential: str) -> Any:
         return _extra(draft.extra_parameters, "config.extra_parameters")
     if path == "allowed_extra_parameters":
         return allowed_extras(draft.allowed_extra_parameters, "config.allowed_extra_parameters")
-    return d.url_field(draft.base_url, "config.base_url")
+    url = d.url_field(draft.base_url, "config.base_url")
+    # What the platform's egress policy refuses without DNS (llm checks again after DNS).
+    why = egress.refusal_for_url(url) if url else None
+    if why is not None:
+        raise InvalidArgument(
+            f"config.base_url: names {why}, which the platform does not allow",
+            "EGRESS_NOT_ALLOWED",
+            violations=[FieldViolation("config.base_url", f"names {why}")],
+        )
+    return url
 
 
 log = logging.getLogger("identity.configs")
@@ -40,9 +50,11 @@ class ModelConfigUseCases(UseCases):
         keyring: KeyRing,
         on_change: Callable[[], None] = lambda: None,
         pages: PageTokens | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         super().__init__(uow, pages)
         self.keyring = keyring
+        self.egress = egress or EgressPolicy()  # the platform's GATEWAY_EGRESS_ALLOW
         self._on_change = on_change
 
     async def create(
@@ -50,7 +62,9 @@ class ModelConfigUseCases(UseCases):
     ) -> d.ModelConfig:
         tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
         model_id = d.uuid_field(draft.model_id, "config.model_id")
-        fields = {path: _config_field(path, draft, credential) for path in CONFIG_PATHS}
+        fields = {
+            path: _config_field(path, draft, credential, self.egress) for path in CONFIG_PATHS
+        }
         p.require_tenant_admin(tenant_id)
         fields["credential"] = self.keyring.encrypt(
             fields["credential"], credential_context(tenant_id, model_id)
@@ -96,7 +110,7 @@ class ModelConfigUseCases(UseCases):
         tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
         config_id = d.uuid_field(draft.config_id, "config.config_id")
         mask = d.mask_paths(paths, CONFIG_PATHS)
-        changes = {path: _config_field(path, draft, credential) for path in mask}
+        changes = {path: _config_field(path, draft, credential, self.egress) for path in mask}
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
             current = _found(await uow.configs.get(tenant_id, config_id), "model config")

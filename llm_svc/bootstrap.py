@@ -76,7 +76,9 @@ def _wire(
     history = o.history or history_client.GrpcHistory(
         channel(settings.history_target, history_client.IDEMPOTENT)
     )
-    provider = o.provider or OpenAIProvider(settings.default_provider_url)
+    provider = o.provider or OpenAIProvider(
+        settings.default_provider_url, egress_policy=settings.egress_policy()
+    )
     timeouts = Timeouts(
         provider_margin=settings.provider_margin_seconds,
         settle_floor=settings.settle_timeout_seconds,

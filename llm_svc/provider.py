@@ -14,8 +14,15 @@ from typing import Any
 import openai
 
 from gateway_common import tracing
-from gateway_common.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
-from llm_svc import metrics
+from gateway_common.egress import EgressPolicy, EgressRefused
+from gateway_common.errors import (
+    DeadlineExceeded,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    Unavailable,
+)
+from llm_svc import egress, metrics
 from llm_svc.domain import (
     ChatMessage,
     Choice,
@@ -39,8 +46,14 @@ def _span_attributes(model: ResolvedModel) -> dict[str, str]:
 
 
 class OpenAIProvider(ProviderPort):
-    def __init__(self, default_base_url: str = DEFAULT_BASE_URL, max_clients: int = 256) -> None:
+    def __init__(
+        self,
+        default_base_url: str = DEFAULT_BASE_URL,
+        max_clients: int = 256,
+        egress_policy: EgressPolicy | None = None,
+    ) -> None:
         self._default_base_url = default_base_url
+        self._egress = egress_policy or EgressPolicy()  # public addresses only
         self._max = max_clients
         self._clients: OrderedDict[tuple[str, bytes], openai.AsyncOpenAI] = OrderedDict()
 
@@ -61,7 +74,7 @@ class OpenAIProvider(ProviderPort):
                         timeout=timeout,
                         extra_body=parameters,
                     )
-            except (openai.OpenAIError, TimeoutError) as exc:
+            except (openai.OpenAIError, TimeoutError, EgressRefused) as exc:
                 raise _failed(model.name, exc) from None
         metrics.PROVIDER_LATENCY.labels(model.name).observe(time.monotonic() - started)
         choices = tuple(sorted((_choice(c) for c in reply.choices), key=lambda c: c.index))
@@ -100,7 +113,7 @@ class OpenAIProvider(ProviderPort):
                     yield _chunk(chunk)
             finally:
                 await response.close()  # on cancel too: the provider stops generating
-        except (openai.OpenAIError, TimeoutError) as exc:
+        except (openai.OpenAIError, TimeoutError, EgressRefused) as exc:
             raise _failed(model.name, exc) from None
         finally:
             span.end()
@@ -113,6 +126,7 @@ class OpenAIProvider(ProviderPort):
 
     def _client(self, model: ResolvedModel) -> openai.AsyncOpenAI:
         base_url = model.base_url or self._default_base_url
+        egress.check_url(self._egress, base_url)  # an IP literal never reaches the resolver
         key = (base_url, hashlib.sha256(model.credential.encode()).digest())
         client = self._clients.get(key)
         if client is None:
@@ -120,8 +134,9 @@ class OpenAIProvider(ProviderPort):
                 api_key=model.credential or "unused",
                 base_url=base_url,
                 max_retries=0,
-                # aiohttp transport: ~45% more calls/s than the default httpx one here.
-                http_client=openai.DefaultAioHttpClient(),
+                # aiohttp transport: ~45% more calls/s than the default httpx one here;
+                # its connector checks each resolved address against the egress policy.
+                http_client=egress.http_client(self._egress),
             )
             self._clients[key] = client
             while len(self._clients) > self._max:
@@ -195,25 +210,34 @@ def _chunk(chunk: Any) -> StreamChunk:
     return StreamChunk(tuple(deltas), _usage(chunk.usage) if chunk.usage else None)
 
 
-def _refused_or_reset(exc: BaseException) -> bool:
-    """True when the failure is a connection refused, reset or aborted rather than a
-    timeout: the SDK's aiohttp transport reports both as a timeout (ConnectTimeout);
-    the OS error underneath tells them apart."""
-    innermost: OSError | None = None
+def _causes(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not s for s in seen):
         seen.append(current)
-        if isinstance(current, OSError):
-            innermost = current
         current = current.__cause__ or current.__context__
-    return innermost is not None and not isinstance(innermost, TimeoutError)
+    return seen
+
+
+def _refused_or_reset(exc: BaseException) -> bool:
+    """True when the failure is a connection refused, reset or aborted rather than a
+    timeout: the SDK's aiohttp transport reports both as a timeout (ConnectTimeout);
+    the OS error underneath tells them apart."""
+    errors = [c for c in _causes(exc) if isinstance(c, OSError)]
+    return bool(errors) and not isinstance(errors[-1], TimeoutError)
 
 
 def _failed(model: str, exc: BaseException) -> DomainError:
     """The provider's failure as the status our caller gets (nothing is charged for it)."""
     error: DomainError
-    if _refused_or_reset(exc):
+    refused = next((c for c in _causes(exc) if isinstance(c, EgressRefused)), None)
+    if refused is not None:
+        # The tenant's base URL points where the platform does not allow: not retryable.
+        error = FailedPrecondition(
+            f"the model's provider address is not allowed by the platform: {refused}",
+            "PROVIDER_DESTINATION_NOT_ALLOWED",
+        )
+    elif _refused_or_reset(exc):
         error = Unavailable("the provider is unreachable", "PROVIDER_UNAVAILABLE")
     elif isinstance(exc, TimeoutError | openai.APITimeoutError):
         error = DeadlineExceeded("the model did not answer in time", "PROVIDER_TIMEOUT")

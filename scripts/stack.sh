@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The local stack: PostgreSQL, FerretDB, the fake provider and the four services.
-#   scripts/stack.sh deps-up | services-up | up | down | status
+#   scripts/stack.sh deps-up | services-up | seed | up | down | status
 # Ports (env, defaults): PG_PORT 55432, FERRETDB_PORT 27027, FAKE_PROVIDER_PORT 18080,
-# IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054.
+# IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054; URLs (env,
+# defaults from those ports): IDENTITY_DATABASE_URL, QUOTA_DATABASE_URL, MONGO_URL,
+# FAKE_PROVIDER_URL. Every step (services, seed, the printed commands) reads the same ones.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -30,15 +32,29 @@ deps_up() {
     "$PY" -m devtools.fake_provider --port "$FAKE_PROVIDER_PORT"
 }
 
-services_up() {
+# The one place the services' and the seed's addresses come from.
+stack_env() {
+  export LOCAL_DIR  # gatewayctl keeps the demo's secrets in $LOCAL_DIR/demo.json
   export IDENTITY_DATABASE_URL="${IDENTITY_DATABASE_URL:-$("$ROOT/scripts/pg.sh" url identity)}"
   export QUOTA_DATABASE_URL="${QUOTA_DATABASE_URL:-$("$ROOT/scripts/pg.sh" url quota)}"
   export MONGO_URL="${MONGO_URL:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
   export QUOTA_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" HISTORY_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT"
   export LLM_IDENTITY_TARGET="127.0.0.1:$IDENTITY_PORT" LLM_QUOTA_TARGET="127.0.0.1:$QUOTA_PORT"
   export LLM_HISTORY_TARGET="127.0.0.1:$HISTORY_PORT"
+  # The fake provider is on loopback: the local stack allows it (gateway_common/egress.py).
+  export GATEWAY_EGRESS_ALLOW="${GATEWAY_EGRESS_ALLOW:-127.0.0.0/8,::1/128}"
+  export FAKE_PROVIDER_URL="${FAKE_PROVIDER_URL:-http://127.0.0.1:$FAKE_PROVIDER_PORT/v1}"
+  local svc port_var target_var
+  for svc in IDENTITY QUOTA HISTORY LLM; do  # gatewayctl's targets
+    port_var="${svc}_PORT"; target_var="GATEWAY_${svc}_TARGET"
+    export "$target_var=${!target_var:-127.0.0.1:${!port_var}}"
+  done
   export IDENTITY_METRICS_PORT="${IDENTITY_METRICS_PORT:-9101}" QUOTA_METRICS_PORT="${QUOTA_METRICS_PORT:-9102}"
   export HISTORY_METRICS_PORT="${HISTORY_METRICS_PORT:-9103}" LLM_METRICS_PORT="${LLM_METRICS_PORT:-9104}"
+}
+
+services_up() {
+  stack_env
   local svc port
   for svc in identity quota history llm; do
     port_var="$(echo "$svc" | tr a-z A-Z)_PORT"; port="${!port_var}"
@@ -49,6 +65,12 @@ services_up() {
     "$PY" -m devtools.ferretdb_tune \
       "postgresql://gateway:gateway@127.0.0.1:$PG_PORT/ferretdb" "${HISTORY_DATABASE:-llmgw_history}"
   fi
+}
+
+# The demo data, in this stack's databases (create_admin_key reads IDENTITY_DATABASE_URL).
+seed() {
+  stack_env
+  "$PY" -m gatewayctl demo-seed
 }
 
 status() {
@@ -63,6 +85,7 @@ status() {
 case "${1:-}" in
   deps-up) deps_up ;;
   services-up) services_up ;;
+  seed) seed ;;
   up) deps_up; services_up ;;
   down) "$PROC" stop-all; "$ROOT/scripts/pg.sh" stop ;;
   status) status ;;

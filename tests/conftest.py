@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The fake provider listens on loopback, which the platform's egress policy refuses unless
+# allowed (gateway_common/egress.py): the tests allow it, as the local stack does.
+LOCAL_EGRESS = "127.0.0.0/8,::1/128"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("GATEWAY_EGRESS_ALLOW", LOCAL_EGRESS)
 
 
 @pytest.fixture(scope="session")

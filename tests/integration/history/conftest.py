@@ -3,6 +3,7 @@ MongoDB that MONGO_URL points at), fresh databases, an in-process gRPC server.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,17 +69,35 @@ def bearer(key: str) -> tuple[tuple[str, str], ...]:
 INTERNAL = as_service("quota")  # the outbox relay is history's one internal caller
 
 
+@contextlib.asynccontextmanager
+async def started_api(mongo_client: Client, **settings_update: Any) -> AsyncIterator[Api]:
+    """A history server on a fresh database, its settings changed by ``settings_update``;
+    ``text_search`` (when given) goes to build: False forces the $regex fallback."""
+    name = fresh_mongo_database("hist")
+    text_search = settings_update.pop("text_search", None)
+    settings = HistorySettings().model_copy(
+        update={"database": name, **service_fields("history"), **settings_update}
+    )
+    spec = build(
+        settings,
+        authenticator=FakeAuthenticator(),
+        client=mongo.make_client(MONGO_URL),
+        text_search=text_search,
+    )
+    try:
+        async with running_server(settings, spec) as (server, channel):
+            yield Api(
+                history_pb2_grpc.HistoryServiceStub(channel),
+                history_pb2_grpc.HistoryInternalServiceStub(channel),
+                channel,
+                f"127.0.0.1:{server.port}",
+                mongo_client[name][COLLECTION],
+            )
+    finally:
+        await mongo_client.drop_database(name)
+
+
 @pytest.fixture
 async def api(mongo_client: Client) -> AsyncIterator[Api]:
-    name = fresh_mongo_database("hist")
-    settings = HistorySettings().model_copy(update={"database": name, **service_fields("history")})
-    spec = build(settings, authenticator=FakeAuthenticator(), client=mongo.make_client(MONGO_URL))
-    async with running_server(settings, spec) as (server, channel):
-        yield Api(
-            history_pb2_grpc.HistoryServiceStub(channel),
-            history_pb2_grpc.HistoryInternalServiceStub(channel),
-            channel,
-            f"127.0.0.1:{server.port}",
-            mongo_client[name][COLLECTION],
-        )
-    await mongo_client.drop_database(name)
+    async with started_api(mongo_client) as started:
+        yield started

@@ -90,7 +90,9 @@ class MemoryRepository(InteractionRepository):
             and (not text or text in row.question.lower() or text in row.answer.lower())
         )
 
-    async def page(self, where: Filter, after: Cursor | None, limit: int) -> list[Interaction]:
+    async def page(
+        self, where: Filter, after: Cursor | None, limit: int, max_seconds: float | None = None
+    ) -> list[Interaction]:
         rows = sorted(
             (r for r in self.rows.values() if self._matches(r, where)),
             key=lambda r: (r.timestamp, r.interaction_id),

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from typing import Any
 
 import pytest
 
 from gateway_common.errors import InvalidArgument
 from history_svc.domain import Bucket, Filter, Interaction, Metadata, utc_millis
-from history_svc.mongo_interactions import regex_literal
 from tests.unit.history.factories import interaction
 
 LIMIT = 262_144
@@ -83,15 +81,6 @@ def test_scope_differs_per_filter():
         Filter("t2").scope(),
     ]
     assert len({repr(s) for s in scopes}) == len(scopes)
-
-
-@pytest.mark.parametrize(
-    "text", ["a.b", "(x)", "[a-z]+", "$^|\\", "c++ #1 & ~you/me", "olá 世界 😀", "a b\tc"]
-)
-def test_regex_literal_matches_itself_only(text):
-    pattern = re.compile(regex_literal(text))
-    assert pattern.fullmatch(text)
-    assert not pattern.fullmatch(text + "z")
 
 
 def test_nul_escape_round_trips_any_text():
