@@ -12,13 +12,24 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def prepare_threshold(prepare: bool, threshold: int = 5) -> int | None:
+    """psycopg's ``prepare_threshold``: executions before a statement is prepared on the
+    server (0: at once); None never prepares, as PgBouncer's transaction mode needs."""
+    return threshold if prepare else None
+
+
+def make_engine(
+    url: str, pool_size: int = 10, max_overflow: int = 10, *, prepare: bool = True
+) -> AsyncEngine:
+    """An engine whose connections keep no session state a transaction pooler would lose:
+    with ``prepare`` off, no server-side prepared statement either."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args={"prepare_threshold": prepare_threshold(prepare)},
     )
 
 

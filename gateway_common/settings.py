@@ -62,3 +62,20 @@ class ServiceSettings(BaseSettings):
                 f"refusing to listen on {self.host} with the development internal token: "
                 "set GATEWAY_INTERNAL_TOKEN to a secret shared by the suite's services"
             )
+
+
+class PostgresServiceSettings(ServiceSettings):
+    """The knobs of a service that owns PostgreSQL (identity, quota), with its prefix:
+    ``<SVC>_DB_PREPARED_STATEMENTS``, ``<SVC>_MIGRATION_DATABASE_URL``."""
+
+    # Server-side prepared statements. Turn off behind PgBouncer in transaction pooling
+    # mode (Debian's 1.18 cannot route them: a statement prepared in one transaction is
+    # missing on the server connection of the next). On: a direct connection, fastest.
+    database_url: str = ""  # SQLAlchemy URL (postgresql+psycopg://...); each service's default
+    db_prepared_statements: bool = True
+    # Where migrations run (DDL under a transaction-level advisory lock): a direct URL to
+    # the primary, bypassing the pooler. Empty: the service's database_url.
+    migration_database_url: str = ""
+
+    def migrations_url(self) -> str:
+        return self.migration_database_url or self.database_url

@@ -7,10 +7,10 @@ import ipaddress
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from gateway_common.settings import ServiceSettings
+from gateway_common.settings import PostgresServiceSettings
 
 
-class IdentitySettings(ServiceSettings):
+class IdentitySettings(PostgresServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", frozen=True, extra="ignore")
 
     port: int = 50051

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from gateway_common.settings import ServiceSettings
+from gateway_common.settings import PostgresServiceSettings
 
 
-class QuotaSettings(ServiceSettings):
+class QuotaSettings(PostgresServiceSettings):
     model_config = SettingsConfigDict(env_prefix="QUOTA_", frozen=True, extra="ignore")
 
     port: int = 50052
