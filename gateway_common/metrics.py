@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RPC_HANDLED = Counter(
     "grpc_server_handled_total",
@@ -14,6 +14,13 @@ RPC_LATENCY = Histogram(
     "Time to handle an RPC, by service and method.",
     ["grpc_service", "grpc_method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+RPC_IN_FLIGHT = Gauge("llmgw_rpcs_in_flight", "RPCs being handled now (the shedding bound's use).")
+RPC_SHED = Counter(
+    "llmgw_rpcs_shed_total",
+    "RPCs refused with UNAVAILABLE/OVERLOADED at GATEWAY_MAX_CONCURRENT_RPCS, by service.",
+    ["grpc_service"],
 )
 
 

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gateway_common import reflection, tracing
-from gateway_common.interceptors import ErrorBoundary
+from gateway_common.interceptors import ErrorBoundary, Slots
 from gateway_common.settings import ServiceSettings
 
 log = logging.getLogger("gateway.server")
@@ -51,12 +51,9 @@ class GrpcServer:
             interceptors=[
                 *tracing.server_interceptors(),
                 *spec.interceptors,
-                ErrorBoundary(spec.domain),
+                ErrorBoundary(spec.domain, Slots(settings.max_concurrent_rpcs)),
             ],
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-            ],
+            options=server_options(settings),
         )
         self.port = 0
         self._probe_task: asyncio.Task[None] | None = None
@@ -130,6 +127,22 @@ class GrpcServer:
                 await self._set_all(serving=ok)
                 log.info("health", extra={"serving": ok})
             await asyncio.sleep(interval)
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.max_connection_age_grace_seconds * 1000),
+            ),
+        ]
+    return options
 
 
 def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:

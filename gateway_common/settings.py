@@ -28,6 +28,19 @@ class ServiceSettings(BaseSettings):
     shutdown_delay_seconds: float = 1.0
     health_interval_seconds: float = 1.0  # how often the store is probed for health
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
+    # Connections are closed (GOAWAY) after this long, calls in flight get the grace to
+    # finish: clients then reconnect and re-resolve, so replicas added later (an HPA
+    # scaling out behind a headless Service) receive their share. 0 = never.
+    max_connection_age_seconds: float = Field(
+        default=300.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_SECONDS"
+    )
+    max_connection_age_grace_seconds: float = Field(
+        default=30.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS"
+    )
+    # Calls handled at once by this server; more are shed at once with UNAVAILABLE and
+    # ErrorInfo reason OVERLOADED (retryable elsewhere), never queued without limit.
+    # Health and reflection are never shed. 0 = no bound.
+    max_concurrent_rpcs: int = Field(default=1000, validation_alias="GATEWAY_MAX_CONCURRENT_RPCS")
     # The longest question or answer history stores, in UTF-8 bytes (256 KiB). One setting,
     # so llm_svc cuts answers to exactly what history_svc accepts.
     max_text_bytes: int = Field(default=262_144, validation_alias="GATEWAY_MAX_TEXT_BYTES")
