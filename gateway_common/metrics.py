@@ -23,6 +23,21 @@ RPC_SHED = Counter(
     ["grpc_service"],
 )
 
+# Tenants that keep their own value in a ``tenant`` label (GATEWAY_METRICS_TENANTS); every
+# other tenant is "other", so a label's cardinality never grows with the customer base.
+_labelled_tenants: frozenset[str] = frozenset()
+OTHER_TENANT = "other"
+
+
+def label_tenants(tenant_ids: str) -> None:
+    """Set the allow-list from its setting (comma-separated ids; empty = none)."""
+    global _labelled_tenants
+    _labelled_tenants = frozenset(t.strip() for t in tenant_ids.split(",") if t.strip())
+
+
+def tenant_label(tenant_id: str) -> str:
+    return tenant_id if tenant_id in _labelled_tenants else OTHER_TENANT
+
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
     """Start the HTTP exposition endpoint (a daemon thread); 0 disables it."""

@@ -21,6 +21,9 @@ class ServiceSettings(BaseSettings):
     port: int = 50051  # gRPC port
     metrics_port: int = 0  # Prometheus HTTP port; 0 = off
     metrics_host: str = "0.0.0.0"  # address of the metrics endpoint (scraped by Prometheus)
+    # Tenant ids kept as their own ``tenant`` label value (comma-separated); all others are
+    # "other". Empty (default): no per-tenant series at all.
+    metrics_tenants: str = Field(default="", validation_alias="GATEWAY_METRICS_TENANTS")
     log_level: str = "INFO"
     grace_seconds: float = 10.0  # drain time for in-flight calls on SIGTERM
     # Time between turning NOT_SERVING and closing the listener, so load balancers
