@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway_common import reflection, tracing
+from gateway_common import metrics, reflection, tracing
 from gateway_common.interceptors import ErrorBoundary, Slots
 from gateway_common.settings import ServiceSettings
 
@@ -63,6 +63,8 @@ class GrpcServer:
         """Bind, start serving and return the bound port (useful with port 0)."""
         spec = self.spec
         spec.register(self.server)
+        for name in spec.service_names:
+            metrics.RPC_SHED.labels(name)  # 0 from the start (alerts see a series)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable([*spec.service_names, health.SERVICE_NAME], self.server)
         address = f"{self.settings.host}:{self.settings.port}"
