@@ -8,7 +8,10 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -16,6 +19,14 @@ def prepare_threshold(prepare: bool, threshold: int = 5) -> int | None:
     """psycopg's ``prepare_threshold``: executions before a statement is prepared on the
     server (0: at once); None never prepares, as PgBouncer's transaction mode needs."""
     return threshold if prepare else None
+
+
+def libpq_conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL, as SQLAlchemy's psycopg dialect reads
+    it: multi-host URLs (``?host=a:5432&host=b:5432&target_session_attrs=read-write``, the
+    failover form) become ``host=a,b port=5432,5432 ...``, which psycopg understands."""
+    _, kwargs = PGDialect_psycopg().create_connect_args(make_url(url))
+    return str(make_conninfo(**kwargs))
 
 
 def make_engine(

@@ -29,9 +29,8 @@ def make_counting_pool(
     """The hot path's pool: autocommit connections (each counting statement is its own
     transaction), opened on first use (building the service does no I/O). ``prepare``:
     every statement server-side prepared on first use; off behind a transaction pooler."""
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
     return AsyncConnectionPool(
-        conninfo,
+        db.libpq_conninfo(url),
         min_size=pool_size,
         max_size=pool_size + max_overflow,
         kwargs={"autocommit": True, "prepare_threshold": db.prepare_threshold(prepare, 0)},
