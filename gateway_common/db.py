@@ -25,7 +25,8 @@ def libpq_conninfo(url: str) -> str:
     """The libpq connection string of a SQLAlchemy URL, as SQLAlchemy's psycopg dialect reads
     it: multi-host URLs (``?host=a:5432&host=b:5432&target_session_attrs=read-write``, the
     failover form) become ``host=a,b port=5432,5432 ...``, which psycopg understands."""
-    _, kwargs = PGDialect_psycopg().create_connect_args(make_url(url))
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    _, kwargs = dialect.create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
     return str(make_conninfo(**kwargs))
 
 

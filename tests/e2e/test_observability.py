@@ -66,6 +66,7 @@ async def test_metrics_count_calls_by_method_and_code(suite: Suite) -> None:
     assert delta("identity", "llmgw.identity.v1.IdentityService", "CreateTenant", "OK") == 1
     refusals = ("llmgw_quota_refusals_total", (("reason", "QUOTA_EXCEEDED"),))
     assert after["quota"].get(refusals, 0) - before["quota"].get(refusals, 0) == 1
+
     def tokens(scraped: dict) -> float:
         return sum(
             v

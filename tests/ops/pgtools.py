@@ -118,11 +118,9 @@ class Cluster:
     def replica(self, folder: Path) -> Cluster:
         """A streaming replica of this (running) server, not started."""
         data = folder / f"replica-{uuid.uuid4().hex[:4]}"
-        run(
-            [pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-            + ["-D", str(data), "-R", "-X", "stream", "-c", "fast"],
-            timeout=120,
-        )
+        source = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        copy = ["-D", str(data), "-R", "-X", "stream", "-c", "fast"]
+        run([pg_bin("pg_basebackup"), *source, *copy], timeout=120)
         return Cluster(data, free_port())
 
     def start(self) -> None:
@@ -130,8 +128,8 @@ class Cluster:
             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c max_connections=100 -c shared_buffers=32MB -c wal_level=replica"
         )
-        run([pg_bin("pg_ctl"), "-D", str(self.data), "-l", f"{self.data}/log", "-o", opts]
-            + ["-w", "-t", "60", "start"])  # fmt: skip
+        log = f"{self.data}/log"
+        run([pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", opts, "-w", "start"])
 
     def stop(self, mode: str = "fast") -> None:
         run([pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])

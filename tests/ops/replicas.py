@@ -75,9 +75,7 @@ def replica_spec(name: str, work: Callable[[], Awaitable[None]] | None = None) -
     return ServiceSpec(domain="ops.test", service_names=["ops.test.Replica"], register=register)
 
 
-async def start_replica(
-    settings: ServiceSettings, host: str, port: int, name: str
-) -> GrpcServer:
+async def start_replica(settings: ServiceSettings, host: str, port: int, name: str) -> GrpcServer:
     server = GrpcServer(
         settings.model_copy(update={"host": host, "port": port, "shutdown_delay_seconds": 0}),
         replica_spec(name),

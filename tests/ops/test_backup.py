@@ -103,7 +103,13 @@ async def test_pg_dump_restored_into_a_fresh_database_has_the_same_counts(tmp_pa
     assert before == {users[0]: 3, users[1]: 4, users[2]: 5}
     with fresh_pg_database("restored") as target:
         subprocess.run(  # noqa: ASYNC221
-            [pg_bin("pg_restore"), "--no-owner", "--exit-on-error", f"--dbname={target}", str(dump)],
+            [
+                pg_bin("pg_restore"),
+                "--no-owner",
+                "--exit-on-error",
+                f"--dbname={target}",
+                str(dump),
+            ],
             check=True,
         )
         assert row_counts(target) == rows
