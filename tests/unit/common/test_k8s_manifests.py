@@ -78,3 +78,11 @@ def test_secret_template_covers_what_services_need():
     secret = load("secrets.example.yaml")[0]["stringData"]
     needed = {"GATEWAY_INTERNAL_TOKEN", "IDENTITY_ENCRYPTION_KEYS", "IDENTITY_DATABASE_URL"}
     assert needed | {"QUOTA_DATABASE_URL", "MONGO_URL"} <= set(secret)
+
+
+def test_behind_pgbouncer_prepared_statements_are_off_and_migrations_go_direct(config):
+    secret = load("secrets.example.yaml")[0]["stringData"]
+    for svc in ("IDENTITY", "QUOTA"):
+        if "pgbouncer" in secret[f"{svc}_DATABASE_URL"]:
+            assert config[f"{svc}_DB_PREPARED_STATEMENTS"] == "false"
+            assert "pgbouncer" not in secret[f"{svc}_MIGRATION_DATABASE_URL"]
