@@ -33,12 +33,13 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
     # Connections are closed (GOAWAY) after this long, calls in flight get the grace to
     # finish: clients then reconnect and re-resolve, so replicas added later (an HPA
-    # scaling out behind a headless Service) receive their share. 0 = never.
+    # scaling out behind a headless Service) receive their share. 0 = never. Keep the grace
+    # above the longest call allowed (a streamed Chat), or such a call is cut at the close.
     max_connection_age_seconds: float = Field(
         default=300.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_SECONDS"
     )
     max_connection_age_grace_seconds: float = Field(
-        default=30.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS"
+        default=120.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS"
     )
     # Calls handled at once by this server; more are shed at once with UNAVAILABLE and
     # ErrorInfo reason OVERLOADED (retryable elsewhere), never queued without limit.
