@@ -88,7 +88,9 @@ pidfile = {folder}/pgbouncer.pid
         for f in folder.iterdir():
             shutil.chown(f, "postgres", "postgres")
     proc = subprocess.Popen(
-        as_owner(["pgbouncer", str(folder / "pgbouncer.ini")]),
+        as_owner(
+            [shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", str(folder / "pgbouncer.ini")]
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
