@@ -10,14 +10,14 @@ export TOOLS_BIN ?= $(ROOT)/.cache/bin
 export LOCAL_DIR ?= $(ROOT)/.local
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools protos protos-check stack-up run stop status migrate \
-        test test-unit test-integration test-e2e lint fmt lock bench clean
+.PHONY: help setup venv tools ops-tools protos protos-check stack-up run stop status migrate \
+        test test-unit test-integration test-e2e test-ops lint rules fmt lock bench clean
 
 help:
 	@echo "make run    - set up everything and start the whole suite (local PostgreSQL, FerretDB, fake provider)"
 	@echo "make test   - set up everything and run unit, integration and end-to-end tests"
 	@echo "make stop   - stop everything make run started"
-	@echo "other: setup protos protos-check lint fmt migrate status test-unit test-integration test-e2e bench"
+	@echo "other: setup protos protos-check lint rules fmt migrate status test-unit test-integration test-e2e test-ops bench"
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -31,7 +31,11 @@ venv: $(STAMP)
 tools:
 	scripts/build_go_tools.sh ferretdb
 
-setup: venv tools
+# Debian's pgbouncer and prometheus (promtool), installed when missing: tests/ops, make lint.
+ops-tools:
+	scripts/ops_tools.sh
+
+setup: venv tools ops-tools
 
 protos: venv
 	scripts/gen_protos.sh
@@ -61,7 +65,7 @@ stop:
 	scripts/stack.sh down
 
 test: stack-up protos-check
-	$(MAKE) --no-print-directory test-unit test-integration test-e2e
+	$(MAKE) --no-print-directory test-unit test-integration test-e2e test-ops
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
@@ -72,7 +76,17 @@ test-integration: stack-up
 test-e2e: stack-up
 	$(PY) -m pytest -q tests/e2e
 
-lint: venv
+# Ops drills on real components (tests/ops): PgBouncer, a PostgreSQL failover, replicas
+# joining, load shedding, Prometheus evaluating the dashboards and alerts, pg_dump/restore.
+test-ops: stack-up
+	$(PY) -m pytest -q tests/ops
+
+# The alert rules are valid and their unit tests pass (promtool, Debian's prometheus).
+rules: ops-tools
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+
+lint: venv rules
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy gateway_common identity_svc quota_svc history_svc llm_svc gatewayctl bench devtools

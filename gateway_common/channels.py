@@ -46,6 +46,7 @@ def open_channel(
     target: str,
     settings: ServiceSettings,
     idempotent: Sequence[tuple[str, str]] = (),
+    extra_options: Sequence[tuple[str, object]] = (),
 ) -> grpc.aio.Channel:
     options: list[tuple[str, object]] = [
         ("grpc.enable_retries", 1),
@@ -59,6 +60,7 @@ def open_channel(
         ("grpc.max_reconnect_backoff_ms", 1000),
         # With a headless Service (dns:///name:port) calls spread over every replica.
         ("grpc.lb_policy_name", "round_robin"),
+        *extra_options,
     ]
     creds = client_credentials(settings)
     interceptors = tracing.client_interceptors()

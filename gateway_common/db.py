@@ -8,17 +8,40 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def make_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def prepare_threshold(prepare: bool, threshold: int = 5) -> int | None:
+    """psycopg's ``prepare_threshold``: executions before a statement is prepared on the
+    server (0: at once); None never prepares, as PgBouncer's transaction mode needs."""
+    return threshold if prepare else None
+
+
+def libpq_conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL, as SQLAlchemy's psycopg dialect reads
+    it: multi-host URLs (``?host=a:5432&host=b:5432&target_session_attrs=read-write``, the
+    failover form) become ``host=a,b port=5432,5432 ...``, which psycopg understands."""
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    _, kwargs = dialect.create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+    return str(make_conninfo(**kwargs))
+
+
+def make_engine(
+    url: str, pool_size: int = 10, max_overflow: int = 10, *, prepare: bool = True
+) -> AsyncEngine:
+    """An engine whose connections keep no session state a transaction pooler would lose:
+    with ``prepare`` off, no server-side prepared statement either."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args={"prepare_threshold": prepare_threshold(prepare)},
     )
 
 

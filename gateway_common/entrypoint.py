@@ -21,6 +21,7 @@ def serve_main(
     logs.configure(name, settings.log_level)
     settings.check_production_safety()
     tracing.configure_from_env(name)
+    metrics.label_tenants(settings.metrics_tenants)
     metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
 
     async def serve() -> None:

@@ -18,15 +18,43 @@ from google.protobuf.message import Message
 
 from gateway_common import metrics, request_check, status
 from gateway_common.auth import REQUEST_ID, metadata_value
-from gateway_common.errors import DomainError, Unimplemented
+from gateway_common.errors import DomainError, Unavailable, Unimplemented
 from gateway_common.logs import request_id_var
 
 log = logging.getLogger("gateway.rpc")
 
 
+NEVER_SHED = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+
+
+class Slots:
+    """The bound on calls in flight (GATEWAY_MAX_CONCURRENT_RPCS; 0 = none). One event
+    loop per server, so a plain counter suffices."""
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def take(self, service: str) -> bool:
+        """True when a slot was taken (free it after); raises when the server is full."""
+        if not self.limit or service in NEVER_SHED:
+            return False
+        if self.in_flight >= self.limit:
+            metrics.RPC_SHED.labels(service).inc()
+            raise Unavailable("server overloaded: retry, preferably elsewhere", "OVERLOADED")
+        self.in_flight += 1
+        metrics.RPC_IN_FLIGHT.set(self.in_flight)
+        return True
+
+    def free(self) -> None:
+        self.in_flight -= 1
+        metrics.RPC_IN_FLIGHT.set(self.in_flight)
+
+
 class ErrorBoundary(grpc.aio.ServerInterceptor):
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, slots: Slots | None = None) -> None:
         self.domain = domain
+        self.slots = slots or Slots()
 
     async def intercept_service(
         self,
@@ -59,7 +87,9 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = _begin(context)
             code = "OK"
+            held = False
             try:
+                held = self.slots.take(labels[0])
                 _admit(request)
                 return await behavior(request, context)
             except Exception as exc:  # noqa: BLE001 - this is the boundary
@@ -67,6 +97,8 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
                 code = failure.code.name
                 await context.abort(failure.code, failure.details, failure.trailing_metadata)
             finally:
+                if held:
+                    self.slots.free()
                 _finish(labels, code, started)
 
         return wrapper
@@ -77,7 +109,9 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
         ) -> AsyncIterator[Any]:
             started = _begin(context)
             code = "OK"
+            held = False
             try:
+                held = self.slots.take(labels[0])
                 _admit(request)
                 async for item in behavior(request, context):
                     yield item
@@ -86,6 +120,8 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
                 code = failure.code.name
                 await context.abort(failure.code, failure.details, failure.trailing_metadata)
             finally:
+                if held:
+                    self.slots.free()
                 _finish(labels, code, started)
 
         return wrapper

@@ -1,8 +1,12 @@
 """The one migration runner of the services that own PostgreSQL (Alembic, programmatic).
 
-:func:`upgrade` takes a session-level advisory lock, so replicas starting together apply
-the migrations once (the others wait, then find nothing to do), and hands the locked
-connection to the service's ``migrations/env.py``, which only calls :func:`run_env`.
+:func:`upgrade` runs every pending migration in one transaction that first takes a
+transaction-level advisory lock (``pg_advisory_xact_lock``), so replicas starting together
+apply them once (the others wait, then find nothing to do) and a failed migration leaves
+nothing behind. No session state: the lock dies with the transaction, so this also holds
+through PgBouncer in transaction pooling mode (though ``*_MIGRATION_DATABASE_URL`` should
+name the primary directly). The locked connection goes to the service's
+``migrations/env.py``, which only calls :func:`run_env`.
 """
 
 from __future__ import annotations
@@ -31,29 +35,23 @@ def sync_url(database_url: str) -> str:
 def upgrade(database_url: str, migrations: Path, lock_key: int, revision: str = "head") -> None:
     engine = create_engine(sync_url(database_url), poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
-            conn.commit()
-            try:
-                config = Config()
-                config.set_main_option("script_location", str(migrations))
-                config.attributes["connection"] = conn
-                command.upgrade(config, revision)
-                conn.commit()
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
-                conn.commit()
+        with engine.begin() as conn:  # commits (and unlocks) at the end, or rolls back
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+            config = Config()
+            config.set_main_option("script_location", str(migrations))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
     log.info("migrations applied", extra={"revision": revision, "path": str(migrations)})
 
 
 def run_env() -> None:
-    """The body of every ``migrations/env.py``: online only, on the locked connection."""
+    """The body of every ``migrations/env.py``: online only, inside the locked transaction."""
     if context.is_offline_mode():
         raise SystemExit("migrations run online only (python -m <svc>.migrate)")
     connection = context.config.attributes["connection"]
-    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    context.configure(connection=connection, target_metadata=None)
     with context.begin_transaction():
         context.run_migrations()
 

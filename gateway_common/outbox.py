@@ -94,6 +94,12 @@ LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 ENTRIES = Gauge("llmgw_outbox_entries", "Outbox entries by topic and state.", ["topic", "state"])
+OLDEST_PENDING = Gauge(
+    "llmgw_outbox_oldest_pending_seconds",
+    "Age of the oldest entry not yet delivered, by topic (0 when none): settlement lag "
+    "that grows even when nothing is delivered at all.",
+    ["topic"],
+)
 
 
 class Verdict(enum.Enum):
@@ -191,6 +197,9 @@ DELETE FROM outbox WHERE id IN (
 """
 _COUNTS = "SELECT topic, state, count(*) AS n FROM outbox GROUP BY topic, state"
 _OLDEST = "SELECT min(created_at) AS t FROM outbox WHERE state <> 'delivered'"
+_OLDEST_PENDING = (
+    "SELECT min(created_at) AS t FROM outbox WHERE topic = %(topic)s AND state = 'pending'"
+)
 _GET = "SELECT state, payload FROM outbox WHERE id = %(id)s"
 _DEAD = """
 SELECT id, tenant_id, user_id, attempts, failure_class, last_error, created_at
@@ -268,6 +277,10 @@ class OutboxStore:
         rows = await self._run(_OLDEST, {})
         return rows[0]["t"] if rows else None
 
+    async def oldest_pending(self, topic: str) -> datetime | None:
+        rows = await self._run(_OLDEST_PENDING, {"topic": topic})
+        return rows[0]["t"] if rows else None
+
     async def get(self, entry_id: str) -> tuple[str, bytes] | None:
         rows = await self._run(_GET, {"id": entry_id})
         return (rows[0]["state"], bytes(rows[0]["payload"])) if rows else None
@@ -318,6 +331,8 @@ class Relay:
         self._p = policy or RelayPolicy()
         self._erased_since: datetime | None = None
         self._next_housekeeping = 0.0
+        for counter in (DELIVERED, DEAD_LETTERED, DROPPED):  # series exist from the start,
+            counter.labels(topic)  # so rates and alerts see 0, not nothing
 
     async def run_forever(self) -> None:
         while True:
@@ -405,6 +420,9 @@ class Relay:
         seen = {(r["topic"], r["state"]): r["n"] for r in await self._store.counts()}
         for state in ("pending", "delivered", "dead"):
             ENTRIES.labels(self._topic, state).set(seen.get((self._topic, state), 0))
+        oldest = await self._store.oldest_pending(self._topic)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        OLDEST_PENDING.labels(self._topic).set(max(age, 0.0))
 
     async def _sync_erasures(self) -> None:
         if self._erased_since is None:

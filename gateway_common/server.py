@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway_common import reflection, tracing
-from gateway_common.interceptors import ErrorBoundary
+from gateway_common import metrics, reflection, tracing
+from gateway_common.interceptors import ErrorBoundary, Slots
 from gateway_common.settings import ServiceSettings
 
 log = logging.getLogger("gateway.server")
@@ -51,12 +51,9 @@ class GrpcServer:
             interceptors=[
                 *tracing.server_interceptors(),
                 *spec.interceptors,
-                ErrorBoundary(spec.domain),
+                ErrorBoundary(spec.domain, Slots(settings.max_concurrent_rpcs)),
             ],
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-            ],
+            options=server_options(settings),
         )
         self.port = 0
         self._probe_task: asyncio.Task[None] | None = None
@@ -66,6 +63,8 @@ class GrpcServer:
         """Bind, start serving and return the bound port (useful with port 0)."""
         spec = self.spec
         spec.register(self.server)
+        for name in spec.service_names:
+            metrics.RPC_SHED.labels(name)  # 0 from the start (alerts see a series)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable([*spec.service_names, health.SERVICE_NAME], self.server)
         address = f"{self.settings.host}:{self.settings.port}"
@@ -130,6 +129,22 @@ class GrpcServer:
                 await self._set_all(serving=ok)
                 log.info("health", extra={"serving": ok})
             await asyncio.sleep(interval)
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.max_connection_age_grace_seconds * 1000),
+            ),
+        ]
+    return options
 
 
 def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:

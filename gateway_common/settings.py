@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     port: int = 50051  # gRPC port
     metrics_port: int = 0  # Prometheus HTTP port; 0 = off
     metrics_host: str = "0.0.0.0"  # address of the metrics endpoint (scraped by Prometheus)
+    # Tenant ids kept as their own ``tenant`` label value (comma-separated); all others are
+    # "other". Empty (default): no per-tenant series at all.
+    metrics_tenants: str = Field(default="", validation_alias="GATEWAY_METRICS_TENANTS")
     log_level: str = "INFO"
     grace_seconds: float = 10.0  # drain time for in-flight calls on SIGTERM
     # Time between turning NOT_SERVING and closing the listener, so load balancers
@@ -34,6 +37,20 @@ class ServiceSettings(BaseSettings):
     shutdown_delay_seconds: float = 1.0
     health_interval_seconds: float = 1.0  # how often the store is probed for health
     max_message_bytes: int = 4 * 1024 * 1024  # gRPC send/receive limit
+    # Connections are closed (GOAWAY) after this long, calls in flight get the grace to
+    # finish: clients then reconnect and re-resolve, so replicas added later (an HPA
+    # scaling out behind a headless Service) receive their share. 0 = never. Keep the grace
+    # above the longest call allowed (a streamed Chat), or such a call is cut at the close.
+    max_connection_age_seconds: float = Field(
+        default=300.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_SECONDS"
+    )
+    max_connection_age_grace_seconds: float = Field(
+        default=120.0, validation_alias="GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS"
+    )
+    # Calls handled at once by this server; more are shed at once with UNAVAILABLE and
+    # ErrorInfo reason OVERLOADED (retryable elsewhere), never queued without limit.
+    # Health and reflection are never shed. 0 = no bound.
+    max_concurrent_rpcs: int = Field(default=1000, validation_alias="GATEWAY_MAX_CONCURRENT_RPCS")
     # The longest question or answer history stores, in UTF-8 bytes (256 KiB). One setting,
     # so llm_svc cuts answers to exactly what history_svc accepts.
     max_text_bytes: int = Field(default=262_144, validation_alias="GATEWAY_MAX_TEXT_BYTES")
@@ -123,3 +140,20 @@ class ServiceSettings(BaseSettings):
                 f"the development token of {', '.join(public)}; list each real caller's "
                 "name=<sha256 hex of its GATEWAY_SERVICE_TOKEN>"
             )
+
+
+class PostgresServiceSettings(ServiceSettings):
+    """The knobs of a service that owns PostgreSQL (identity, quota), with its prefix:
+    ``<SVC>_DB_PREPARED_STATEMENTS``, ``<SVC>_MIGRATION_DATABASE_URL``."""
+
+    # Server-side prepared statements. Turn off behind PgBouncer in transaction pooling
+    # mode (Debian's 1.18 cannot route them: a statement prepared in one transaction is
+    # missing on the server connection of the next). On: a direct connection, fastest.
+    database_url: str = ""  # SQLAlchemy URL (postgresql+psycopg://...); each service's default
+    db_prepared_statements: bool = True
+    # Where migrations run (DDL under a transaction-level advisory lock): a direct URL to
+    # the primary, bypassing the pooler. Empty: the service's database_url.
+    migration_database_url: str = ""
+
+    def migrations_url(self) -> str:
+        return self.migration_database_url or self.database_url

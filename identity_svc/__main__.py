@@ -15,7 +15,7 @@ def main() -> None:
         settings,
         lambda: build(settings),
         # Replicas starting together serialise on an advisory lock inside upgrade().
-        (lambda: migrate.upgrade(settings.database_url)) if settings.migrate_on_start else None,
+        (lambda: migrate.upgrade(settings.migrations_url())) if settings.migrate_on_start else None,
     )
 
 

@@ -74,7 +74,9 @@ def build(
     """Wire the service. Tests pass their own engine, unit-of-work factory or key ring."""
     owned = engine is None and uow is None
     if owned:
-        engine = db.make_engine(settings.database_url, settings.db_pool_size)
+        engine = db.make_engine(
+            settings.database_url, settings.db_pool_size, prepare=settings.db_prepared_statements
+        )
         db.register_pool_metrics(engine, "identity")
     if uow is None:
         assert engine is not None

@@ -8,10 +8,10 @@ from typing import ClassVar
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from gateway_common.settings import ServiceSettings
+from gateway_common.settings import PostgresServiceSettings
 
 
-class IdentitySettings(ServiceSettings):
+class IdentitySettings(PostgresServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", frozen=True, extra="ignore")
     service_name: ClassVar[str] = "identity"
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="platform admin", help="label of the key")
     args = parser.parse_args(argv)
     settings = IdentitySettings()
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.migrations_url())
     key_id, secret = asyncio.run(create_key(settings.database_url, args.name))
     print(f"key_id: {key_id}")
     print(f"api_key: {secret}")

@@ -14,4 +14,4 @@ upgrade = RUNNER.upgrade
 if __name__ == "__main__":
     from identity_svc.config import IdentitySettings
 
-    RUNNER.cli(lambda: IdentitySettings().database_url)
+    RUNNER.cli(lambda: IdentitySettings().migrations_url())

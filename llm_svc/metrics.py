@@ -17,7 +17,8 @@ PROVIDER_ERRORS = Counter(
 )
 TOKENS = Counter(
     "llm_tokens_total",
-    "Tokens reported by the provider, by tenant, model and kind (prompt/completion).",
+    "Tokens reported by the provider, by model, kind (prompt/completion) and tenant: "
+    "'other' unless the tenant is in GATEWAY_METRICS_TENANTS.",
     ["tenant", "model", "kind"],
 )
 SETTLE_RETRIES = Counter(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from gateway_common.errors import DeadlineExceeded, DomainError
+from gateway_common.metrics import tenant_label
 from gateway_common.principal import Principal
 from llm_svc import metrics, record
 from llm_svc.admission import Admission, Gate
@@ -293,5 +294,6 @@ def _within(chunk: StreamChunk, room: int) -> tuple[StreamChunk, int, bool]:
 
 
 def _count_tokens(tenant_id: str, model: str, usage: Usage) -> None:
-    metrics.TOKENS.labels(tenant_id, model, "prompt").inc(usage.prompt_tokens)
-    metrics.TOKENS.labels(tenant_id, model, "completion").inc(usage.completion_tokens)
+    tenant = tenant_label(tenant_id)  # "other" unless allow-listed: bounded cardinality
+    metrics.TOKENS.labels(tenant, model, "prompt").inc(usage.prompt_tokens)
+    metrics.TOKENS.labels(tenant, model, "completion").inc(usage.completion_tokens)

@@ -37,9 +37,13 @@ def build(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        prepare=settings.db_prepared_statements,
     )
     counting_pool = unit_of_work.make_counting_pool(
-        settings.database_url, settings.db_pool_size, settings.db_max_overflow
+        settings.database_url,
+        settings.db_pool_size,
+        settings.db_max_overflow,
+        prepare=settings.db_prepared_statements,
     )
     identity_channel: grpc.aio.Channel | None = None
     if authenticator is None:

@@ -6,10 +6,10 @@ from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
-from gateway_common.settings import ServiceSettings
+from gateway_common.settings import PostgresServiceSettings
 
 
-class QuotaSettings(ServiceSettings):
+class QuotaSettings(PostgresServiceSettings):
     model_config = SettingsConfigDict(env_prefix="QUOTA_", frozen=True, extra="ignore")
     service_name: ClassVar[str] = "quota"
 

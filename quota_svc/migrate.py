@@ -14,4 +14,4 @@ upgrade = RUNNER.upgrade
 if __name__ == "__main__":
     from quota_svc.config import QuotaSettings
 
-    RUNNER.cli(lambda: QuotaSettings().database_url)
+    RUNNER.cli(lambda: QuotaSettings().migrations_url())

@@ -157,7 +157,7 @@ class PgLedger(LedgerRepository):
 
     async def _one(self, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
         async with self._conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params, prepare=True)
+            await cur.execute(sql, params)  # prepared per the pool (QUOTA_DB_PREPARED_STATEMENTS)
             return await cur.fetchone()
 
     async def reserve(self, call: ReserveCall) -> Reservation | None:

@@ -13,6 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway_common import db
 from gateway_common.errors import DomainError, Unavailable
 from gateway_common.store_errors import postgres_boundary, postgres_error
 from gateway_common.unit_of_work import PostgresUnitOfWork
@@ -22,15 +23,17 @@ from quota_svc.postgres_subscriptions import SqlSubscriptions
 from quota_svc.repo_ledger import PgLedger
 
 
-def make_counting_pool(url: str, pool_size: int, max_overflow: int) -> AsyncConnectionPool:
+def make_counting_pool(
+    url: str, pool_size: int, max_overflow: int, *, prepare: bool = True
+) -> AsyncConnectionPool:
     """The hot path's pool: autocommit connections (each counting statement is its own
-    transaction), opened on first use (building the service does no I/O)."""
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    transaction), opened on first use (building the service does no I/O). ``prepare``:
+    every statement server-side prepared on first use; off behind a transaction pooler."""
     return AsyncConnectionPool(
-        conninfo,
+        db.libpq_conninfo(url),
         min_size=pool_size,
         max_size=pool_size + max_overflow,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "prepare_threshold": db.prepare_threshold(prepare, 0)},
         max_lifetime=600,
         timeout=5.0,
         open=False,

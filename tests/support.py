@@ -53,16 +53,20 @@ def service_fields(service: str) -> dict[str, object]:
 def as_service(service: str) -> tuple[tuple[str, str], ...]:
     """Call metadata presenting ``service``'s own credential."""
     return ((service_auth.SERVICE_TOKEN, SERVICE_TOKENS[service]),)
+# A pooler (tests/ops: PgBouncer) in front of the local server: fresh databases are made on
+# the server, and their DSNs name the pooler, so a whole suite runs through it.
+POOLER_PORT = os.environ.get("TEST_PG_POOLER_PORT", "")
 
 
 @contextlib.contextmanager
 def fresh_pg_database(prefix: str) -> Iterator[str]:
     """A new, empty PostgreSQL database on the local server; dropped afterwards.
-    Yields a libpq DSN (use :func:`sqlalchemy_url` for SQLAlchemy)."""
+    Yields a libpq DSN (use :func:`sqlalchemy_url` for SQLAlchemy), via the pooler if any."""
     name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
     launch.create_pg_databases(PG_ADMIN_DSN, [name])
     try:
-        yield launch.database_dsn(PG_ADMIN_DSN, name)
+        dsn = launch.database_dsn(PG_ADMIN_DSN, name)
+        yield dsn.replace(f":{PG_PORT}/", f":{POOLER_PORT}/") if POOLER_PORT else dsn
     finally:
         launch.drop_pg_databases(PG_ADMIN_DSN, [name])
 

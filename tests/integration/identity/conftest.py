@@ -60,8 +60,8 @@ def settings(database_url: str) -> IdentitySettings:
 
 
 @pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = db.make_engine(database_url, pool_size=4)
+async def engine(database_url: str, settings: IdentitySettings) -> AsyncIterator[AsyncEngine]:
+    eng = db.make_engine(database_url, pool_size=4, prepare=settings.db_prepared_statements)
     yield eng
     await eng.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -84,3 +85,42 @@ def test_docker_compose_config_accepts_it():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def mounted(service: dict) -> dict[str, str]:
+    """Container path -> repository path of a service's bind mounts (all must exist)."""
+    out = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        assert (ROOT / source).exists(), source
+        out[target] = source
+    return out
+
+
+def test_prometheus_scrapes_the_suite_with_the_alert_rules(compose):
+    mounts = mounted(compose["services"]["prometheus"])
+    config = yaml.safe_load((ROOT / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    assert "/etc/prometheus/alerts.yml" in config["rule_files"]
+    assert mounts["/etc/prometheus/alerts.yml"].endswith("deploy/prometheus/alerts.yml")
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    for name in SERVICES:  # the job names the alerts and dashboards use
+        port = compose["services"][name]["environment"][f"{name.upper()}_METRICS_PORT"]
+        assert jobs[name] == [f"{name}:{port}"]
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboards(compose):
+    mounts = mounted(compose["services"]["grafana"])
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())
+    (source,) = sources["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["uid"] == "prometheus"
+    providers = yaml.safe_load((provisioning / "dashboards/llmgw.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboards = sorted((ROOT / mounts["/var/lib/grafana/dashboards"]).glob("*.json"))
+    assert len(dashboards) >= 2
+    for path in dashboards:
+        board = json.loads(path.read_text())
+        assert board["uid"] and board["panels"], path
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+            assert all(t["expr"] for t in panel["targets"]), panel["title"]

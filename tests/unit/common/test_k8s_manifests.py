@@ -86,3 +86,11 @@ def test_secret_template_covers_what_services_need():
     for name in SERVICES:
         own = per_service[f"llmgw-{name}-service"]
         assert set(own) == {"GATEWAY_SERVICE_TOKEN", "GATEWAY_ACCEPTED_SERVICE_TOKENS"}
+
+
+def test_behind_pgbouncer_prepared_statements_are_off_and_migrations_go_direct(config):
+    secret = load("secrets.example.yaml")[0]["stringData"]
+    for svc in ("IDENTITY", "QUOTA"):
+        if "pgbouncer" in secret[f"{svc}_DATABASE_URL"]:
+            assert config[f"{svc}_DB_PREPARED_STATEMENTS"] == "false"
+            assert "pgbouncer" not in secret[f"{svc}_MIGRATION_DATABASE_URL"]
