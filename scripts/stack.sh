@@ -2,7 +2,8 @@
 # The local stack: PostgreSQL, FerretDB, the fake provider and the four services.
 #   scripts/stack.sh deps-up | services-up | up | down | status
 # Ports (env, defaults): PG_PORT 55432, FERRETDB_PORT 27027, FAKE_PROVIDER_PORT 18080,
-# IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054.
+# IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054,
+# LLM_HTTP_PORT 8080 (llm's OpenAI-compatible HTTP door; LLM_HTTP_ENABLED=false turns it off).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -14,6 +15,7 @@ FERRETDB_PORT="${FERRETDB_PORT:-27027}"
 FAKE_PROVIDER_PORT="${FAKE_PROVIDER_PORT:-18080}"
 export IDENTITY_PORT="${IDENTITY_PORT:-50051}" QUOTA_PORT="${QUOTA_PORT:-50052}"
 export HISTORY_PORT="${HISTORY_PORT:-50053}" LLM_PORT="${LLM_PORT:-50054}"
+export LLM_HTTP_PORT="${LLM_HTTP_PORT:-8080}"
 PROC="$ROOT/scripts/proc.sh"
 
 port_open() { "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1', int(sys.argv[1]))))" "$1"; }
@@ -58,6 +60,13 @@ status() {
     printf '%-9s 127.0.0.1:%-6s %s\n' "$svc" "${!port_var}" \
       "$("$PY" -m gateway_common.healthcheck "127.0.0.1:${!port_var}" --print 2>&1 || true)"
   done
+  if [ "${LLM_HTTP_ENABLED:-true}" != "false" ]; then
+    printf '%-9s http://127.0.0.1:%-6s %s\n' "llm-http" "$LLM_HTTP_PORT" \
+      "$("$PY" -c 'import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2); print("READY (OpenAI-compatible: /v1)")
+except Exception as exc: print("NOT READY", type(exc).__name__)' "http://127.0.0.1:$LLM_HTTP_PORT/readyz" 2>&1 || true)"
+  fi
 }
 
 case "${1:-}" in
