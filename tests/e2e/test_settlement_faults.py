@@ -317,7 +317,7 @@ async def test_two_llm_replicas_sharing_the_load_and_the_keys(
     suite, dsn = faults
     t = await make_tenant(suite, limit=1000)
     port = free_port()
-    env = {**suite.env, "LLM_PORT": str(port), "LLM_METRICS_PORT": "0"}
+    env = {**suite.env, "LLM_PORT": str(port), "LLM_METRICS_PORT": "0", "LLM_HTTP_ENABLED": "false"}
     second = ServiceProcess("llm_svc", env, suite.log_dir)
     second.start()
     try:
