@@ -5,7 +5,11 @@ services as processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
+import subprocess
 from typing import Any
 
 import openai
@@ -16,6 +20,7 @@ from llmgw.llm.v1 import llm_pb2
 from tests.e2e.conftest import Suite
 from tests.e2e.test_chat_surface import WEATHER, chat, stored, user
 from tests.e2e.world import bearer, make_tenant
+from tests.support import ROOT
 
 TOOLS: Any = [
     {
@@ -202,3 +207,41 @@ async def test_embeddings_over_http_and_grpc_are_charged_and_recorded_once(
     records = await t.interactions(want=2)
     assert len(records) == 2
 
+
+def readme_examples() -> list[str]:
+    text = (ROOT / "llm_svc" / "README.md").read_text()
+    blocks = re.findall(r"<!-- curl-example -->\n```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    return blocks
+
+
+async def test_the_readme_curl_examples_work_as_printed(suite: Suite) -> None:
+    t = await make_tenant(suite)
+    env = {**os.environ, "LLMGW_HTTP": suite.http_url, "LLMGW_KEY": t.user_key}
+    env["LLMGW_MODEL"] = t.model
+    outputs = []
+    for block in readme_examples():
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-euo", "pipefail", "-c", block],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    unary, stream, embeddings, models = outputs[:4]
+    assert json.loads(unary)["choices"][0]["message"]["content"] == "Echo: hello"
+    events = [line.removeprefix("data: ") for line in stream.splitlines() if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "Echo: hello stream" and chunks[-1]["usage"]["total_tokens"] > 0
+    assert [d["embedding"] for d in json.loads(embeddings)["data"]] == [
+        vector("first text"),
+        vector("second text"),
+    ]
+    assert t.model in [m["id"] for m in json.loads(models)["data"]]
+    assert await t.used() == 3
