@@ -136,11 +136,13 @@ async def test_a_client_gone_is_a_cancel_with_the_grpc_charging_rule(suite: Suit
     url = f"{suite.http_url}/v1/chat/completions"
     headers = {"Authorization": f"Bearer {t.user_key}"}
     body = {**ask(t.model, "one two three four five [[slowstream:300]]"), "stream": True}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, json=body, headers=headers) as resp:
-            assert resp.status == 200
-            first = await resp.content.readuntil(b"\n\n")
-        # the connection is closed here, part-way through the stream
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        first = await resp.content.readuntil(b"\n\n")
+    # the connection is closed here, part-way through the stream
     chunk = json.loads(first.removeprefix(b"data: "))
     doc = await stored(suite, iid(chunk["id"]))
     assert doc["status"] == "cancelled" and doc["conteudo_resposta"].startswith("Echo:")

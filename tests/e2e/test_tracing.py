@@ -90,6 +90,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                     identity_target=targets["identity"],
                     quota_target=targets["quota"],
                     history_target=targets["history"],
+                    http_port=0,
                     **COMMON,
                 ),
                 build_llm,

@@ -205,6 +205,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
                 quota_target=f"127.0.0.1:{quota_server.port}",
                 history_target=f"127.0.0.1:{history.port}",
                 auth_cache_seconds=0.0,
+                http_port=0,  # the HTTP door on a free port
                 GATEWAY_INTERNAL_TOKEN=INTERNAL_TOKEN,
                 GATEWAY_MAX_TEXT_BYTES=TEXT_LIMIT,
             )
