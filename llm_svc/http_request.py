@@ -72,13 +72,13 @@ def chat_call(body: Any, idempotency_key: str = "") -> ChatCall:
 def embed_request(body: Any, idempotency_key: str = "") -> EmbedRequest:
     if not isinstance(body, dict):
         raise InvalidArgument.field("body", "must be a JSON object")
+    unknown = sorted(set(body) - {"model", "input", "dimensions", "encoding_format", "user"})
+    if unknown:
+        raise InvalidArgument.field(unknown[0], "not an embeddings parameter")
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
         raise InvalidArgument.field("input", "a string or a list of strings")
-    unknown = sorted(set(body) - {"model", "input", "dimensions", "encoding_format", "user"})
-    if unknown:
-        raise InvalidArgument.field(unknown[0], "not an embeddings parameter")
     dimensions = body.get("dimensions")
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):

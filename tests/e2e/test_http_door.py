@@ -12,6 +12,7 @@ import re
 import subprocess
 from typing import Any
 
+import grpc
 import openai
 import pytest
 
@@ -153,6 +154,39 @@ async def test_tools_and_json_mode_through_the_sdk(suite: Suite) -> None:
     assert await t.used() == 4
 
 
+async def test_streamed_tool_calls_through_the_sdk(suite: Suite) -> None:
+    t = await make_tenant(suite)
+    client = async_client(suite, t.user_key)
+    stream = await client.chat.completions.create(
+        model=t.model,
+        messages=[{"role": "user", "content": "weather in Lima"}],
+        tools=TOOLS,
+        tool_choice="required",
+        stream=True,
+    )
+    calls: dict[int, list[str]] = {}
+    finish = None
+    async for chunk in stream:
+        for c in chunk.choices:
+            finish = c.finish_reason or finish
+            for d in c.delta.tool_calls or []:
+                got = calls.setdefault(d.index, ["", "", ""])
+                got[0] += d.id or ""
+                got[1] += (d.function.name or "") if d.function else ""
+                got[2] += (d.function.arguments or "") if d.function else ""
+    await client.close()
+    want = await chat(
+        t,
+        user("weather in Lima"),
+        tools=[WEATHER],
+        tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_REQUIRED),
+    )
+    assert [tuple(calls[i]) for i in sorted(calls)] == [
+        (c.id, c.name, c.arguments) for c in want.choices[0].tool_calls
+    ]
+    assert finish == "tool_calls"
+
+
 async def test_an_idempotency_key_is_charged_once(suite: Suite) -> None:
     t = await make_tenant(suite)
     client = sync_client(suite, t.user_key)
@@ -206,6 +240,12 @@ async def test_embeddings_over_http_and_grpc_are_charged_and_recorded_once(
     assert all(str(x) not in text for x in vector("first text")[:3])  # never the vectors
     records = await t.interactions(want=2)
     assert len(records) == 2
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await t.llm.Embed(
+            llm_pb2.EmbedRequest(model=t.model), metadata=bearer(t.user_key), timeout=10
+        )
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert await t.used() == 2
 
 
 def readme_examples() -> list[str]:

@@ -97,6 +97,10 @@ async def test_bad_bodies_are_400_413_415(suite: Suite) -> None:
     huge = json.dumps(ask(t.model, "x" * (5 * 1024 * 1024))).encode()
     status, body, _ = post(suite, "/v1/chat/completions", huge, auth)
     assert status == 413 and shape(body)["code"] == "request_too_large"
+    for bad, param in (({"input": []}, "input"), ({"input": [1]}, "input"), ({"x": 1}, "x")):
+        raw = json.dumps({"model": t.model, **bad}).encode()
+        status, body, _ = post(suite, "/v1/embeddings", raw, auth)
+        assert status == 400 and shape(body)["param"] == param, body
     status, body, _ = post(suite, "/v1/nothing-here", b"{}", auth)
     assert status == 404 and shape(body)["code"] == "not_found"
     assert await t.used() == 0
