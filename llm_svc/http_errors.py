@@ -58,6 +58,8 @@ def from_domain(exc: DomainError) -> HttpError:
     out = error(status, exc.message, kind, code, param)
     if isinstance(exc, ResourceExhausted):
         out.headers.update(quota_exhausted_headers(exc.metadata))
+        # The month's limit: the SDKs' automatic retries (they retry 429s) cannot help.
+        out.headers["x-should-retry"] = "false"
     elif status == 503:
         out.headers["Retry-After"] = "1"
     return out

@@ -75,6 +75,7 @@ async def test_sdk_exception_types(suite: Suite) -> None:
     wait = int(err.response.headers["Retry-After"])
     assert 0 < wait <= (reset - datetime.now(UTC)).total_seconds() + 1
     assert err.response.headers["x-quota-remaining-requests"] == "0"
+    assert err.response.headers["x-should-retry"] == "false"  # the SDKs do not retry it
     assert await t.used() == 1
 
 
