@@ -231,3 +231,18 @@ def stream_pieces(choice: dict[str, Any]) -> list[dict[str, Any]]:
             fragment = {"index": k, "function": {"arguments": args[start : start + 8]}}
             pieces.append({"tool_calls": [fragment]})
     return pieces
+
+
+EMBED_DIMENSIONS = 8
+
+
+def vector(text: str, size: int = EMBED_DIMENSIONS) -> list[float]:
+    """The fake embedding of ``text``: ``size`` numbers in -1..1 from its SHA-256 (the
+    same text, the same vector), each exact in float32."""
+    out: list[float] = []
+    counter = 0
+    while len(out) < size:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        out += [(b - 128) / 128 for b in digest]
+        counter += 1
+    return out[:size]

@@ -1,5 +1,7 @@
 """An OpenAI-compatible fake model provider for local runs, tests and benchmarks.
 
+``POST /v1/embeddings`` answers ``fake_answers.vector(text)`` per input (8 numbers in
+-1..1 from the text's SHA-256, or ``dimensions`` of them), usage its words.
 ``POST /v1/chat/completions`` answers deterministically (the rules, tools, JSON
 modes, images, n and usage details included, are in :mod:`fake_answers`): the
 answer is ``"Echo: " + <last user message>``, usage counts whitespace-separated
@@ -45,6 +47,7 @@ class FakeProvider:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_stats/reset", self.reset)
@@ -79,6 +82,32 @@ class FakeProvider:
     async def models(self, _: web.Request) -> web.Response:
         return web.json_response(
             {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+        )
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic vectors (``fake_answers.vector``); usage counts words."""
+        self.calls += 1
+        self.last_authorization = request.headers.get("Authorization", "")
+        try:
+            body = await request.json()
+            raw = body["input"]
+            inputs = [raw] if isinstance(raw, str) else list(raw)
+            size = int(body.get("dimensions") or fake_answers.EMBED_DIMENSIONS)
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "invalid_request_error", "body must hold an input")
+        self.last_request = body
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_answers.vector(str(t), size)}
+            for i, t in enumerate(inputs)
+        ]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model", "fake-model")),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
 
     async def completions(self, request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RPC_HANDLED = Counter(
     "grpc_server_handled_total",
     "RPCs completed, by service, method and status code.",
@@ -13,7 +14,20 @@ RPC_LATENCY = Histogram(
     "grpc_server_handling_seconds",
     "Time to handle an RPC, by service and method.",
     ["grpc_service", "grpc_method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=BUCKETS,
+)
+
+# HTTP doors (llm's OpenAI-compatible one): labels bounded by the routes' templates.
+HTTP_HANDLED = Counter(
+    "http_server_requests_total",
+    "HTTP requests completed, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "http_server_request_duration_seconds",
+    "Time to handle an HTTP request (a stream: until its end), by route template and method.",
+    ["route", "method"],
+    buckets=BUCKETS,
 )
 
 RPC_IN_FLIGHT = Gauge("llmgw_rpcs_in_flight", "RPCs being handled now (the shedding bound's use).")

@@ -227,6 +227,13 @@ def _quota_and_history(leaf: Any, group: Any, listing: Any, creating: Any, sub: 
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--idempotency-key", default="")
     p.add_argument("--no-stream", action="store_true")
+    p.add_argument(
+        "--http",
+        default="",
+        metavar="URL",
+        help="through llm's OpenAI-compatible HTTP door with the openai SDK "
+        "(e.g. http://127.0.0.1:8080)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

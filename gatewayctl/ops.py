@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from gatewayctl import chat_file
+from gatewayctl import chat_file, http_chat
 from gatewayctl.admin import Result, pages, rid, tenant_of, user_of
 from gatewayctl.client import CliError, Session
 from gatewayctl.output import as_dict
@@ -154,7 +154,11 @@ def history(s: Session, a: argparse.Namespace) -> Result:
 def chat(s: Session, a: argparse.Namespace) -> Result:
     """Streams to the terminal (or waits for the whole answer with --no-stream); with
     --file, the messages, tools and parameters of an OpenAI-shaped JSON file (the
-    message words, if any, are appended as a user message). Tool calls are printed."""
+    message words, if any, are appended as a user message). Tool calls are printed.
+    With --http, the same through the HTTP door (gatewayctl.http_chat)."""
+    if a.http:
+        http_chat.chat(a, s.api_key, s.timeout)
+        return None, []
     st = lrpc.LlmServiceStub(s.channel("llm"))
     fields: dict[str, Any] = chat_file.request_fields(chat_file.load(a.file)) if a.file else {}
     msgs = fields.setdefault("messages", [])

@@ -13,6 +13,7 @@ this process), so across every replica:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,25 +65,46 @@ class Gate:
         """``on_abandon(request_id, ...)`` is told of a reservation the caller left while
         quota was counting it, so that it is settled (released) rather than left to expire."""
         request.validate()
+        admission = await self.count(
+            api_key,
+            request.model,
+            request.idempotency_key,
+            remaining,
+            on_abandon,
+            lambda model: provider_parameters(request, model),
+        )
+        if not admission.reservation.replayed:
+            return admission
+        stored = await self._stored(api_key, admission, remaining)
+        return dataclasses.replace(admission, replay=replayed(stored))
+
+    async def count(
+        self,
+        api_key: str,
+        model_name: str,
+        idempotency_key: str,
+        remaining: Remaining,
+        on_abandon: Callable[[str, Principal, ResolvedModel], None],
+        parameters_of: Callable[[ResolvedModel], dict[str, Any]],
+    ) -> Admission:
+        """Who calls, which model, the parameters (refused before anything is charged:
+        ``parameters_of`` raises), and the reservation counted (``replayed`` when the
+        idempotency key was served before)."""
         principal = await self._identity.authenticate(api_key, remaining())
         if principal.role is not Role.USER:
-            raise PermissionDenied("only user keys may chat", "USER_KEY_REQUIRED")
-        model = await self._identity.resolve_model(principal.tenant_id, request.model, remaining())
-        parameters = provider_parameters(request, model)  # refused before anything is charged
+            raise PermissionDenied("only user keys may call models", "USER_KEY_REQUIRED")
+        model = await self._identity.resolve_model(principal.tenant_id, model_name, remaining())
+        parameters = parameters_of(model)
         request_id = str(uuid.uuid4())
         try:
             reservation = await self._quota.reserve(
-                request_id, principal, request.idempotency_key, remaining()
+                request_id, principal, idempotency_key, remaining()
             )
         except (asyncio.CancelledError, Unavailable, DeadlineExceeded):
             # The caller left, or quota's answer was lost: it may have counted; settle it.
             on_abandon(request_id, principal, model)
             raise
-        admission = Admission(principal, model, reservation, parameters)
-        if not reservation.replayed:
-            return admission
-        stored = await self._stored(api_key, admission, remaining)
-        return Admission(principal, model, reservation, parameters, replayed(stored))
+        return Admission(principal, model, reservation, parameters)
 
     async def _stored(
         self, api_key: str, admission: Admission, remaining: Remaining

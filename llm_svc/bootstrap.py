@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway_common import channels
 from gateway_common.server import ServiceSpec
@@ -13,9 +15,13 @@ from llm_svc.clients import history as history_client
 from llm_svc.clients import identity as identity_client
 from llm_svc.clients import quota as quota_client
 from llm_svc.config import LlmSettings
-from llm_svc.ports import HistoryPort, IdentityPort, ProviderPort, QuotaPort
+from llm_svc.http_routes import Routes
+from llm_svc.http_server import HttpDoor
+from llm_svc.ports import EmbedderPort, HistoryPort, IdentityPort, ProviderPort, QuotaPort
 from llm_svc.provider import OpenAIProvider
+from llm_svc.provider_embed import OpenAIEmbedder
 from llm_svc.service import ChatService, Timeouts
+from llm_svc.service_embed import EmbedService
 from llm_svc.servicer import LlmServicer
 from llmgw.llm.v1 import llm_pb2_grpc
 
@@ -30,6 +36,7 @@ class Overrides:
     quota: QuotaPort | None = None
     history: HistoryPort | None = None
     provider: ProviderPort | None = None
+    embedder: EmbedderPort | None = None
 
 
 def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceSpec:
@@ -40,8 +47,10 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
     closers: list[Callable[[], Awaitable[None]]] = []
 
     def register(server: grpc.aio.Server) -> None:
-        service = _wire(settings, o, closers)
-        llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmServicer(service), server)
+        wired = _wire(settings, o, closers)
+        llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmServicer(wired.chat, wired.embed), server)
+        if settings.http_enabled:
+            closers.insert(0, http_door(settings, wired))  # stopped first
 
     async def close() -> None:
         for closer in closers:
@@ -52,15 +61,39 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
     )
 
 
+@dataclass
+class Wired:
+    chat: ChatService
+    embed: EmbedService
+    channels: dict[str, grpc.aio.Channel]
+
+
+def http_door(settings: LlmSettings, wired: Wired) -> Callable[[], Awaitable[None]]:
+    """The OpenAI-compatible door over the same use cases, started in this loop (ready
+    while identity, quota and history answer their health checks); returns its stop."""
+    ready = readiness(wired.channels)
+    routes = Routes(wired.chat, wired.embed, ready, settings.http_timeout_seconds)
+    app = routes.app(settings.http_max_body_bytes, settings.http_max_in_flight)
+    host = settings.http_host or settings.host
+    door = HttpDoor(app, host, settings.http_port, settings.grace_seconds)
+    door.start_soon()
+
+    async def stop() -> None:
+        routes.draining = True
+        await door.stop()
+
+    return stop
+
+
 def _wire(
     settings: LlmSettings, o: Overrides, closers: list[Callable[[], Awaitable[None]]]
-) -> ChatService:
+) -> Wired:
     token = settings.service_credential()
-    opened: list[grpc.aio.Channel] = []
+    opened: dict[str, grpc.aio.Channel] = {}
 
     def channel(target: str, idempotent: tuple[tuple[str, str], ...]) -> grpc.aio.Channel:
         ch = channels.open_channel(target, settings, idempotent=idempotent)
-        opened.append(ch)
+        opened[target] = ch
         return ch
 
     identity = o.identity or identity_client.GrpcIdentity(
@@ -86,15 +119,49 @@ def _wire(
     service = ChatService(
         identity, quota, history, provider, timeouts, max_text_bytes=settings.max_text_bytes
     )
+    embedder = o.embedder or OpenAIEmbedder(
+        provider if isinstance(provider, OpenAIProvider) else OpenAIProvider()
+    )
+    embed = EmbedService(
+        identity, quota, history, embedder, timeouts, max_text_bytes=settings.max_text_bytes
+    )
 
     async def close() -> None:
         await service.drain()
         if isinstance(identity, identity_client.GrpcIdentity):
             await identity.close()
+        await embed.drain()
         if isinstance(provider, OpenAIProvider):
             await provider.close()
-        for ch in opened:
+        for ch in opened.values():
             await ch.close()
 
     closers.append(close)
-    return service
+    names = {
+        settings.identity_target: "identity",
+        settings.quota_target: "quota",
+        settings.history_target: "history",
+    }
+    return Wired(service, embed, {names[t]: ch for t, ch in opened.items()})
+
+
+def readiness(deps: dict[str, grpc.aio.Channel]) -> Callable[[], Awaitable[list[str]]]:
+    """The dependencies whose gRPC health check does not answer SERVING (within 1 s)."""
+    stubs = {name: health_pb2_grpc.HealthStub(ch) for name, ch in deps.items()}
+    serving = health_pb2.HealthCheckResponse.SERVING
+
+    async def check(name: str) -> bool:
+        try:
+            reply = await stubs[name].Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(), timeout=1.0
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == serving)
+
+    async def down() -> list[str]:
+        names = sorted(stubs)
+        oks = await asyncio.gather(*(check(n) for n in names))
+        return [n for n, ok in zip(names, oks, strict=True) if not ok]
+
+    return down

@@ -30,3 +30,13 @@ class LlmSettings(ServiceSettings):
     default_provider_url: str = Field(default="https://api.openai.com/v1")
     auth_cache_seconds: float = 2.0  # how long a key's principal is cached
     resolve_cache_seconds: float = 2.0  # how long a (tenant, model) resolution is cached
+    # The OpenAI-compatible HTTP door (llm_svc/README.md, "The HTTP door"): off with
+    # LLM_HTTP_ENABLED=false. Same host as gRPC unless LLM_HTTP_HOST says otherwise.
+    http_enabled: bool = True
+    http_port: int = 8080
+    http_host: str = ""
+    http_max_body_bytes: int = 4 * 1024 * 1024  # 413 past it (gRPC's message limit)
+    # A call's deadline when the client sends no X-Request-Timeout (and the most it may ask).
+    http_timeout_seconds: float = 120.0
+    # Calls handled at once; past it 503 with Retry-After (overload is never a 429).
+    http_max_in_flight: int = 2048

@@ -157,6 +157,56 @@ class ChatRequest:
             raise InvalidArgument.field("idempotency_key", "at most 128 characters")
 
 
+MAX_EMBED_INPUTS = 2048
+MAX_DIMENSIONS = 65536
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Texts to turn into vectors (OpenAI's embeddings call)."""
+
+    model: str
+    inputs: tuple[str, ...]
+    dimensions: int | None = None
+    user: str = ""
+    idempotency_key: str = ""
+    base64: bool = False  # the HTTP door's encoding_format (the vectors are the same)
+
+    def validate(self) -> None:
+        if not self.model.strip():
+            raise InvalidArgument.field("model", "required")
+        if not self.inputs or len(self.inputs) > MAX_EMBED_INPUTS:
+            raise InvalidArgument.field("input", f"1 to {MAX_EMBED_INPUTS} texts")
+        for i, text in enumerate(self.inputs):
+            if not text or "\x00" in text:
+                raise InvalidArgument.field(f"input[{i}]", "a non-empty text without NUL")
+        if sum(len(t.encode()) for t in self.inputs) > MAX_TEXT_BYTES:
+            raise InvalidArgument.field("input", "at most 256 KiB of text in all")
+        if self.dimensions is not None and not 1 <= self.dimensions <= MAX_DIMENSIONS:
+            raise InvalidArgument.field("dimensions", f"within 1..{MAX_DIMENSIONS}")
+        if len(self.user) > 256 or "\x00" in self.user:
+            raise InvalidArgument.field("user", "up to 256 characters, no NUL")
+        if len(self.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise InvalidArgument.field("idempotency_key", "at most 128 characters")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The provider's vectors, one per input in order, and the tokens it counted."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class EmbedAnswer:
+    interaction_id: str
+    model: str
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage
+    latency_ms: int
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """What identity says the tenant's call to this model needs. ``credential`` is secret."""
@@ -179,6 +229,10 @@ class Reservation:
     state: ReservationState
     expires: datetime | None = None  # while reserved: when quota refunds it unsettled
     replayed: bool = False  # the idempotency key was served before: this is that request
+    # The monthly count after this Reserve (what the HTTP door's x-quota-* headers say).
+    limit: int = 0
+    remaining: int = 0
+    resets: datetime | None = None  # end of the period counted
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from llm_svc.domain import (
     Choice,
     ChoiceDelta,
     ContentPart,
+    EmbedAnswer,
+    EmbedRequest,
     ImagePart,
     Interaction,
     Outcome,
@@ -233,6 +235,26 @@ def stream_event(event: ChoiceDelta | ChatAnswer) -> llm_pb2.ChatStreamResponse:
                 for t in event.tool_calls
             ],
         )
+    )
+
+
+def embed_request(msg: llm_pb2.EmbedRequest) -> EmbedRequest:
+    return EmbedRequest(
+        model=msg.model,
+        inputs=tuple(msg.inputs),
+        dimensions=msg.dimensions if msg.HasField("dimensions") else None,
+        user=msg.user,
+        idempotency_key=msg.idempotency_key,
+    )
+
+
+def embed_response(answer: EmbedAnswer) -> llm_pb2.EmbedResponse:
+    return llm_pb2.EmbedResponse(
+        interaction_id=answer.interaction_id,
+        model=answer.model,
+        embeddings=[llm_pb2.Embedding(index=i, values=v) for i, v in enumerate(answer.vectors)],
+        usage=_usage(answer.usage),
+        latency_ms=answer.latency_ms,
     )
 
 

@@ -17,6 +17,7 @@ from gateway_common.principal import Principal
 from llm_svc.domain import (
     ChatMessage,
     Completion,
+    Embeddings,
     Interaction,
     Reservation,
     ResolvedModel,
@@ -88,6 +89,18 @@ class ProviderPort(abc.ABC):
         timeout: float,
     ) -> AsyncGenerator[StreamChunk, None]:
         """Chunks as the provider sends them; closing the iterator cancels the call."""
+
+
+class EmbedderPort(abc.ABC):
+    @abc.abstractmethod
+    async def embed(
+        self,
+        model: ResolvedModel,
+        inputs: tuple[str, ...],
+        parameters: dict[str, Any],
+        timeout: float,
+    ) -> Embeddings:
+        """One vector per input, in order, and the tokens the provider counted."""
 
 
 # Failures of a dependency that may pass (a retry later may succeed).

@@ -124,6 +124,10 @@ class OpenAIProvider(ProviderPort):
             await client.close()
         self._clients.clear()
 
+    def client_for(self, model: ResolvedModel) -> openai.AsyncOpenAI:
+        """The model's SDK client (shared with the embeddings adapter)."""
+        return self._client(model)
+
     def _client(self, model: ResolvedModel) -> openai.AsyncOpenAI:
         base_url = model.base_url or self._default_base_url
         egress.check_url(self._egress, base_url)  # an IP literal never reaches the resolver

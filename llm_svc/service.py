@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -45,6 +45,7 @@ from llm_svc.ports import HistoryPort, IdentityPort, ModelPage, ProviderPort, Qu
 from llm_svc.settlement import Settler
 
 Remaining = Callable[[], float]
+Admitted = Callable[[Reservation], None] | None  # told the reservation counted (the HTTP headers)
 StreamEvent = ChoiceDelta | ChatAnswer
 _NOTHING = Completion("", "", Usage())
 
@@ -89,9 +90,14 @@ class ChatService:
         self._settler = Settler(quota)
 
     async def chat(
-        self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str = ""
+        self,
+        api_key: str,
+        request: ChatRequest,
+        remaining: Remaining,
+        request_id: str = "",
+        admitted: Admitted = None,
     ) -> ChatAnswer:
-        call = await self._admit(api_key, request, remaining, request_id)
+        call = await self._admit(api_key, request, remaining, request_id, admitted)
         if isinstance(call, ChatAnswer):
             return call
         try:
@@ -114,9 +120,14 @@ class ChatService:
         return _answer(served, completion)
 
     async def chat_stream(
-        self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str = ""
-    ) -> AsyncIterator[StreamEvent]:
-        call = await self._admit(api_key, request, remaining, request_id)
+        self,
+        api_key: str,
+        request: ChatRequest,
+        remaining: Remaining,
+        request_id: str = "",
+        admitted: Admitted = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        call = await self._admit(api_key, request, remaining, request_id, admitted)
         if isinstance(call, ChatAnswer):
             if call.content:
                 yield ChoiceDelta(content=call.content)
@@ -175,7 +186,12 @@ class ChatService:
     # -- admission and settlement ----------------------------------------------------------
 
     async def _admit(
-        self, api_key: str, request: ChatRequest, remaining: Remaining, request_id: str
+        self,
+        api_key: str,
+        request: ChatRequest,
+        remaining: Remaining,
+        request_id: str,
+        admitted: Admitted = None,
     ) -> Call | ChatAnswer:
         received = datetime.now(UTC)
 
@@ -186,6 +202,8 @@ class ChatService:
             self._settler.later(self._record(gone, _NOTHING, "CALLER_CANCELLED"), None)
 
         admission = await self._gate.admit(api_key, request, remaining, abandon)
+        if admitted is not None:
+            admitted(admission.reservation)
         if admission.replay is not None:
             return admission.replay
         return Call(admission, request, received, request_id, time.monotonic())

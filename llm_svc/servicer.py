@@ -16,14 +16,16 @@ from gateway_common.pagination import clamp_page_size
 from llm_svc import mapping
 from llm_svc.domain import ChatRequest
 from llm_svc.service import ChatService
+from llm_svc.service_embed import EmbedService
 from llmgw.llm.v1 import llm_pb2, llm_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
-    def __init__(self, service: ChatService) -> None:
+    def __init__(self, service: ChatService, embed: EmbedService) -> None:
         self._service = service
+        self._embed = embed
 
     async def Chat(self, request: llm_pb2.ChatRequest, context: Context) -> llm_pb2.ChatResponse:
         api_key = bearer_token(context.invocation_metadata())
@@ -54,6 +56,14 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             models=[llm_pb2.ModelInfo(**m) for m in page.models],
             next_page_token=page.next_page_token,
         )
+
+    async def Embed(self, request: llm_pb2.EmbedRequest, context: Context) -> llm_pb2.EmbedResponse:
+        api_key = bearer_token(context.invocation_metadata())
+        embed = mapping.embed_request(request)
+        answer = await self._embed.embed(
+            api_key, embed, lambda: remaining(context), request_id_var.get()
+        )
+        return mapping.embed_response(answer)
 
 
 def _parse(request: llm_pb2.ChatRequest | llm_pb2.ChatStreamRequest) -> ChatRequest:

@@ -5,6 +5,7 @@
 # IDENTITY_PORT 50051, QUOTA_PORT 50052, HISTORY_PORT 50053, LLM_PORT 50054; URLs (env,
 # defaults from those ports): IDENTITY_DATABASE_URL, QUOTA_DATABASE_URL, MONGO_URL,
 # FAKE_PROVIDER_URL. Every step (services, seed, the printed commands) reads the same ones.
+# LLM_HTTP_PORT 8080 (llm's OpenAI-compatible HTTP door; LLM_HTTP_ENABLED=false turns it off).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -16,6 +17,7 @@ FERRETDB_PORT="${FERRETDB_PORT:-27027}"
 FAKE_PROVIDER_PORT="${FAKE_PROVIDER_PORT:-18080}"
 export IDENTITY_PORT="${IDENTITY_PORT:-50051}" QUOTA_PORT="${QUOTA_PORT:-50052}"
 export HISTORY_PORT="${HISTORY_PORT:-50053}" LLM_PORT="${LLM_PORT:-50054}"
+export LLM_HTTP_PORT="${LLM_HTTP_PORT:-8080}"
 PROC="$ROOT/scripts/proc.sh"
 
 port_open() { "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1', int(sys.argv[1]))))" "$1"; }
@@ -80,6 +82,13 @@ status() {
     printf '%-9s 127.0.0.1:%-6s %s\n' "$svc" "${!port_var}" \
       "$("$PY" -m gateway_common.healthcheck "127.0.0.1:${!port_var}" --print 2>&1 || true)"
   done
+  if [ "${LLM_HTTP_ENABLED:-true}" != "false" ]; then
+    printf '%-9s http://127.0.0.1:%-6s %s\n' "llm-http" "$LLM_HTTP_PORT" \
+      "$("$PY" -c 'import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2); print("READY (OpenAI-compatible: /v1)")
+except Exception as exc: print("NOT READY", type(exc).__name__)' "http://127.0.0.1:$LLM_HTTP_PORT/readyz" 2>&1 || true)"
+  fi
 }
 
 case "${1:-}" in

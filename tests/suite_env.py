@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import MONGO_URL, service_env, sqlalchemy_url
+from tests.support import MONGO_URL, free_port, service_env, sqlalchemy_url
 
 MODULES = ("identity_svc", "quota_svc", "history_svc", "llm_svc")
 
@@ -36,6 +36,7 @@ def suite_env(
         },
         "llm_svc": {
             "LLM_PORT": str(ports["llm_svc"]),
+            "LLM_HTTP_PORT": str(free_port()),
             "LLM_IDENTITY_TARGET": identity,
             "LLM_QUOTA_TARGET": f"127.0.0.1:{ports['quota_svc']}",
             "LLM_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",

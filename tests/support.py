@@ -53,6 +53,8 @@ def service_fields(service: str) -> dict[str, object]:
 def as_service(service: str) -> tuple[tuple[str, str], ...]:
     """Call metadata presenting ``service``'s own credential."""
     return ((service_auth.SERVICE_TOKEN, SERVICE_TOKENS[service]),)
+
+
 # A pooler (tests/ops: PgBouncer) in front of the local server: fresh databases are made on
 # the server, and their DSNs name the pooler, so a whole suite runs through it.
 POOLER_PORT = os.environ.get("TEST_PG_POOLER_PORT", "")

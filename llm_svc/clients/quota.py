@@ -51,6 +51,9 @@ class GrpcQuota(QuotaPort):
             state=_STATES.get(r.state, ReservationState.RESERVED),
             expires=r.expire_time.ToDatetime(tzinfo=UTC) if r.HasField("expire_time") else None,
             replayed=reply.replayed,
+            limit=r.limit,
+            remaining=r.remaining,
+            resets=r.period_end.ToDatetime(tzinfo=UTC) if r.HasField("period_end") else None,
         )
 
     async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:

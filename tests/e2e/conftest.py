@@ -4,6 +4,7 @@ and a platform-admin key made by identity's own tool."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -39,6 +40,7 @@ class Suite:
     admin_key: str
     log_dir: Path
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    http_url: str = ""  # llm's OpenAI-compatible HTTP door (its /v1 is the SDK's base URL)
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
@@ -95,7 +97,9 @@ def suite_environment(overrides: dict[str, str] | None = None) -> Iterator[dict[
     with contextlib.ExitStack() as stack:
         identity_dsn = stack.enter_context(fresh_pg_database("e2e_identity"))
         quota_dsn = stack.enter_context(fresh_pg_database("e2e_quota"))
-        ports = {n: free_port() for n in ("identity", "quota", "history", "llm", "provider")}
+        ports = {
+            n: free_port() for n in ("identity", "quota", "history", "llm", "provider", "http")
+        }
         targets = {n: f"127.0.0.1:{ports[n]}" for n in ("identity", "quota", "history", "llm")}
         env = {
             "IDENTITY_PORT": str(ports["identity"]),
@@ -119,6 +123,7 @@ def suite_environment(overrides: dict[str, str] | None = None) -> Iterator[dict[
             "LLM_QUOTA_TARGET": targets["quota"],
             "LLM_HISTORY_TARGET": targets["history"],
             "LLM_AUTH_CACHE_SECONDS": "0.5",
+            "LLM_HTTP_PORT": str(ports["http"]),
             "GATEWAY_IDENTITY_TARGET": targets["identity"],
             "GATEWAY_QUOTA_TARGET": targets["quota"],
             "GATEWAY_HISTORY_TARGET": targets["history"],
@@ -157,6 +162,7 @@ async def running_suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator
     )
     s = Suite(env, targets, f"http://127.0.0.1:{port}/v1", "", log_dir)
     s.metrics_ports = e2e_env["metrics"]
+    s.http_url = f"http://127.0.0.1:{e2e_env['ports']['http']}"
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
         s.start("identity")
@@ -166,6 +172,7 @@ async def running_suite(e2e_env: dict[str, Any], log_dir: Path) -> AsyncIterator
             s.start(name)
         for name in ("quota", "history", "llm"):
             await wait_serving(targets[name], timeout=60)
+        await asyncio.to_thread(_wait_http, f"{s.http_url}/healthz")
         yield s
     except BaseException:
         print(s.logs(), file=sys.stderr)

@@ -317,7 +317,10 @@ async def test_two_llm_replicas_sharing_the_load_and_the_keys(
     suite, dsn = faults
     t = await make_tenant(suite, limit=1000)
     port = free_port()
-    env = {**service_env("llm"), **suite.env, "LLM_PORT": str(port), "LLM_METRICS_PORT": "0"}
+    env = {
+        **service_env("llm"), **suite.env,
+        "LLM_PORT": str(port), "LLM_METRICS_PORT": "0", "LLM_HTTP_ENABLED": "false",
+    }  # fmt: skip
     second = ServiceProcess("llm_svc", env, suite.log_dir)
     second.start()
     try:

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -58,6 +59,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
         await asyncio.to_thread(quota_migrate.upgrade, quota_url)
         ports = {n: free_port() for n in ("identity", "quota", "history", "llm")}
         targets = {n: f"127.0.0.1:{p}" for n, p in ports.items()}
+        http_port = free_port()
         specs = [
             (
                 IdentitySettings(
@@ -94,6 +96,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                     identity_target=targets["identity"],
                     quota_target=targets["quota"],
                     history_target=targets["history"],
+                    http_port=http_port,
                     **COMMON,
                     **service_env("llm"),
                 ),
@@ -108,6 +111,7 @@ async def in_process_suite(tmp: Path) -> AsyncIterator[Suite]:
                 await server.start()
             _, admin_key = await create_key(id_url, "tracing")
             suite = Suite({}, targets, f"http://127.0.0.1:{provider_port}/v1", admin_key, tmp)
+            suite.http_url = f"http://127.0.0.1:{http_port}"
             yield suite
         finally:
             for ch in suite.channels.values() if suite else ():
@@ -162,3 +166,33 @@ async def test_one_chat_is_one_trace_across_all_four_services(exporter, tmp_path
     ]
     assert {s.name.split("/")[1].split(".")[1] for s in servers} == {"identity", "quota"}
     assert all(s.parent is not None for s in servers)
+
+
+async def test_one_http_chat_is_one_trace_from_the_callers_context(exporter, tmp_path):
+    """The HTTP door's server span continues the caller's W3C trace and is the parent of
+    the gRPC calls the chat makes."""
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{caller_trace}-00f067aa0ba902b7-01"
+    async with in_process_suite(tmp_path) as suite:
+        tenant = await make_tenant(suite)
+        exporter.clear()
+        body = {"model": tenant.model, "messages": [{"role": "user", "content": "trace http"}]}
+        headers = {"Authorization": f"Bearer {tenant.user_key}", "traceparent": traceparent}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{suite.http_url}/v1/chat/completions", json=body, headers=headers) as r,
+        ):
+            assert r.status == 200, await r.text()
+        await asyncio.sleep(0.2)
+        spans = exporter.get_finished_spans()
+    door = [s for s in spans if s.name == "POST /v1/chat/completions"]
+    assert len(door) == 1, [s.name for s in spans]
+    assert format(door[0].context.trace_id, "032x") == caller_trace
+    in_trace = {s.name for s in spans if s.context.trace_id == door[0].context.trace_id}
+    assert {
+        "/llmgw.identity.v1.IdentityService/Authenticate",
+        "/llmgw.quota.v1.QuotaInternalService/Reserve",
+        "/llmgw.quota.v1.QuotaInternalService/Settle",
+        "provider.chat",
+    } <= in_trace, sorted(in_trace)
+    assert door[0].attributes["http.response.status_code"] == 200

@@ -208,6 +208,7 @@ async def stack(provider: tuple[FakeProvider, str]) -> AsyncIterator[Stack]:
                 history_target=f"127.0.0.1:{history.port}",
                 auth_cache_seconds=0.0,
                 **service_env("llm"),
+                http_port=0,  # the HTTP door on a free port
                 GATEWAY_MAX_TEXT_BYTES=TEXT_LIMIT,
             )
             quota_public = quota_pb2_grpc.QuotaServiceStub(quota_channel)

@@ -50,6 +50,11 @@ class LlmServiceStub:
                 request_serializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/llmgw.llm.v1.LlmService/Embed',
+                request_serializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -96,6 +101,19 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed turns texts into vectors through the same admission and
+        settlement as Chat: one request charged whatever the number of inputs,
+        recorded in history with its input text and token usage (never the
+        vectors). Caller: a ROLE_USER key. Limits: 1 to 2048 non-empty inputs,
+        256 KiB of text in all; dimensions 1..65536. With an idempotency_key a
+        served retry is not charged again (the vectors are computed again, as
+        history does not keep them). Codes: as Chat.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +131,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.FromString,
                     response_serializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.FromString,
+                    response_serializer=llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,6 +220,33 @@ class LlmService:
             '/llmgw.llm.v1.LlmService/ListModels',
             llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
             llmgw_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.llm.v1.LlmService/Embed',
+            llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.SerializeToString,
+            llmgw_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

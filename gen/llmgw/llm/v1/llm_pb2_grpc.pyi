@@ -69,6 +69,15 @@ class LlmServiceStub:
     tenant). page_size defaults to 50, clamped to 500. Codes: OK,
     INVALID_ARGUMENT, UNAUTHENTICATED.
     """
+    Embed: _grpc.UnaryUnaryMultiCallable[_llm_pb2.EmbedRequest, _llm_pb2.EmbedResponse]
+    """Embed turns texts into vectors through the same admission and
+    settlement as Chat: one request charged whatever the number of inputs,
+    recorded in history with its input text and token usage (never the
+    vectors). Caller: a ROLE_USER key. Limits: 1 to 2048 non-empty inputs,
+    256 KiB of text in all; dimensions 1..65536. With an idempotency_key a
+    served retry is not charged again (the vectors are computed again, as
+    history does not keep them). Codes: as Chat.
+    """
 
 @_typing.type_check_only
 class LlmServiceAsyncStub(LlmServiceStub):
@@ -102,6 +111,15 @@ class LlmServiceAsyncStub(LlmServiceStub):
     """ListModels lists the models the caller may chat with (enabled for its
     tenant). page_size defaults to 50, clamped to 500. Codes: OK,
     INVALID_ARGUMENT, UNAUTHENTICATED.
+    """
+    Embed: _aio.UnaryUnaryMultiCallable[_llm_pb2.EmbedRequest, _llm_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Embed turns texts into vectors through the same admission and
+    settlement as Chat: one request charged whatever the number of inputs,
+    recorded in history with its input text and token usage (never the
+    vectors). Caller: a ROLE_USER key. Limits: 1 to 2048 non-empty inputs,
+    256 KiB of text in all; dimensions 1..65536. With an idempotency_key a
+    served retry is not charged again (the vectors are computed again, as
+    history does not keep them). Codes: as Chat.
     """
 
 class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -151,6 +169,21 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListModels lists the models the caller may chat with (enabled for its
         tenant). page_size defaults to 50, clamped to 500. Codes: OK,
         INVALID_ARGUMENT, UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _llm_pb2.EmbedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_llm_pb2.EmbedResponse, _abc.Awaitable[_llm_pb2.EmbedResponse]]:
+        """Embed turns texts into vectors through the same admission and
+        settlement as Chat: one request charged whatever the number of inputs,
+        recorded in history with its input text and token usage (never the
+        vectors). Caller: a ROLE_USER key. Limits: 1 to 2048 non-empty inputs,
+        256 KiB of text in all; dimensions 1..65536. With an idempotency_key a
+        served retry is not charged again (the vectors are computed again, as
+        history does not keep them). Codes: as Chat.
         """
 
 def add_LlmServiceServicer_to_server(servicer: LlmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
