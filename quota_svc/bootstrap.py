@@ -46,6 +46,7 @@ def build(
         prepare=settings.db_prepared_statements,
     )
     identity_channel: grpc.aio.Channel | None = None
+    owned_authenticator = authenticator is None  # its revocation feed polls on our channel
     if authenticator is None:
         authenticator, identity_channel = identity_client.connect(
             settings, settings.identity_target, settings.identity_cache_seconds
@@ -107,7 +108,7 @@ def build(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if identity_channel is not None:  # ours: its revocation feed polls on the channel
+        if owned_authenticator:
             await authenticator.close()
         for channel in (identity_channel, history_channel):
             if channel is not None:

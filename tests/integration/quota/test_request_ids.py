@@ -69,10 +69,12 @@ async def test_same_id_same_content_replays_other_content_is_refused(quota: Quot
     plan_id, user = first.plan.plan_id, str(uuid.uuid4())
     sub = await subscribe(quota, a, plan_id, user, request_id=rid)
     assert await subscribe(quota, a, plan_id, user, request_id=rid) == sub
+    stranger = str(uuid.uuid4())  # another user of the tenant: the content differs
+    quota.members.pairs.add((a.tenant_id, stranger))
     await _reused(
         quota.public.CreateSubscription(
             R.CreateSubscriptionRequest(
-                tenant_id=a.tenant_id, user_id=str(uuid.uuid4()), plan_id=plan_id, request_id=rid
+                tenant_id=a.tenant_id, user_id=stranger, plan_id=plan_id, request_id=rid
             ),
             metadata=bearer(a.admin_key),
         )
