@@ -50,11 +50,12 @@ def parse_accepted(value: str) -> dict[bytes, str]:
     """``"llm=<hex>,quota=<hex>"`` -> {digest: name}; ValueError names a malformed entry.
     A name may appear twice (its old and new token while it rotates); a digest may not."""
     accepted: dict[bytes, str] = {}
-    for entry in filter(None, (e.strip() for e in value.split(","))):
+    for n, entry in enumerate(filter(None, (e.strip() for e in value.split(","))), 1):
         name, _, hexdigest = (p.strip() for p in entry.partition("="))
         if not _NAME.match(name) or not _DIGEST.match(hexdigest.lower()):
+            # never echo the entry: a token pasted here by mistake must not reach a log
             raise ValueError(
-                f"GATEWAY_ACCEPTED_SERVICE_TOKENS: {entry[:80]!r} is not name=<sha256 hex>"
+                f"GATEWAY_ACCEPTED_SERVICE_TOKENS: entry {n} is not name=<sha256 hex of a token>"
             )
         known = accepted.setdefault(bytes.fromhex(hexdigest), name)
         if known != name:

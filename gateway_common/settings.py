@@ -19,7 +19,8 @@ class ServiceSettings(BaseSettings):
     """Knobs common to the four services. Env names get the service's prefix,
     e.g. ``IDENTITY_PORT``; the shared ones below also read ``GATEWAY_*``."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused value (a token where a digest belongs) is not logged.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
     # The name this service is known by to the others (service_auth.SERVICES).
     service_name: ClassVar[str] = ""
 

@@ -51,6 +51,12 @@ def test_malformed_accepted_callers_are_refused(value: str):
         ServiceSettings(GATEWAY_ACCEPTED_SERVICE_TOKENS=value)
 
 
+def test_a_refused_entry_is_not_echoed():
+    with pytest.raises(ValueError) as exc:  # a raw token pasted where its digest belongs
+        QuotaSettings(GATEWAY_ACCEPTED_SERVICE_TOKENS="llm=s3cret-token-value")
+    assert "s3cret" not in str(exc.value)
+
+
 def test_a_caller_rotating_its_token_is_accepted_under_both():
     both = Callers.parse(f"llm={digest('old')},llm={digest('new')}")
     assert both.identify(md("old")) == both.identify(md("new")) == "llm"
