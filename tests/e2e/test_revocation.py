@@ -22,7 +22,7 @@ from llmgw.llm.v1 import llm_pb2, llm_pb2_grpc
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 from tests.e2e.conftest import Suite
 from tests.e2e.world import Tenant, bearer, key_id_of, make_tenant, user_key
-from tests.support import ServiceProcess, free_port, wait_serving
+from tests.support import ServiceProcess, free_port, service_env, wait_serving
 
 BOUND = FeedTiming().max_staleness  # the documented default, GATEWAY_REVOCATION_BOUND_SECONDS
 SLACK = 0.75  # process scheduling on a loaded 2-core machine
@@ -37,6 +37,7 @@ async def _second_replicas(
     ports = {name: free_port() for name in ("identity", "llm", "quota", "history")}
     env = {**suite.env, "IDENTITY_AUTH_CACHE_TTL_SECONDS": "60", "LLM_AUTH_CACHE_SECONDS": "60"}
     env |= {"QUOTA_IDENTITY_CACHE_SECONDS": "60", "HISTORY_AUTH_CACHE_SECONDS": "60"}
+    env["LLM_HTTP_PORT"] = str(free_port())  # the first llm holds the suite's HTTP port
     for name, port in ports.items():
         env[f"{name.upper()}_PORT"] = str(port)
         env[f"{name.upper()}_METRICS_PORT"] = "0"
@@ -45,7 +46,8 @@ async def _second_replicas(
     procs: list[ServiceProcess] = []
     try:
         for name in ("identity", "quota", "history", "llm"):
-            procs.append(ServiceProcess(f"{name}_svc", env, log_dir).start())
+            own = {**env, **service_env(name)}  # each replica presents its service's token
+            procs.append(ServiceProcess(f"{name}_svc", own, log_dir).start())
             await wait_serving(f"127.0.0.1:{ports[name]}", timeout=60)
         channels = {n: grpc.aio.insecure_channel(f"127.0.0.1:{p}") for n, p in ports.items()}
         try:
