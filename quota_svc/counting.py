@@ -32,7 +32,7 @@ from quota_svc.ports import (
 
 log = logging.getLogger("quota.counting")
 
-RESERVE_ATTEMPTS = 3  # a refusal diagnosed as "a slot freed meanwhile" retries
+RESERVE_ATTEMPTS = 8  # a refusal diagnosed as "a slot freed meanwhile" retries
 
 
 class CountingService:

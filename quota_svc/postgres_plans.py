@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway_common.errors import AlreadyExists, FailedPrecondition
 from gateway_common.idempotency import RequestKey
-from quota_svc import rows
+from quota_svc import postgres_rows as rows
 from quota_svc.domain import NewPlan, Plan
 from quota_svc.ports import PageKey, PlanRepository, Recorded
-from quota_svc.rows import PLAN_COLUMNS, uid
+from quota_svc.postgres_rows import PLAN_COLUMNS, uid
 
 _COLUMNS = {
     "name": "nome_plano",

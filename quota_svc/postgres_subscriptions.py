@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway_common.errors import AlreadyExists
-from quota_svc import rows
+from quota_svc import postgres_rows as rows
 from quota_svc.domain import Period, Subscription
 from quota_svc.ports import (
     PageKey,
@@ -23,7 +23,7 @@ from quota_svc.ports import (
     SubscriptionDraft,
     SubscriptionRepository,
 )
-from quota_svc.rows import EXCLUSION_VIOLATION, SUB_COLUMNS, uid
+from quota_svc.postgres_rows import EXCLUSION_VIOLATION, SUB_COLUMNS, uid
 
 _ACTIVE = "s.data_inicio <= :at AND (s.data_fim IS NULL OR s.data_fim > :at)"
 

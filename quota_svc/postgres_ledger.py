@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from quota_svc import rows
+from quota_svc import postgres_rows as rows
 from quota_svc.domain import EXPIRED_REASON, RECORD_TOPIC, Reservation
 from quota_svc.ports import (
     DuplicateRequest,
@@ -27,7 +27,7 @@ from quota_svc.ports import (
     SettleCall,
     Standing,
 )
-from quota_svc.rows import LEDGER_COLUMNS, SUB_COLUMNS, uid
+from quota_svc.postgres_rows import LEDGER_COLUMNS, SUB_COLUMNS, uid
 
 KEY_CONSTRAINT = "reserva_requisicao_chave_uq"
 _NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
