@@ -18,9 +18,9 @@ from gateway_common.errors import DomainError, Unavailable
 from gateway_common.store_errors import postgres_boundary, postgres_error
 from gateway_common.unit_of_work import PostgresUnitOfWork
 from quota_svc.ports import UnitOfWork
+from quota_svc.postgres_ledger import PgLedger
 from quota_svc.postgres_plans import SqlPlans
 from quota_svc.postgres_subscriptions import SqlSubscriptions
-from quota_svc.postgres_ledger import PgLedger
 
 
 def make_counting_pool(
