@@ -84,7 +84,12 @@ def versions(ghz: Path, hey: Path, venv: Path) -> dict[str, str]:
         "node": _out(["node", "--version"]),
         "portkey": _portkey(),
         "PostgreSQL": _pg(),
-        "FerretDB": _out(["cat", str(ROOT / ".cache/bin/ferretdb.version")]).split(" ")[0],
+        "FerretDB": _out(
+            [
+                "cat",
+                str(Path(os.environ.get("TOOLS_BIN", ROOT / ".cache/bin")) / "ferretdb.version"),
+            ]
+        ).split(" ")[0],
     }
     for line in venv_versions.splitlines():
         name, _, version = line.partition(" ")

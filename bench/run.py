@@ -235,7 +235,9 @@ class Bench:
             before = await settlement.scrape(quota_metrics) if spec.name == "chat" else ""
             produced = await ex.run(spec)
             if spec.name == "chat":
-                self.settlement = await settlement.after_run(quota_metrics, before)
+                self.settlement = await settlement.after_run(
+                    quota_metrics, before, self.out / "raw"
+                )
             scenarios += produced
             print(
                 f"bench: {spec.name}: {produced[0].status} ({time.monotonic() - started:.0f}s)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -111,9 +112,18 @@ def figures(before_text: str, after_text: str) -> dict[str, Any]:
     return out
 
 
-async def after_run(url: str, before: str, wait_s: float = 20.0) -> dict[str, Any]:
+def _keep(folder: Path, before: str, after: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "quota-metrics-before-chat.txt").write_text(before)
+    (folder / "quota-metrics-after-chat.txt").write_text(after)
+
+
+async def after_run(
+    url: str, before: str, keep: Path | None = None, wait_s: float = 20.0
+) -> dict[str, Any]:
     """The outbox figures since the scrape ``before``, once the relay has delivered the
-    pending entries (or ``wait_s`` passed): the lag of every answer is then counted."""
+    pending entries (or ``wait_s`` passed): the lag of every answer is then counted.
+    ``keep``: a folder for both scrapes as they were."""
     if not before:
         return {"status": "not measured", "reason": f"{url} did not answer"}
     deadline = time.monotonic() + wait_s
@@ -123,6 +133,8 @@ async def after_run(url: str, before: str, wait_s: float = 20.0) -> dict[str, An
         if not left or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
+    if keep is not None:
+        await asyncio.to_thread(_keep, keep, before, after)
     out = figures(before, after)
     if "batch_size" not in out:
         return {"status": "not measured", "reason": "no llmgw_outbox_* histograms at " + url}

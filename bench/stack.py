@@ -102,6 +102,7 @@ class Stack:
         elif svc == "quota":
             env["QUOTA_DATABASE_URL"] = self.sqlalchemy_url("quota")
             env["QUOTA_IDENTITY_TARGET"] = identity
+            env["QUOTA_HISTORY_TARGET"] = self.target("history")  # the outbox's sink
         elif svc == "history":
             env.update(
                 MONGO_URL=MONGO_URL,
