@@ -71,3 +71,12 @@ def test_not_measured_when_a_scenario_failed_or_is_absent(scenarios):
     assert by(targets, "Authenticate", 64).status == "not measured"
     targets = evaluate([s for s in scenarios if s.name != "litellm"], [1])
     assert by(targets, "Chat p50", 1).status == "not measured"
+
+
+def test_cpu_targets_in_echo_calls(scenarios):
+    chat = next(s for s in scenarios if s.name == "chat")
+    chat.runs[0].cpu = {"echo_calls": 5.0, "echo_calls_by_process": {"llm": 2.5}}
+    targets = evaluate(scenarios, [1, 16])
+    assert by(targets, "Chat CPU <= 6", 1).status == "met"
+    assert by(targets, "Chat CPU in llm_svc", 1).status == "missed"
+    assert by(targets, "Chat CPU <= 6", 16).status == "not measured"  # no CPU figures
