@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,9 @@ class Executor:
     ) -> tuple[GhzOutcome, GhzOutcome | None]:
         """A run of the scenario (Reserve then Settle on the same ids for a pair); with
         ``measure`` the CPU per process of each run is kept on its stats."""
-        prefix = f"bench-{self.ctx.stack.tag}-{label}-"
+        # Ids are UUIDs (history records a Settle's interaction under its request id):
+        # 24 random characters, then the request number on 12 digits.
+        prefix = str(uuid.uuid4())[:24]
         run = self._ghz(scenario, label, self._config(spec, spec.file, prefix), c, **kw)
         out = await (self._measured(run) if measure else run)
         self._count(spec, out.stats)

@@ -238,6 +238,10 @@ class Bench:
                 self.settlement = await settlement.after_run(
                     quota_metrics, before, self.out / "raw"
                 )
+            elif spec.commit or spec.counts_as:  # its records: delivered before the next
+                _, left = await settlement.drained(quota_metrics, 60.0)
+                if left:
+                    self.notes.append(f"after {spec.name}: {left:g} outbox entries pending")
             scenarios += produced
             print(
                 f"bench: {spec.name}: {produced[0].status} ({time.monotonic() - started:.0f}s)",

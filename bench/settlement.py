@@ -112,6 +112,19 @@ def figures(before_text: str, after_text: str) -> dict[str, Any]:
     return out
 
 
+async def drained(url: str, wait_s: float) -> tuple[str, float | None]:
+    """Waits until quota's outbox has no pending entry (or ``wait_s`` passed), so what a
+    scenario left to deliver is not delivered during the next; the last scrape and the
+    entries still pending."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = await scrape(url)
+        left = pending(text)
+        if not left or time.monotonic() > deadline:
+            return text, left
+        await asyncio.sleep(0.5)
+
+
 def _keep(folder: Path, before: str, after: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "quota-metrics-before-chat.txt").write_text(before)
@@ -126,13 +139,7 @@ async def after_run(
     ``keep``: a folder for both scrapes as they were."""
     if not before:
         return {"status": "not measured", "reason": f"{url} did not answer"}
-    deadline = time.monotonic() + wait_s
-    while True:
-        after = await scrape(url)
-        left = pending(after)
-        if not left or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
+    after, left = await drained(url, wait_s)
     if keep is not None:
         await asyncio.to_thread(_keep, keep, before, after)
     out = figures(before, after)

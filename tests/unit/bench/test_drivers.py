@@ -38,10 +38,12 @@ def test_every_spec_has_its_files():
 
 
 def test_reserve_and_settle_use_the_same_ids_and_subject():
-    values = {"BENCH_ID_PREFIX": "run1-", "BENCH_TENANT_ID": "t", "BENCH_USER_ID": "u"}
+    prefix = "0b5e6c1a-2f3d-4e5f-8a9b-"  # + 12 digits: a UUID, as history wants
+    values = {"BENCH_ID_PREFIX": prefix, "BENCH_TENANT_ID": "t", "BENCH_USER_ID": "u"}
     reserve = load_scenario("quota_reserve.json", values)
     settle = load_scenario("quota_settle.json", values)["data"]
-    rid = "run1-{{.RequestNumber}}"
+    rid = prefix + '{{printf "%012d" .RequestNumber}}'
+    assert settle["interaction"]["timestamp"] == "{{.Timestamp}}"
     assert reserve["data"]["request_id"] == settle["request_id"] == rid
     assert settle["interaction"]["interaction_id"] == rid
     assert (settle["interaction"]["tenant_id"], settle["interaction"]["user_id"]) == ("t", "u")
