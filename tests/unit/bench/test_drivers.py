@@ -42,7 +42,7 @@ def test_reserve_and_settle_use_the_same_ids_and_subject():
     values = {"BENCH_ID_PREFIX": prefix, "BENCH_TENANT_ID": "t", "BENCH_USER_ID": "u"}
     reserve = load_scenario("quota_reserve.json", values)
     settle = load_scenario("quota_settle.json", values)["data"]
-    rid = prefix + '{{printf "%012d" .RequestNumber}}'
+    rid = prefix + "{{printf `%012d` .RequestNumber}}"
     assert settle["interaction"]["timestamp"] == "{{.Timestamp}}"
     assert reserve["data"]["request_id"] == settle["request_id"] == rid
     assert settle["interaction"]["interaction_id"] == rid
