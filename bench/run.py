@@ -87,7 +87,7 @@ class Bench:
         return {s.service for s in self.specs}
 
     async def up(self) -> None:
-        stack, need = self.stack, self.needed()
+        stack = self.stack
         stack.create_databases()
         fake = stack.start_fake()
         echo = stack.start_echo()
@@ -96,22 +96,15 @@ class Bench:
             if why:
                 self.down[svc] = why
         procs = {svc: stack.start_service(svc) for svc in SERVICES if svc not in self.down}
-        litellm = self._start_litellm() if "litellm" in need else None
-        portkey = self._start_portkey() if "portkey" in need else None
         waits = {name: wait_grpc(p, stack.target(name)) for name, p in procs.items()}
         waits["echo"] = wait_grpc(echo, stack.target("echo"))
         waits["fake"] = wait_http(fake, f"http://{stack.target('fake')}/health")
-        if litellm is not None:
-            url = f"http://{stack.target('litellm')}/health/liveliness"
-            waits["litellm"] = wait_http(litellm, url, timeout=180)
-        if portkey is not None:
-            waits["portkey"] = wait_http(portkey, f"http://{stack.target('portkey')}/")
         results = await asyncio.gather(*waits.values())
         for name, why in zip(waits, results, strict=True):
             if why:
                 self.down[name] = why
         if "fake" in self.down:  # no provider: chat and the peers cannot work
-            for name in ("llm", "litellm", "portkey"):
+            for name in ("llm", "litellm", "portkey"):  # checked again when the peer starts
                 self.down.setdefault(name, self.down["fake"])
         if "llm" in self.down:
             self.down["llm_http"] = self.down["llm"]
@@ -129,6 +122,30 @@ class Bench:
             else:
                 roots[name] = pid
         return roots
+
+    async def peer_up(self, name: str) -> int | None:
+        """Start an HTTP peer for its own scenario only (LiteLLM's workers burn CPU while
+        idle, which would land on every other scenario); its pid, or None when down."""
+        if name in self.down:
+            return None
+        if name == "litellm":
+            proc = self._start_litellm()
+            url = f"http://{self.stack.target('litellm')}/health/liveliness"
+        else:
+            proc = self._start_portkey()
+            url = f"http://{self.stack.target('portkey')}/"
+        if proc is None:
+            return None
+        why = await wait_http(proc, url, timeout=180)
+        if why:
+            self.down[name] = why
+            return None
+        return int(proc.popen.pid)
+
+    def peer_down(self, name: str) -> None:
+        proc = self.stack.procs.get(name)
+        if proc is not None:
+            proc.stop()
 
     def _start_portkey(self) -> Any:
         if not self.portkey.exists():
@@ -233,7 +250,15 @@ class Bench:
             started = time.monotonic()
             quota_metrics = self.stack.metrics_url("quota")
             before = await settlement.scrape(quota_metrics) if spec.name == "chat" else ""
+            peer = spec.service if spec.service in ("litellm", "portkey") else ""
+            if peer:
+                pid = await self.peer_up(peer)
+                if pid is not None:
+                    ex.cpu_roots[peer] = pid
             produced = await ex.run(spec)
+            if peer:
+                self.peer_down(peer)
+                ex.cpu_roots.pop(peer, None)
             if spec.name == "chat":
                 self.settlement = await settlement.after_run(
                     quota_metrics, before, self.out / "raw"
