@@ -105,7 +105,8 @@ lock: venv
 clean: stop
 	rm -rf $(LOCAL_DIR)
 
-# Load tests with ghz (bench/README.md): its own ports and fresh databases, so a `make run`
-# stack is left alone; report in bench/results/<time>/. BENCH_PROFILE=1 adds py-spy on Chat.
+# Load tests with ghz and hey (bench/README.md): its own ports and fresh databases, so a
+# `make run` stack is left alone; CPU per process, LiteLLM and Portkey beside Chat; report in
+# bench/results/<time>/. BENCH_QUICK=1 for a shorter run, BENCH_PROFILE=1 adds py-spy on Chat.
 bench: stack-up
 	scripts/bench.sh

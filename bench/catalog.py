@@ -24,6 +24,7 @@ class Ctx:
 
 
 Env = Callable[[Ctx], dict[str, str]]
+OVERLOAD_CONCURRENCY = 256  # several times what Chat serves at once on 2 cores
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Spec:
     commit: str = ""  # a Reserve scenario: the Commit file run on the same ids
     counts_as: str = ""  # the usage subject its successful calls are charged to
     tool: str = "ghz"
+    concurrencies: tuple[int, ...] = ()  # instead of BENCH_CONCURRENCY
+    allowed_errors: tuple[str, ...] = ()  # codes that are the point (overload: UNAVAILABLE)
+    optional: bool = False  # not answering = skipped, not a failure (a door still being built)
 
 
 def _internal(ctx: Ctx) -> dict[str, str]:
@@ -124,11 +128,42 @@ SPECS: list[Spec] = [
         counts_as="chat",
     ),
     Spec(
+        "chat_overload",
+        "llm Chat far above capacity (load shedding)",
+        "llm",
+        "chat.json",
+        needs=("chat_key", "model_ready"),
+        env=lambda ctx: {"BENCH_API_KEY": ctx.seed.chat_key},
+        counts_as="chat",
+        concurrencies=(OVERLOAD_CONCURRENCY,),
+        allowed_errors=("UNAVAILABLE",),
+    ),
+    # The HTTP scenarios: hey, the same body and concurrencies for every target.
+    Spec(
+        "http_chat",
+        "llm HTTP door POST /v1/chat/completions (hey)",
+        "llm_http",
+        "http_chat.json",
+        needs=("chat_key", "model_ready"),
+        env=lambda ctx: {"BENCH_API_KEY": ctx.seed.chat_key},
+        counts_as="chat",
+        tool="hey",
+        optional=True,
+    ),
+    Spec(
         "litellm",
         "LiteLLM proxy chat (HTTP, hey)",
         "litellm",
         "litellm_chat.json",
         env=lambda ctx: {"BENCH_LITELLM_KEY": ctx.stack.litellm_key},
+        tool="hey",
+    ),
+    Spec(
+        "portkey",
+        "Portkey gateway chat (HTTP, hey)",
+        "portkey",
+        "portkey_chat.json",
+        env=lambda ctx: {"BENCH_PROVIDER_URL": f"http://{ctx.stack.target('fake')}/v1"},
         tool="hey",
     ),
     Spec(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
 from bench.catalog import Ctx, Spec
 from bench.drivers import Ghz, GhzOutcome, Hey, load_scenario
 from bench.profile import start_pyspy
@@ -39,7 +41,20 @@ class Executor:
     down: dict[str, str]  # process -> why it is not running
     notes: list[str] = field(default_factory=list)
     profile_files: list[Path] = field(default_factory=list)
+    cpu_roots: dict[str, int] = field(default_factory=dict)  # process name -> pid (a tree)
     _protoset_for: set[str] = field(default_factory=set)
+
+    async def _measured(self, run: Any) -> GhzOutcome:
+        """Await a load run (a ghz or hey coroutine), with the CPU each tracked process and
+        the load generator spent during it on its stats."""
+        before = cpu.snapshot(self.cpu_roots)
+        out: GhzOutcome = await run
+        if out.stats is not None:
+            out.stats.cpu_ms = cpu.delta(before, cpu.snapshot(self.cpu_roots))
+        return out
+
+    def concurrencies(self, spec: Spec) -> list[int]:
+        return list(spec.concurrencies) or self.settings.concurrencies
 
     # -- one ghz call, reflection first, protoset when reflection cannot resolve ------
     async def _ghz(
@@ -77,28 +92,33 @@ class Executor:
             self.ctx.expected[spec.counts_as] += stats.ok
 
     async def _one(
-        self, spec: Spec, scenario: Scenario, label: str, c: int, **kw: Any
+        self, spec: Spec, scenario: Scenario, label: str, c: int, measure: bool = False, **kw: Any
     ) -> tuple[GhzOutcome, GhzOutcome | None]:
-        """A run of the scenario (Reserve then Settle on the same ids for a pair)."""
-        prefix = f"bench-{self.ctx.stack.tag}-{label}-"
-        out = await self._ghz(scenario, label, self._config(spec, spec.file, prefix), c, **kw)
+        """A run of the scenario (Reserve then Settle on the same ids for a pair); with
+        ``measure`` the CPU per process of each run is kept on its stats."""
+        # Ids are UUIDs (history records a Settle's interaction under its request id):
+        # 24 random characters, then the request number on 12 digits.
+        prefix = str(uuid.uuid4())[:24]
+        run = self._ghz(scenario, label, self._config(spec, spec.file, prefix), c, **kw)
+        out = await (self._measured(run) if measure else run)
         self._count(spec, out.stats)
         if not spec.commit or out.stats is None:
             return out, None
         total = out.stats.count  # ids 0..count-1 were all tried
-        commit = await self._ghz(
+        run = self._ghz(
             scenario,
             label + "-commit",
             self._config(spec, spec.commit, prefix),
             c,
             total=max(total, 1),
         )
-        return out, commit
+        return out, await (self._measured(run) if measure else run)
 
     # -- a whole scenario ------------------------------------------------------------
     async def run(self, spec: Spec) -> list[Scenario]:
         tool = spec.tool
         main = Scenario(spec.name, spec.title, spec.service, tool)
+        main.allowed_errors = list(spec.allowed_errors)
         if not spec.commit:
             await self._sweep(spec, main)
             return [main]
@@ -132,7 +152,7 @@ class Executor:
             return
         probe, probe_commit = await self._one(spec, scenario, "probe-" + spec.name, 1, total=1)
         for s, out in ((scenario, probe), (commit, probe_commit)):
-            if s is not None and not self._probe_ok(s, out):
+            if s is not None and not self._probe_ok(spec, s, out):
                 if commit is not None:
                     for other in (scenario, commit):
                         if other.status == "ok":
@@ -142,28 +162,28 @@ class Executor:
                             )
                 return
         if self.settings.warmup > 0:
-            c = min(4, max(self.settings.concurrencies))
+            c = min(4, max(self.concurrencies(spec)))
             await self._one(
                 spec, scenario, f"warmup-{spec.name}", c, duration_s=self.settings.warmup
             )
-        for c in self.settings.concurrencies:
+        for c in self.concurrencies(spec):
             label = f"{spec.name}-c{c}"
             spies = self._profile(spec, c)
             out, out_commit = await self._one(
-                spec, scenario, label, c, duration_s=self.settings.duration
+                spec, scenario, label, c, measure=True, duration_s=self.settings.duration
             )
             await asyncio.gather(*(asyncio.to_thread(p.wait) for p in spies))
             self._keep(scenario, out)
             if commit is not None:
                 self._keep(commit, out_commit)
 
-    def _probe_ok(self, scenario: Scenario, out: GhzOutcome | None) -> bool:
+    def _probe_ok(self, spec: Spec, scenario: Scenario, out: GhzOutcome | None) -> bool:
         if out is None:
             return False
         if out.stats is None:
             scenario.status, scenario.reason = "failed", f"ghz failed: {out.error}"
             return False
-        if out.stats.errors:
+        if set(out.stats.errors) - set(spec.allowed_errors):
             codes = ", ".join(sorted(out.stats.errors))
             unimplemented = "UNIMPLEMENTED" in out.stats.errors
             scenario.status = "unimplemented" if unimplemented else "failed"
@@ -215,12 +235,24 @@ class Executor:
         request = load_scenario(spec.file, spec.env(self.ctx))
         base = f"http://{self.ctx.stack.target(spec.service)}"
         probe = await self.hey.run("probe-" + spec.name, request, base, 1, 1)
+        self._count(spec, probe.stats)
         if probe.stats is None or probe.stats.errors or not probe.stats.ok:
             why = probe.error or json.dumps(probe.stats.errors if probe.stats else {})
-            scenario.status, scenario.reason = "failed", f"probe failed: {why}"
+            refused = (
+                probe.stats is not None
+                and not probe.stats.ok
+                and set(probe.stats.errors) <= {"CONNECTION_REFUSED", "HTTP_404"}
+            )
+            if spec.optional and refused:
+                scenario.status, scenario.reason = "skipped", "HTTP door not answering"
+            else:
+                scenario.status, scenario.reason = "failed", f"probe failed: {why}"
             return
         if self.settings.warmup > 0:
-            await self.hey.run("warmup-" + spec.name, request, base, 4, self.settings.warmup)
-        for c in self.settings.concurrencies:
-            out = await self.hey.run(f"{spec.name}-c{c}", request, base, c, self.settings.duration)
+            warm = await self.hey.run("warmup-" + spec.name, request, base, 4, self.settings.warmup)
+            self._count(spec, warm.stats)
+        for c in self.concurrencies(spec):
+            run = self.hey.run(f"{spec.name}-c{c}", request, base, c, self.settings.duration)
+            out = await self._measured(run)
+            self._count(spec, out.stats)
             self._keep(scenario, out)

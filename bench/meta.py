@@ -10,8 +10,6 @@ from pathlib import Path
 
 from bench.stack import PG_ADMIN_DSN, ROOT
 
-HEY_VERSION = "v0.1.4"  # pinned in scripts/bench.sh
-
 
 def machine() -> dict[str, object]:
     model = ""
@@ -57,6 +55,16 @@ def _pg() -> str:
         return "?"
 
 
+def _portkey() -> str:
+    import json
+
+    package = ROOT / ".cache/portkey/node_modules/@portkey-ai/gateway/package.json"
+    try:
+        return str(json.loads(package.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return "-"
+
+
 def versions(ghz: Path, hey: Path, venv: Path) -> dict[str, str]:
     pkgs = {p: importlib.metadata.version(p) for p in ("grpcio", "protobuf")}
     bench_py = venv / "bin" / "python"
@@ -72,9 +80,16 @@ def versions(ghz: Path, hey: Path, venv: Path) -> dict[str, str]:
         "python": platform.python_version(),
         **pkgs,
         "ghz": _out([str(ghz), "--version"]),
-        "hey": HEY_VERSION if hey.exists() else "-",
+        "hey": _out(["cat", str(hey.with_name("hey.version"))]) if hey.exists() else "-",
+        "node": _out(["node", "--version"]),
+        "portkey": _portkey(),
         "PostgreSQL": _pg(),
-        "FerretDB": _out(["cat", str(ROOT / ".cache/bin/ferretdb.version")]).split(" ")[0],
+        "FerretDB": _out(
+            [
+                "cat",
+                str(Path(os.environ.get("TOOLS_BIN", ROOT / ".cache/bin")) / "ferretdb.version"),
+            ]
+        ).split(" ")[0],
     }
     for line in venv_versions.splitlines():
         name, _, version = line.partition(" ")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bench.summary import Scenario
+from bench.tables import cpu_section, peers_section, settlement_section
 
 METHOD_NOTES = [
     "Load generators: ghz for the gRPC scenarios (one HTTP/2 connection, `c` workers, "
     "`--duration-stop wait` so no call is cut off), hey for LiteLLM's HTTP API "
     "(`c` workers, one keep-alive connection each). Both are Go binaries sharing the "
-    "2 cores with the suite, its databases and the provider fake.",
+    "2 cores with the suite, its databases and the provider fake. hey drives every HTTP "
+    "target with the same body and concurrencies.",
     "req/s counts every finished call; ok req/s only the successful ones (ratios and "
     "targets use ok req/s). Latencies are per call, errors included.",
     "Reserve+Settle: ghz calls one RPC per run, so each concurrency runs Reserve for the "
@@ -20,8 +22,13 @@ METHOD_NOTES = [
     "an upper bound for p95/p99).",
     "Chat is the whole path (auth + quota Reserve/Settle + provider; the record reaches "
     "history through quota's outbox); "
-    "LiteLLM is its bare proxy (master key auth, no database, one worker) against the "
-    "same fake provider with latency 0.",
+    "LiteLLM is its bare proxy (master key auth, no database, one worker per core: its "
+    "documented production setting) and Portkey a stateless Node proxy (`--headless`, the "
+    "provider named by `x-portkey-provider` / `x-portkey-custom-host`), both against the "
+    "same fake provider with latency 0. `http_chat` is our OpenAI-compatible HTTP door, "
+    "the same path as `chat`.",
+    "`chat_overload` runs Chat far above capacity: UNAVAILABLE answers (load shed by the "
+    "server's concurrency bound) are its point, not failures; other errors are.",
 ]
 
 
@@ -157,7 +164,29 @@ def _profile_table(top: list[dict[str, Any]], title: str) -> list[str]:
     return lines
 
 
+def _overload(summary: dict[str, Any]) -> list[str]:
+    data = next((d for d in summary.get("scenarios", []) if d["name"] == "chat_overload"), None)
+    if data is None:
+        return []
+    scenario = Scenario.from_dict(data)
+    lines = ["", "## Overload (`chat_overload`)", ""]
+    if not scenario.runs:
+        return [*lines, f"{scenario.status}: {scenario.reason}"]
+    lines += ["| c | answers/s | OK/s | p50 ms | p99 ms | UNAVAILABLE share | other errors |"]
+    lines.append("|---:|---:|---:|---:|---:|---:|---|")
+    for r in scenario.runs:
+        shed = r.errors.get("UNAVAILABLE", 0)
+        other = {k: v for k, v in r.errors.items() if k != "UNAVAILABLE"}
+        share = f"{100.0 * shed / r.count:.1f}%" if r.count else "-"
+        lines.append(
+            f"| {r.concurrency} | {r.rps:.1f} | {r.ok_rps:.1f} | {_ms(r.latency_ms.get('p50'))} "
+            f"| {_ms(r.latency_ms.get('p99'))} | {share} | {_errors(other)} |"
+        )
+    return lines
+
+
 def render(summary: dict[str, Any]) -> str:
-    lines = _header(summary) + _targets(summary) + _scenarios(summary)
-    lines += _quota(summary) + _extras(summary)
+    lines = _header(summary) + _targets(summary) + peers_section(summary)
+    lines += settlement_section(summary) + _overload(summary) + cpu_section(summary)
+    lines += _scenarios(summary) + _quota(summary) + _extras(summary)
     return "\n".join(lines) + "\n"

@@ -20,15 +20,25 @@ from typing import Any
 
 import grpc
 
-from bench import report, targets
+from bench import cpu, report, settlement, targets
 from bench.catalog import SPECS, Ctx
 from bench.drivers import Ghz, Hey, build_protoset
 from bench.execute import Executor, Settings
 from bench.meta import load_average, machine, versions
 from bench.profile import top_frames
 from bench.seed import Seed, Seeder, store_interactions
-from bench.stack import PG_ADMIN_DSN, ROOT, SERVICES, Stack, new_tag, wait_grpc, wait_http
-from bench.summary import Scenario, apply_ratios, judge
+from bench.stack import (
+    MONGO_URL,
+    PG_ADMIN_DSN,
+    PG_PORT,
+    ROOT,
+    SERVICES,
+    Stack,
+    new_tag,
+    wait_grpc,
+    wait_http,
+)
+from bench.summary import Scenario, apply_cpu, apply_ratios, judge
 from devtools import ferretdb_tune
 from llmgw.quota.v1 import quota_pb2 as qpb
 from llmgw.quota.v1 import quota_pb2_grpc as qgrpc
@@ -36,7 +46,15 @@ from llmgw.quota.v1 import quota_pb2_grpc as qgrpc
 OUR_CODE = ("llm_svc/", "gateway_common/", "identity_svc/", "quota_svc/", "history_svc/")
 
 
+# BENCH_QUICK=1: shorter runs and less seeded data (the defaults below), same scenarios.
+QUICK = {"BENCH_DURATION": "4", "BENCH_USERS": "1000", "BENCH_INTERACTIONS": "20000"}
+NOT_FAILURES = ("ok", "skipped")
+PORTKEY_ENTRY = ".cache/portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
+
+
 def _env(name: str, default: str) -> str:
+    if os.environ.get("BENCH_QUICK", "0") not in ("0", "") and name in QUICK:
+        default = QUICK[name]
     return os.environ.get(name, "") or default
 
 
@@ -54,6 +72,8 @@ class Bench:
         self.ghz_bin = Path(_env("GHZ", str(ROOT / ".cache/bin/ghz")))
         self.hey_bin = Path(_env("HEY", str(ROOT / ".cache/bin/hey")))
         self.venv = Path(_env("BENCH_VENV", str(ROOT / ".cache/bench-venv")))
+        self.portkey = Path(_env("BENCH_PORTKEY", str(ROOT / PORTKEY_ENTRY)))
+        self.settlement: dict[str, Any] = {}
         tag = new_tag()
         self.out = Path(_env("BENCH_RESULTS", str(ROOT / "bench/results"))) / tag
         (self.out / "logs").mkdir(parents=True)
@@ -67,7 +87,7 @@ class Bench:
         return {s.service for s in self.specs}
 
     async def up(self) -> None:
-        stack, need = self.stack, self.needed()
+        stack = self.stack
         stack.create_databases()
         fake = stack.start_fake()
         echo = stack.start_echo()
@@ -76,20 +96,62 @@ class Bench:
             if why:
                 self.down[svc] = why
         procs = {svc: stack.start_service(svc) for svc in SERVICES if svc not in self.down}
-        litellm = self._start_litellm() if "litellm" in need else None
         waits = {name: wait_grpc(p, stack.target(name)) for name, p in procs.items()}
         waits["echo"] = wait_grpc(echo, stack.target("echo"))
         waits["fake"] = wait_http(fake, f"http://{stack.target('fake')}/health")
-        if litellm is not None:
-            url = f"http://{stack.target('litellm')}/health/liveliness"
-            waits["litellm"] = wait_http(litellm, url, timeout=180)
         results = await asyncio.gather(*waits.values())
         for name, why in zip(waits, results, strict=True):
             if why:
                 self.down[name] = why
-        if "fake" in self.down:  # no provider: chat and LiteLLM cannot work
-            self.down.setdefault("llm", self.down["fake"])
-            self.down.setdefault("litellm", self.down["fake"])
+        if "fake" in self.down:  # no provider: chat and the peers cannot work
+            for name in ("llm", "litellm", "portkey"):  # checked again when the peer starts
+                self.down.setdefault(name, self.down["fake"])
+        if "llm" in self.down:
+            self.down["llm_http"] = self.down["llm"]
+
+    def cpu_roots(self) -> dict[str, int]:
+        """The processes whose CPU is accounted: ours by pid, the shared stores by the
+        process listening on their port (PostgreSQL: the postmaster, whose children are
+        all backends, FerretDB's included)."""
+        roots = {n: p.popen.pid for n, p in self.stack.procs.items() if p.alive()}
+        mongo_port = int(MONGO_URL.rsplit(":", 1)[1].split("/")[0])
+        for name, port in (("PostgreSQL", PG_PORT), ("FerretDB", mongo_port)):
+            pid = cpu.listener_pid(port)
+            if pid is None:
+                self.notes.append(f"CPU of {name} not accounted: nothing of ours on :{port}")
+            else:
+                roots[name] = pid
+        return roots
+
+    async def peer_up(self, name: str) -> int | None:
+        """Start an HTTP peer for its own scenario only (LiteLLM's workers burn CPU while
+        idle, which would land on every other scenario); its pid, or None when down."""
+        if name in self.down:
+            return None
+        if name == "litellm":
+            proc = self._start_litellm()
+            url = f"http://{self.stack.target('litellm')}/health/liveliness"
+        else:
+            proc = self._start_portkey()
+            url = f"http://{self.stack.target('portkey')}/"
+        if proc is None:
+            return None
+        why = await wait_http(proc, url, timeout=180)
+        if why:
+            self.down[name] = why
+            return None
+        return int(proc.popen.pid)
+
+    def peer_down(self, name: str) -> None:
+        proc = self.stack.procs.get(name)
+        if proc is not None:
+            proc.stop()
+
+    def _start_portkey(self) -> Any:
+        if not self.portkey.exists():
+            self.down["portkey"] = f"{self.portkey} missing (scripts/bench.sh installs it)"
+            return None
+        return self.stack.start_portkey(self.portkey)
 
     def _start_litellm(self) -> Any:
         if not (self.venv / "bin" / "litellm").exists():
@@ -182,10 +244,29 @@ class Bench:
         ex = Executor(
             ctx, Ghz(self.ghz_bin, self.out), Hey(self.hey_bin, self.out), settings, self.down
         )
+        ex.cpu_roots = self.cpu_roots()
         scenarios: list[Scenario] = []
         for spec in self.specs:
             started = time.monotonic()
+            quota_metrics = self.stack.metrics_url("quota")
+            before = await settlement.scrape(quota_metrics) if spec.name == "chat" else ""
+            peer = spec.service if spec.service in ("litellm", "portkey") else ""
+            if peer:
+                pid = await self.peer_up(peer)
+                if pid is not None:
+                    ex.cpu_roots[peer] = pid
             produced = await ex.run(spec)
+            if peer:
+                self.peer_down(peer)
+                ex.cpu_roots.pop(peer, None)
+            if spec.name == "chat":
+                self.settlement = await settlement.after_run(
+                    quota_metrics, before, self.out / "raw"
+                )
+            elif spec.commit or spec.counts_as:  # its records: delivered before the next
+                _, left = await settlement.drained(quota_metrics, 60.0)
+                if left:
+                    self.notes.append(f"after {spec.name}: {left:g} outbox entries pending")
             scenarios += produced
             print(
                 f"bench: {spec.name}: {produced[0].status} ({time.monotonic() - started:.0f}s)",
@@ -198,9 +279,12 @@ class Bench:
         self, scenarios: list[Scenario], seed: Seed, check: dict[str, Any], files: list[Path]
     ) -> dict[str, Any]:
         apply_ratios(scenarios)
+        apply_cpu(scenarios)
         for s in scenarios:
             judge(s)
-        failures = [f"{s.name}: {s.status} - {s.reason}" for s in scenarios if s.status != "ok"]
+        failures = [
+            f"{s.name}: {s.status} - {s.reason}" for s in scenarios if s.status not in NOT_FAILURES
+        ]
         if check and check.get("status") != "exact":
             failures.append(f"quota counts: {check.get('status')} {check.get('reason', '')}")
         meta = {
@@ -212,6 +296,7 @@ class Bench:
             "concurrencies": self.concurrencies,
             "log_level": self.stack.log_level,
             "profile": self.profile,
+            "quick": os.environ.get("BENCH_QUICK", "0") not in ("0", ""),
             "load_average_end": load_average(),
             "notes": self.notes + [f"{k} not running: {v}" for k, v in self.down.items()],
         }
@@ -220,6 +305,7 @@ class Bench:
             "scenarios": [s.to_dict() for s in scenarios],
             "targets": [t.to_dict() for t in targets.evaluate(scenarios, self.concurrencies)],
             "quota_check": check,
+            "settlement": self.settlement,
             "seed": seed.report(),
             "failures": failures,
         }

@@ -1,5 +1,6 @@
 """The benchmark's own stack: fresh databases, the four services, the provider fake, the
-echo baseline and the LiteLLM proxy, each on a free port, logs in the results folder."""
+echo baseline and the HTTP peers (LiteLLM proxy, Portkey gateway), each on a free port,
+logs in the results folder."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ class Stack:
     log_level: str = "WARNING"
 
     def __post_init__(self) -> None:
-        for name in (*SERVICES, "fake", "echo", "litellm"):
+        for name in (*SERVICES, "fake", "echo", "litellm", "portkey", "llm_http"):
             self.ports[name] = free_port()
+        for svc in SERVICES:
+            self.ports[f"{svc}_metrics"] = free_port()
         self.mongo_db = f"bench_history_{self.tag}"
 
     def target(self, name: str) -> str:
@@ -81,6 +84,9 @@ class Stack:
         launch.drop_mongo_databases(MONGO_URL, [self.mongo_db])
 
     # -- processes -------------------------------------------------------------------
+    def metrics_url(self, svc: str) -> str:
+        return f"http://127.0.0.1:{self.ports[svc + '_metrics']}/metrics"
+
     def service_env(self, svc: str) -> dict[str, str]:
         up = svc.upper()
         env = clean_env()
@@ -94,7 +100,7 @@ class Stack:
                 "GATEWAY_EGRESS_ALLOW": "127.0.0.0/8,::1/128",  # the fake provider, on loopback
                 f"{up}_HOST": "127.0.0.1",
                 f"{up}_PORT": str(self.ports[svc]),
-                f"{up}_METRICS_PORT": str(free_port()),
+                f"{up}_METRICS_PORT": str(self.ports[f"{svc}_metrics"]),
                 f"{up}_LOG_LEVEL": self.log_level,
             }
         )
@@ -105,6 +111,7 @@ class Stack:
         elif svc == "quota":
             env["QUOTA_DATABASE_URL"] = self.sqlalchemy_url("quota")
             env["QUOTA_IDENTITY_TARGET"] = identity
+            env["QUOTA_HISTORY_TARGET"] = self.target("history")  # the outbox's sink
         elif svc == "history":
             env.update(
                 MONGO_URL=MONGO_URL,
@@ -116,7 +123,7 @@ class Stack:
                 LLM_IDENTITY_TARGET=identity,
                 LLM_QUOTA_TARGET=self.target("quota"),
                 LLM_HISTORY_TARGET=self.target("history"),
-                LLM_SPOOL_DIR=str(self.logs.parent / "spool"),
+                LLM_HTTP_PORT=str(self.ports["llm_http"]),  # the OpenAI-compatible door
             )
         return env
 
@@ -177,8 +184,19 @@ class Stack:
         )
         env.pop("DATABASE_URL", None)
         argv = [str(bench_venv / "bin" / "litellm"), "--config", str(config)]
-        argv += ["--host", "127.0.0.1", "--port", str(self.ports["litellm"]), "--num_workers", "1"]
+        # LiteLLM's documented production setting: one worker per core.
+        workers = str(os.cpu_count() or 1)
+        argv += ["--host", "127.0.0.1", "--port", str(self.ports["litellm"])]
+        argv += ["--num_workers", workers]
         return self.spawn("litellm", argv, env, cwd=self.logs.parent)
+
+    def start_portkey(self, entry: Path) -> Proc:
+        """The Portkey gateway (``build/start-server.js`` of npm @portkey-ai/gateway): a
+        stateless Node proxy; each request names the provider and host in its headers."""
+        env = clean_env()
+        env["NODE_ENV"] = "production"
+        argv = ["node", str(entry), f"--port={self.ports['portkey']}", "--headless"]
+        return self.spawn("portkey", argv, env, cwd=self.logs.parent)
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.procs.values())):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the load generators and the bench venv, then `python -m bench.run`.
-#   ghz  (scripts/build_go_tools.sh ghz, cached in .cache/bin)
-#   hey  (github.com/rakyll/hey, the HTTP load generator for the LiteLLM side, cached)
+#   ghz, hey  (scripts/build_go_tools.sh ghz hey, cached in TOOLS_BIN)
 #   .cache/bench-venv: litellm[proxy], matplotlib, py-spy, kept apart from the
 #   services' lock; installed only when missing.
+#   .cache/portkey: npm @portkey-ai/gateway (the second HTTP peer), installed only when missing.
 # Knobs (BENCH_DURATION, BENCH_CONCURRENCY, BENCH_PROFILE, ...): bench/README.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,20 +12,23 @@ export TOOLS_BIN="${TOOLS_BIN:-$ROOT/.cache/bin}"
 export BENCH_VENV="${BENCH_VENV:-$ROOT/.cache/bench-venv}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 PYTHON_BOOT="${PYTHON_BOOT:-python3}"
-HEY_VERSION=v0.1.4
+PORTKEY_VERSION="${PORTKEY_VERSION:-1.15.2}"
+PORTKEY_DIR="$ROOT/.cache/portkey"
 # LiteLLM pinned so runs compare like with like; override to try another release.
 BENCH_PIP_SPECS="${BENCH_PIP_SPECS:-litellm[proxy]==1.108.7 matplotlib py-spy}"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
-scripts/build_go_tools.sh ghz
+scripts/build_go_tools.sh ghz hey
 
-if [[ ! -x $TOOLS_BIN/hey ]]; then
-  log "building hey $HEY_VERSION -> $TOOLS_BIN/hey"
-  tmp=$(mktemp -d "$TOOLS_BIN/.hey.XXXXXX")
-  CGO_ENABLED=0 GOWORK=off GOBIN=$tmp go install -trimpath -ldflags='-s -w' \
-    "github.com/rakyll/hey@$HEY_VERSION"
-  mv -f "$tmp/hey" "$TOOLS_BIN/hey"; rm -rf "$tmp"
+portkey_entry=$PORTKEY_DIR/node_modules/@portkey-ai/gateway/build/start-server.js
+if [[ ! -f $portkey_entry ]] || ! grep -q "\"version\": \"$PORTKEY_VERSION\"" \
+    "$PORTKEY_DIR/node_modules/@portkey-ai/gateway/package.json" 2>/dev/null; then
+  log "installing @portkey-ai/gateway@$PORTKEY_VERSION into $PORTKEY_DIR"
+  mkdir -p "$PORTKEY_DIR"
+  # Not fatal: the Portkey scenario is then reported as blocked.
+  npm install --no-audit --no-fund --prefix "$PORTKEY_DIR" "@portkey-ai/gateway@$PORTKEY_VERSION" \
+    >"$PORTKEY_DIR.install.log" 2>&1 || log "npm install failed (log: $PORTKEY_DIR.install.log)"
 fi
 
 venv_ready() {
@@ -43,4 +46,5 @@ if ! venv_ready; then
   fi
 fi
 
+export GHZ="$TOOLS_BIN/ghz" HEY="$TOOLS_BIN/hey" BENCH_PORTKEY="$portkey_entry"
 exec "$PY" -m bench.run

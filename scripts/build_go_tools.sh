@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build the Go helper binaries used by the Makefile into a cache directory.
 #
-#   scripts/build_go_tools.sh [-f|--force] [ferretdb|ghz|all ...]
+#   scripts/build_go_tools.sh [-f|--force] [ferretdb|ghz|hey|all ...]
 #
 # No tool argument = all. Binaries go to ${TOOLS_BIN:-<repo>/.cache/bin}:
 #   ferretdb  our wrapper around the embeddable FerretDB package (tools/ferretdb),
 #             stamped by ferretdb.version = "<FerretDB version> <sha256 of tools/ferretdb sources>"
 #   ghz       github.com/bojand/ghz/cmd/ghz, checked with `ghz --version`
+#   hey       github.com/rakyll/hey (the bench's HTTP load generator), stamped by hey.version
 # A tool is skipped when its binary exists and reports the expected version;
 # -f/--force (or FORCE=1) rebuilds anyway. Needs Go >= 1.24 and the Go module
 # proxy (or a warm module cache). Binaries are pure Go (CGO_ENABLED=0).
@@ -16,6 +17,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_BIN=${TOOLS_BIN:-$REPO/.cache/bin}
 FERRETDB_SRC=$REPO/tools/ferretdb
 GHZ_VERSION=v0.121.0
+HEY_VERSION=v0.1.4
 
 log() { printf 'build_go_tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -32,12 +34,12 @@ for arg in "$@"; do
   case $arg in
     -f|--force) force=1 ;;
     -h|--help) usage 0 ;;
-    ferretdb|ghz) targets+=("$arg") ;;
-    all) targets+=(ferretdb ghz) ;;
+    ferretdb|ghz|hey) targets+=("$arg") ;;
+    all) targets+=(ferretdb ghz hey) ;;
     *) log "unknown argument: $arg"; usage ;;
   esac
 done
-[[ ${#targets[@]} -gt 0 ]] || targets=(ferretdb ghz)
+[[ ${#targets[@]} -gt 0 ]] || targets=(ferretdb ghz hey)
 
 command -v go >/dev/null 2>&1 || die "go not found on PATH"
 mkdir -p "$TOOLS_BIN"
@@ -101,6 +103,23 @@ build_ghz() {
   [[ $("$tmp/ghz" --version 2>&1) == "$want" ]] || die "built ghz does not report $want"
   mv -f "$tmp/ghz" "$bin"
   log "built ghz $GHZ_VERSION in $((SECONDS - start))s"
+}
+
+build_hey() {
+  # hey has no --version: a stamp file next to the binary records what was built.
+  local bin=$TOOLS_BIN/hey stamp_file=$TOOLS_BIN/hey.version
+  if [[ $force == 0 && -x $bin && -f $stamp_file ]] && [[ $(<"$stamp_file") == "$HEY_VERSION" ]]; then
+    log "hey $HEY_VERSION up to date ($bin)"
+    return 0
+  fi
+  log "building hey $HEY_VERSION -> $bin"
+  local start=$SECONDS tmp=$WORKDIR/hey
+  mkdir -p "$tmp"
+  GOBIN=$tmp go install -trimpath -ldflags='-s -w' "github.com/rakyll/hey@$HEY_VERSION"
+  { "$tmp/hey" -h 2>&1 || true; } | grep -q -- '-z' || die "built hey does not run"
+  mv -f "$tmp/hey" "$bin"
+  printf '%s\n' "$HEY_VERSION" >"$stamp_file"
+  log "built hey $HEY_VERSION in $((SECONDS - start))s"
 }
 
 for t in "${targets[@]}"; do

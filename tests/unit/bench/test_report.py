@@ -69,7 +69,7 @@ def test_scenario_tables_and_statuses():
 
 def test_targets_quota_plots_and_notes():
     text = render(summary())
-    assert "| Chat req/s >= 2x LiteLLM | 1 | not measured |" in text
+    assert "| Chat p50 <= 0.6x LiteLLM p50 | 1 | not measured |" in text
     assert "| hot user | 10 | 10 | yes |" in text
     assert "![latency.png](latency.png)" in text
     assert "- a note" in text
