@@ -124,6 +124,9 @@ class Stack:
                 LLM_QUOTA_TARGET=self.target("quota"),
                 LLM_HISTORY_TARGET=self.target("history"),
                 LLM_HTTP_PORT=str(self.ports["llm_http"]),  # the OpenAI-compatible door
+                # Above the scenarios' concurrency (64), below chat_overload's (256): the
+                # overload scenario shows the excess shed with UNAVAILABLE and p99 held.
+                GATEWAY_MAX_CONCURRENT_RPCS=os.environ.get("BENCH_LLM_MAX_CONCURRENT_RPCS", "128"),
             )
         return env
 
