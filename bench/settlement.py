@@ -1,6 +1,6 @@
 """The settlement outbox seen from quota's metrics: delivery batch sizes and the
 answer-to-record lag (``llmgw_outbox_batch_size`` / ``llmgw_outbox_lag_seconds``,
-gateway_common/outbox.py), as the difference of two scrapes around the Chat scenarios.
+gateway_common/outbox_relay.py), as the difference of two scrapes around the Chat scenarios.
 Parsing and arithmetic are pure; :func:`scrape` is the only I/O."""
 
 from __future__ import annotations

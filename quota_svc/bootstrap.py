@@ -7,7 +7,7 @@ import contextlib
 
 import grpc
 
-from gateway_common import channels, db, identity_client, outbox
+from gateway_common import channels, db, identity_client, outbox, outbox_relay
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from llmgw.quota.v1 import quota_pb2_grpc
@@ -93,7 +93,7 @@ def build(
             history_channel = channels.open_channel(
                 settings.history_target, settings, history_sink.IDEMPOTENT
             )
-            relay = outbox.Relay(
+            relay = outbox_relay.Relay(
                 store, _sink(settings, history_channel), RECORD_TOPIC, _policy(settings)
             )
             tasks.append(loop.create_task(relay.run_forever()))
@@ -132,8 +132,8 @@ def _sink(settings: QuotaSettings, channel: grpc.aio.Channel) -> history_sink.Hi
     )
 
 
-def _policy(settings: QuotaSettings) -> outbox.RelayPolicy:
-    return outbox.RelayPolicy(
+def _policy(settings: QuotaSettings) -> outbox_relay.RelayPolicy:
+    return outbox_relay.RelayPolicy(
         batch=settings.relay_batch,
         lease_seconds=settings.relay_lease_seconds,
         idle_seconds=settings.relay_idle_seconds,

@@ -10,8 +10,8 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from gateway_common.channels import call_metadata
-from gateway_common.outbox import (
-    Entry,
+from gateway_common.outbox import Entry
+from gateway_common.outbox_relay import (
     Erasure,
     Result,
     Sink,

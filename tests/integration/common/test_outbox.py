@@ -13,8 +13,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from gateway_common import outbox
-from gateway_common.outbox import Entry, Erasure, Relay, RelayPolicy, Result, Sink, Verdict
+from gateway_common import outbox, outbox_relay
+from gateway_common.outbox import Entry
+from gateway_common.outbox_relay import Erasure, Relay, RelayPolicy, Result, Sink, Verdict
 from tests.support import fresh_pg_database
 
 TOPIC = "interaction"
@@ -37,7 +38,7 @@ class ScriptedSink(Sink):
         if self.down is not None:
             raise self.down
         if self.poison & set(ids):
-            raise outbox.SinkRefused("INTERNAL", "cannot take this batch")
+            raise outbox_relay.SinkRefused("INTERNAL", "cannot take this batch")
         return [Result(i, self.script.get(i, Verdict.DELIVERED), "BAD", "refused") for i in ids]
 
     async def erasures(self, since: datetime) -> list[Erasure]:
@@ -115,7 +116,7 @@ async def test_refusals_end_as_dead_letters_listed_and_retried(pool: AsyncConnec
 
 async def test_outage_is_retried_and_never_dead_lettered(pool: AsyncConnectionPool) -> None:
     sink = ScriptedSink()
-    sink.down = outbox.SinkUnavailable("UNAVAILABLE")
+    sink.down = outbox_relay.SinkUnavailable("UNAVAILABLE")
     await _put(pool, "x")
     store = outbox.OutboxStore(pool.connection)
     relay = Relay(store, sink, TOPIC, FAST)
