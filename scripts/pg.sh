@@ -68,6 +68,9 @@ start() {
   if [ "$(psql_cmd -c "select 1 from pg_roles where rolname='$PG_USER_NAME'")" != "1" ]; then
     psql_cmd -c "create role $PG_USER_NAME login password '$PG_USER_NAME' createdb"
   fi
+  # DROP DATABASE ... WITH (FORCE) of a test database must also end an autovacuum worker
+  # there, whose backend belongs to no role: that takes pg_signal_backend (idempotent).
+  psql_cmd -c "grant pg_signal_backend to $PG_USER_NAME" 2>/dev/null
   local db
   for db in $PG_DATABASES; do
     if [ "$(psql_cmd -c "select 1 from pg_database where datname='$db'")" != "1" ]; then
