@@ -176,14 +176,19 @@ class Seeder:
             ipb.CreateModelRequest(model=model, request_id=str(uuid.uuid4())), metadata=md
         )
         self.seed.model_id = reply.model.model_id
-        config = ipb.ModelConfig(
+        config = ipb.ModelConfig(tenant_id=tenant, model_id=self.seed.model_id)
+        created = await self.identity.CreateModelConfig(
+            ipb.CreateModelConfigRequest(config=config, request_id=str(uuid.uuid4())),
+            metadata=md,
+        )
+        row = ipb.ModelDeployment(
             tenant_id=tenant,
-            model_id=self.seed.model_id,
+            config_id=created.config.config_id,
             base_url=f"http://127.0.0.1:{self.stack.ports['fake']}/v1",
         )
-        await self.identity.CreateModelConfig(
-            ipb.CreateModelConfigRequest(
-                config=config, credential="fake-provider-key", request_id=str(uuid.uuid4())
+        await self.identity.CreateModelDeployment(
+            ipb.CreateModelDeploymentRequest(
+                deployment=row, credential="fake-provider-key", request_id=str(uuid.uuid4())
             ),
             metadata=md,
         )

@@ -25,7 +25,7 @@ TENANT_COLS = ["tenant_id", "name", "contact", "time_zone", "create_time"]
 USER_COLS = ["user_id", "tenant_id", "name", "email", "create_time"]
 KEY_COLS = ["key_id", "role", "tenant_id", "user_id", "display_name", "prefix", "revoke_time"]
 MODEL_COLS = ["model_id", "name", "tenant_id", "provider", "access_type", "description"]
-CONFIG_COLS = ["config_id", "tenant_id", "model_id", "base_url", "token_limit", "has_credential"]
+CONFIG_COLS = ["config_id", "tenant_id", "model_id", "token_limit", "fallback_models"]
 
 
 def stub(s: Session) -> rpc.IdentityServiceStub:
@@ -187,13 +187,14 @@ def configs(s: Session, a: argparse.Namespace) -> Result:
         c = pb.ModelConfig(
             tenant_id=tenant,
             model_id=a.model_id,
-            base_url=a.base_url,
             extra_parameters=struct(a.params),
             allowed_extra_parameters=a.allow_extra,
+            fallback_models=a.fallback,
+            fallback_on_context_length=a.fallback_on_context_length,
         )
         if a.token_limit is not None:
             c.token_limit = a.token_limit
-        req = pb.CreateModelConfigRequest(config=c, credential=a.credential, request_id=rid(a))
+        req = pb.CreateModelConfigRequest(config=c, request_id=rid(a))
         return as_dict(s.call(st.CreateModelConfig, req).config), []
     if a.action == "list":
         req = pb.ListModelConfigsRequest(tenant_id=tenant)
@@ -201,5 +202,17 @@ def configs(s: Session, a: argparse.Namespace) -> Result:
     if a.action == "get":
         req = pb.GetModelConfigRequest(tenant_id=tenant, config_id=a.id)
         return as_dict(s.call(st.GetModelConfig, req).config), []
+    if a.action == "set-fallbacks":
+        c = pb.ModelConfig(
+            tenant_id=tenant,
+            config_id=a.id,
+            fallback_models=a.fallback,
+            fallback_on_context_length=a.fallback_on_context_length,
+        )
+        paths = ["fallback_models", "fallback_on_context_length"]
+        req = pb.UpdateModelConfigRequest(
+            config=c, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        return as_dict(s.call(st.UpdateModelConfig, req).config), []
     s.call(st.DeleteModelConfig, pb.DeleteModelConfigRequest(tenant_id=tenant, config_id=a.id))
     return {"deleted": a.id}, []

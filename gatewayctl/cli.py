@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from gatewayctl import admin, ops, seed
+from gatewayctl import admin, deployments, ops, seed
 from gatewayctl.client import EXIT_HELP, CliError, Session, describe, exit_code
 from gatewayctl.output import emit
 
@@ -128,8 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(g, "create", admin.configs, "configure a model for a tenant")
     p.add_argument("--tenant", default="")
     p.add_argument("--model-id", required=True)
-    p.add_argument("--credential", default="")
-    p.add_argument("--base-url", default="")
     p.add_argument("--token-limit", type=int, default=None)
     p.add_argument("--params", default="{}", help="JSON object of default parameters")
     p.add_argument(
@@ -139,17 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a request parameter outside the chat schema to let through (repeatable)",
     )
+    fallbacks(p)
     creating(p)
     p = leaf(g, "list", admin.configs, "list configurations")
     p.add_argument("--tenant", default="")
     listing(p)
-    for action in ("get", "delete"):
+    for action in ("get", "delete", "set-fallbacks"):
         p = leaf(g, action, admin.configs, f"{action} a configuration")
         p.add_argument("id")
         p.add_argument("--tenant", default="")
+        if action == "set-fallbacks":
+            fallbacks(p)
+    deployments.add_commands(leaf, group, listing, creating)
 
     _quota_and_history(leaf, group, listing, creating, sub)
     return root
+
+
+def fallbacks(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another model of the tenant to try when every deployment fails (repeatable)",
+    )
+    p.add_argument(
+        "--fallback-on-context-length",
+        action="store_true",
+        help="a context-length refusal falls back too",
+    )
 
 
 def _quota_and_history(leaf: Any, group: Any, listing: Any, creating: Any, sub: Any) -> None:

@@ -146,20 +146,26 @@ def _seed(s: Session, provider_url: str) -> dict[str, str]:
     params = struct_pb2.Struct()
     params.update({"temperature": 0.7})
     config = ipb.ModelConfig(
-        tenant_id=tenant,
-        model_id=model,
-        base_url=provider_url,
-        token_limit=512,
-        extra_parameters=params,
+        tenant_id=tenant, model_id=model, token_limit=512, extra_parameters=params
     )
-    _tolerate_exists(
+    created = _tolerate_exists(
         lambda: s.call(
             idn.CreateModelConfig,
-            ipb.CreateModelConfigRequest(
-                config=config, credential="fake-provider-key", request_id=_rid(f"config|{model}")
-            ),
+            ipb.CreateModelConfigRequest(config=config, request_id=_rid(f"config|{model}")),
         )
     )
+    if created is not None:  # a new configuration: its one deployment, the fake provider
+        row = ipb.ModelDeployment(
+            tenant_id=tenant, config_id=created.config.config_id, base_url=provider_url
+        )
+        s.call(
+            idn.CreateModelDeployment,
+            ipb.CreateModelDeploymentRequest(
+                deployment=row,
+                credential="fake-provider-key",
+                request_id=_rid(f"deployment|{model}"),
+            ),
+        )
     plan = s.call(
         quo.CreatePlan,
         qpb.CreatePlanRequest(
@@ -183,9 +189,11 @@ def _seed(s: Session, provider_url: str) -> dict[str, str]:
     return {"tenant_id": tenant, "user_id": user, "model_id": model, "plan_id": plan}
 
 
-def _tolerate_exists(create: Any) -> None:
+def _tolerate_exists(create: Any) -> Any:
+    """What ``create`` returned; None when the thing already existed."""
     try:
-        create()
+        return create()
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise
+        return None

@@ -36,12 +36,30 @@ class GroupBy(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One provider call of the request (tentativas): which deployment, for which model,
+    how it ended ("OK" or the failure's reason), its HTTP status and latency."""
+
+    deployment_id: str
+    model: str = ""
+    status: str = ""
+    http_status: int = 0
+    latency_ms: int = 0
+
+
+MAX_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
 class Metadata:
     tokens_used: int = 0
     response_time_ms: int = 0
     prompt_parameters: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    deployment_id: str = ""  # implantacao_id: the deployment that answered
+    answered_model: str = ""  # modelo_resposta: the model that answered
+    attempts: tuple[Attempt, ...] = ()  # tentativas
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,16 @@ def _check_counts(meta: Metadata) -> None:
     for name in ("tokens_used", "response_time_ms", "prompt_tokens", "completion_tokens"):
         if getattr(meta, name) < 0:
             raise _invalid(f"interaction.metadata.{name}", "must not be negative", "NEGATIVE_COUNT")
+    if len(meta.attempts) > MAX_ATTEMPTS:
+        raise _invalid(
+            "interaction.metadata.attempts", f"at most {MAX_ATTEMPTS}", "TOO_MANY_ATTEMPTS"
+        )
+    texts = [meta.deployment_id, meta.answered_model]
+    texts += [t for a in meta.attempts for t in (a.deployment_id, a.model, a.status)]
+    if any(len(t) > MAX_ID_CHARS for t in texts):
+        raise _invalid(
+            "interaction.metadata.attempts", f"at most {MAX_ID_CHARS} characters", "FIELD_TOO_LONG"
+        )
 
 
 def _check_keys(value: Any, where: str, depth: int) -> None:

@@ -11,6 +11,7 @@ from gateway_common.protoconv import (
     to_timestamp,
 )
 from history_svc.domain import (
+    Attempt,
     Bucket,
     Erasure,
     Filter,
@@ -102,6 +103,12 @@ def interaction_in(msg: pb.Interaction) -> Interaction:
             ),
             prompt_tokens=meta.prompt_tokens,
             completion_tokens=meta.completion_tokens,
+            deployment_id=meta.deployment_id,
+            answered_model=meta.answered_model,
+            attempts=tuple(
+                Attempt(a.deployment_id, a.model, a.status, a.http_status, a.latency_ms)
+                for a in meta.attempts
+            ),
         ),
         status=_STATUS_IN.get(msg.status, Status.OK),
         error_reason=msg.error_reason,
@@ -129,6 +136,18 @@ def interaction_out(item: Interaction) -> pb.Interaction:
             prompt_parameters=dict_to_struct(meta.prompt_parameters),
             prompt_tokens=meta.prompt_tokens,
             completion_tokens=meta.completion_tokens,
+            deployment_id=meta.deployment_id,
+            answered_model=meta.answered_model,
+            attempts=[
+                pb.ProviderAttempt(
+                    deployment_id=a.deployment_id,
+                    model=a.model,
+                    status=a.status,
+                    http_status=a.http_status,
+                    latency_ms=a.latency_ms,
+                )
+                for a in meta.attempts
+            ],
         ),
         status=_STATUS_OUT[item.status],
         error_reason=item.error_reason,

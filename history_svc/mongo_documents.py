@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from history_svc.domain import Erasure, Interaction, Metadata, Status, erasure_key
+from history_svc.domain import Attempt, Erasure, Interaction, Metadata, Status, erasure_key
 
 Document = dict[str, Any]
 
@@ -60,6 +60,18 @@ def to_document(item: Interaction, escape: bool = False) -> Document:
             "parametros_prompt": _map_strings(meta.prompt_parameters, enc),
             "tokens_prompt": meta.prompt_tokens,
             "tokens_resposta": meta.completion_tokens,
+            "implantacao_id": meta.deployment_id,
+            "modelo_resposta": enc(meta.answered_model),
+            "tentativas": [
+                {
+                    "implantacao_id": a.deployment_id,
+                    "modelo": enc(a.model),
+                    "status": a.status,
+                    "http_status": a.http_status,
+                    "latencia_ms": a.latency_ms,
+                }
+                for a in meta.attempts
+            ],
         },
         "status": item.status.value,
         "motivo_erro": enc(item.error_reason),
@@ -88,6 +100,18 @@ def from_document(doc: Document, escape: bool = False) -> Interaction:
             prompt_parameters=dict(_map_strings(meta.get("parametros_prompt") or {}, dec)),
             prompt_tokens=int(meta.get("tokens_prompt", 0)),
             completion_tokens=int(meta.get("tokens_resposta", 0)),
+            deployment_id=meta.get("implantacao_id", ""),
+            answered_model=dec(meta.get("modelo_resposta", "")),
+            attempts=tuple(
+                Attempt(
+                    a.get("implantacao_id", ""),
+                    dec(a.get("modelo", "")),
+                    a.get("status", ""),
+                    int(a.get("http_status", 0)),
+                    int(a.get("latencia_ms", 0)),
+                )
+                for a in meta.get("tentativas") or ()
+            ),
         ),
         status=Status(doc.get("status", "ok")),
         error_reason=dec(doc.get("motivo_erro", "")),

@@ -17,6 +17,7 @@ from identity_svc.ports import UowFactory
 from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases, utc_now
 from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_deployments import DeploymentUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.service_revocations import RevocationUseCases
 from identity_svc.servicer import IdentityInternalServicer, IdentityServicer, UseCaseSet
@@ -55,7 +56,8 @@ def use_cases(
         users=UserUseCases(uow, pages, revocations),
         keys=ApiKeyUseCases(uow, revocations, clock, pages),
         models=ModelUseCases(uow, on_change=cache.clear, pages=pages),
-        configs=ModelConfigUseCases(
+        configs=ModelConfigUseCases(uow, on_change=cache.clear, pages=pages),
+        deployments=DeploymentUseCases(
             uow, ring, on_change=cache.clear, pages=pages, egress=settings.egress_policy()
         ),
         resolve=ResolveUseCase(uow, ring, cache),

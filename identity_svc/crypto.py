@@ -1,4 +1,4 @@
-"""Encryption at rest of provider credentials (configuracao_llm.chave_api).
+"""Encryption at rest of provider credentials (implantacao_llm.chave_api).
 
 AES-256-GCM with a key ring: the first key encrypts, every key decrypts. A stored
 value is ``v1:<kid>:<base64url(nonce || ciphertext+tag)>``; the associated data binds it

@@ -101,17 +101,37 @@ class Model:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A tenant's configuration of a model. ``credential`` holds the *encrypted* value."""
+    """A tenant's configuration of a model: the per-model settings. Where the calls go is
+    its deployments (:class:`Deployment`)."""
 
     config_id: str
     tenant_id: str
     model_id: str
-    credential: str = ""
     token_limit: int | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
-    base_url: str = ""
     # Request parameters outside the chat schema llm_svc lets through (sorted, unique).
     allowed_extra_parameters: tuple[str, ...] = ()
+    # The tenant's other models to try, in order, when every deployment fails retryably.
+    fallback_models: tuple[str, ...] = ()
+    fallback_on_context_length: bool = False  # a context-length refusal falls back too
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One provider deployment of a configuration. ``credential`` is the *encrypted*
+    value; ``upstream_model`` empty means the model's own name."""
+
+    deployment_id: str
+    tenant_id: str
+    config_id: str
+    base_url: str = ""
+    credential: str = ""
+    upstream_model: str = ""
+    priority: int = 0  # lowest first
+    weight: int = 1  # share among deployments of equal priority
+    attempt_timeout_ms: int | None = None  # None: the caller's deadline only
     create_time: datetime | None = None
     update_time: datetime | None = None
 
@@ -121,10 +141,16 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ResolvedDeployment:
+    deployment: Deployment
+    credential: str  # decrypted: never log
+
+
+@dataclass(frozen=True)
 class ResolvedModel:
     model: Model
     config: ModelConfig
-    credential: str  # decrypted: never log
+    deployments: tuple[ResolvedDeployment, ...]  # by priority, then age
 
 
 @dataclass(frozen=True)

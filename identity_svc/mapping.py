@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway_common.errors import InvalidArgument
+from gateway_common.errors import FieldViolation, InvalidArgument
 from gateway_common.identity_client import REVOCATION_KINDS
 from gateway_common.principal import Principal, Role
 from gateway_common.protoconv import dict_to_struct, from_timestamp, struct_to_dict
@@ -123,19 +123,30 @@ def model_draft(m: pb.Model) -> d.Model:
 
 
 def config_pb(c: d.ModelConfig) -> pb.ModelConfig:
-    """Never carries the credential: only whether one is stored."""
     return pb.ModelConfig(
         config_id=c.config_id,
         tenant_id=c.tenant_id,
         model_id=c.model_id,
-        has_credential=c.has_credential,
         token_limit=c.token_limit,
         extra_parameters=dict_to_struct(c.extra_parameters),
-        base_url=c.base_url,
         allowed_extra_parameters=c.allowed_extra_parameters,
+        fallback_models=c.fallback_models,
+        fallback_on_context_length=c.fallback_on_context_length,
         create_time=ts(c.create_time),
         update_time=ts(c.update_time),
     )
+
+
+def moved_to_deployments(credential: str, base_url: str) -> None:
+    """The deprecated configuration fields are refused, not ignored: a client that still
+    sets them learns where they went."""
+    if credential or base_url:
+        name = "credential" if credential else "config.base_url"
+        raise InvalidArgument(
+            f"{name}: provider URLs and credentials are set per deployment (CreateModelDeployment)",
+            "MOVED_TO_DEPLOYMENTS",
+            violations=[FieldViolation(name, "set it on a deployment")],
+        )
 
 
 def config_draft(c: pb.ModelConfig) -> d.ModelConfig:
@@ -145,20 +156,71 @@ def config_draft(c: pb.ModelConfig) -> d.ModelConfig:
         model_id=c.model_id,
         token_limit=c.token_limit if c.HasField("token_limit") else None,
         extra_parameters=struct_to_dict(c.extra_parameters, "config.extra_parameters"),
-        base_url=c.base_url,
         allowed_extra_parameters=tuple(c.allowed_extra_parameters),
+        fallback_models=tuple(c.fallback_models),
+        fallback_on_context_length=c.fallback_on_context_length,
+    )
+
+
+def deployment_pb(x: d.Deployment) -> pb.ModelDeployment:
+    """Never carries the credential: only whether one is stored."""
+    return pb.ModelDeployment(
+        deployment_id=x.deployment_id,
+        tenant_id=x.tenant_id,
+        config_id=x.config_id,
+        base_url=x.base_url,
+        has_credential=x.has_credential,
+        upstream_model=x.upstream_model,
+        priority=x.priority,
+        weight=x.weight,
+        attempt_timeout_ms=x.attempt_timeout_ms,
+        create_time=ts(x.create_time),
+        update_time=ts(x.update_time),
+    )
+
+
+def deployment_draft(x: pb.ModelDeployment, creating: bool) -> d.Deployment:
+    """An unset weight is 1 on creation (and refused on update, where it is named)."""
+    weight = x.weight if x.HasField("weight") else (1 if creating else 0)
+    return d.Deployment(
+        deployment_id=x.deployment_id,
+        tenant_id=x.tenant_id,
+        config_id=x.config_id,
+        base_url=x.base_url,
+        upstream_model=x.upstream_model,
+        priority=x.priority,
+        weight=weight,
+        attempt_timeout_ms=x.attempt_timeout_ms if x.HasField("attempt_timeout_ms") else None,
     )
 
 
 def resolved_pb(r: d.ResolvedModel) -> pb.ResolveModelResponse:
+    first = r.deployments[0] if r.deployments else None
     return pb.ResolveModelResponse(
+        # For llm replicas older than deployments, while a rolling upgrade runs.
+        base_url=first.deployment.base_url if first else "",
+        credential=first.credential if first else "",
         model=model_pb(r.model),
         config_id=r.config.config_id,
-        base_url=r.config.base_url,
-        credential=r.credential,
         token_limit=r.config.token_limit,
         extra_parameters=dict_to_struct(r.config.extra_parameters),
         allowed_extra_parameters=r.config.allowed_extra_parameters,
+        deployments=[_resolved_deployment(x, r.model.name) for x in r.deployments],
+        fallback_models=r.config.fallback_models,
+        fallback_on_context_length=r.config.fallback_on_context_length,
+    )
+
+
+def _resolved_deployment(x: d.ResolvedDeployment, model_name: str) -> pb.ResolvedDeployment:
+    row = x.deployment
+    return pb.ResolvedDeployment(
+        deployment_id=row.deployment_id,
+        base_url=row.base_url,
+        credential=x.credential,
+        upstream_model=row.upstream_model or model_name,
+        priority=row.priority,
+        weight=row.weight,
+        attempt_timeout_ms=row.attempt_timeout_ms or 0,
     )
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from gateway_common.revocation import Revocation
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
-from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
+from identity_svc.domain import (
+    ApiKey,
+    Deployment,
+    Model,
+    ModelConfig,
+    StoredKey,
+    Tenant,
+    User,
+)
 
 TimeKey = tuple[datetime, str]
 NameKey = tuple[str, str]
@@ -114,6 +122,33 @@ class ModelConfigRepository(abc.ABC):
     async def delete(self, tenant_id: str, config_id: str) -> bool: ...
 
 
+class DeploymentRepository(abc.ABC):
+    """A configuration's deployments (implantacao_llm), always scoped by tenant."""
+
+    @abc.abstractmethod
+    async def add(self, deployment: Deployment) -> Deployment: ...
+    @abc.abstractmethod
+    async def get(self, tenant_id: str, deployment_id: str) -> Deployment | None: ...
+    @abc.abstractmethod
+    async def in_order(self, tenant_id: str, config_id: str, limit: int) -> list[Deployment]:
+        """By (priority, create_time, id): the order ResolveModel answers."""
+
+    @abc.abstractmethod
+    async def count(self, tenant_id: str, config_id: str) -> int: ...
+    @abc.abstractmethod
+    async def list(
+        self, tenant_id: str, config_id: str, after: TimeKey | None, limit: int
+    ) -> list[Deployment]:
+        """By (create_time, id)."""
+
+    @abc.abstractmethod
+    async def update(
+        self, tenant_id: str, deployment_id: str, changes: dict[str, Any]
+    ) -> Deployment | None: ...
+    @abc.abstractmethod
+    async def delete(self, tenant_id: str, deployment_id: str) -> bool: ...
+
+
 class RequestLog(abc.ABC):
     """(scope, kind, request_id) -> (resource id, request fingerprint), for idempotent
     creation (gateway_common.idempotency)."""
@@ -150,6 +185,7 @@ class UnitOfWork(SharedUnitOfWork):
     keys: ApiKeyRepository
     models: ModelRepository
     configs: ModelConfigRepository
+    deployments: DeploymentRepository
     requests: RequestLog
     revocations: RevocationLog
 

@@ -19,11 +19,11 @@ _MODEL_COLUMNS = {
     "access_type": "tipo_acesso",
 }
 _CONFIG_COLUMNS = {
-    "credential": "chave_api",
     "token_limit": "limite_tokens",
     "extra_parameters": "parametros_extras",
-    "base_url": "url_base",
     "allowed_extra_parameters": "parametros_extras_permitidos",
+    "fallback_models": "modelos_reserva",
+    "fallback_on_context_length": "reserva_contexto",
 }
 
 
@@ -51,19 +51,21 @@ def _config(row: Mapping[str, Any]) -> ModelConfig:
         config_id=row["config_llm_id"],
         tenant_id=row["distribuidor_id"],
         model_id=row["llm_id"],
-        credential=row["chave_api"] or "",
         token_limit=row["limite_tokens"],
         extra_parameters=dict(row["parametros_extras"] or {}),
-        base_url=row["url_base"] or "",
         allowed_extra_parameters=tuple(row["parametros_extras_permitidos"] or ()),
+        fallback_models=tuple(row["modelos_reserva"] or ()),
+        fallback_on_context_length=bool(row["reserva_contexto"]),
         create_time=row["criado_em"],
         update_time=row["atualizado_em"],
     )
 
 
 def _config_value(key: str, value: Any) -> Any:
-    if key == "allowed_extra_parameters":
+    if key in ("allowed_extra_parameters", "fallback_models"):
         return list(value)
+    if key == "fallback_on_context_length":
+        return bool(value)
     return value if key == "token_limit" else (value or None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -65,11 +66,26 @@ configuracao_llm = Table(
     Column("config_llm_id", UUID(as_uuid=False), primary_key=True),
     Column("distribuidor_id", UUID(as_uuid=False), ForeignKey(distribuidor.c.distribuidor_id)),
     Column("llm_id", UUID(as_uuid=False), ForeignKey(llm_modelo.c.llm_id)),
-    Column("chave_api", Text),  # encrypted: v1:<kid>:<b64>
     Column("limite_tokens", Integer),
     Column("parametros_extras", JSONB),
-    Column("url_base", String(2048)),
     Column("parametros_extras_permitidos", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("modelos_reserva", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("reserva_contexto", Boolean, nullable=False, server_default="false"),
+    *_times(),
+)
+
+implantacao_llm = Table(
+    "implantacao_llm",
+    metadata,
+    Column("implantacao_id", UUID(as_uuid=False), primary_key=True),
+    Column("distribuidor_id", UUID(as_uuid=False), nullable=False),
+    Column("config_llm_id", UUID(as_uuid=False), ForeignKey(configuracao_llm.c.config_llm_id)),
+    Column("url_base", String(2048)),
+    Column("chave_api", Text),  # encrypted: v1:<kid>:<b64>
+    Column("modelo_fornecedor", String(200)),
+    Column("prioridade", Integer, nullable=False),
+    Column("peso", Integer, nullable=False),
+    Column("tempo_limite_ms", Integer),
     *_times(),
 )
 

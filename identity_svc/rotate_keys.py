@@ -12,28 +12,29 @@ from gateway_common import db
 from identity_svc.bootstrap import keyring
 from identity_svc.config import IdentitySettings
 from identity_svc.crypto import KeyRing, credential_context
-from identity_svc.postgres_tables import configuracao_llm
+from identity_svc.postgres_tables import configuracao_llm, implantacao_llm
 
 
 async def rotate(database_url: str, ring: KeyRing) -> int:
     """Number of credentials re-encrypted, in one transaction (rows locked meanwhile)."""
     engine = db.make_engine(database_url, pool_size=1)
-    c, done = configuracao_llm.c, 0
+    c, done = implantacao_llm.c, 0
     try:
         async with engine.begin() as conn:
             rows = await conn.execute(
-                select(c.config_llm_id, c.distribuidor_id, c.llm_id, c.chave_api)
+                select(c.implantacao_id, c.distribuidor_id, configuracao_llm.c.llm_id, c.chave_api)
+                .join(configuracao_llm, configuracao_llm.c.config_llm_id == c.config_llm_id)
                 .where(c.chave_api.is_not(None), c.chave_api != "")
-                .with_for_update()
+                .with_for_update(of=implantacao_llm)
             )
-            for config_id, tenant_id, model_id, stored in rows.all():
+            for deployment_id, tenant_id, model_id, stored in rows.all():
                 if not ring.needs_rotation(stored):
                     continue
                 context = credential_context(str(tenant_id), str(model_id))
                 fresh = ring.encrypt(ring.decrypt(stored, context), context)
                 await conn.execute(
-                    update(configuracao_llm)
-                    .where(c.config_llm_id == config_id)
+                    update(implantacao_llm)
+                    .where(c.implantacao_id == deployment_id)
                     .values(chave_api=fresh)
                 )
                 done += 1

@@ -1,4 +1,5 @@
-"""A tenant's configuration of a model (configuracao_llm); the credential is write-only."""
+"""A tenant's configuration of a model (configuracao_llm): the per-model settings. Its
+provider deployments (URL, credential) are service_llm_deployments.py's."""
 
 from __future__ import annotations
 
@@ -7,37 +8,38 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from gateway_common.egress import EgressPolicy
-from gateway_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
 from identity_svc import domain as d
-from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, _found, page_limit
 from identity_svc.service_llm_models import CONFIG_PATHS, _extra, allowed_extras
 
+FALLBACKS_MAX = 8
 
-def _config_field(path: str, draft: d.ModelConfig, credential: str, egress: EgressPolicy) -> Any:
-    if path == "credential":
-        return d.credential_field(credential)
+
+def _fallbacks(value: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """Model names, in order, unique; resolved at call time (a missing one is skipped)."""
+    if len(value) > FALLBACKS_MAX:
+        raise InvalidArgument.field(name, f"at most {FALLBACKS_MAX} models")
+    names = tuple(d.name_field(v, name) for v in value)
+    if len(set(names)) != len(names):
+        raise InvalidArgument.field(name, "names a model twice")
+    return names
+
+
+def _config_field(path: str, draft: d.ModelConfig) -> Any:
     if path == "token_limit":
         return d.token_limit_field(draft.token_limit, "config.token_limit")
     if path == "extra_parameters":
         return _extra(draft.extra_parameters, "config.extra_parameters")
     if path == "allowed_extra_parameters":
         return allowed_extras(draft.allowed_extra_parameters, "config.allowed_extra_parameters")
-    url = d.url_field(draft.base_url, "config.base_url")
-    # What the platform's egress policy refuses without DNS (llm checks again after DNS).
-    why = egress.refusal_for_url(url) if url else None
-    if why is not None:
-        raise InvalidArgument(
-            f"config.base_url: names {why}, which the platform does not allow",
-            "EGRESS_NOT_ALLOWED",
-            violations=[FieldViolation("config.base_url", f"names {why}")],
-        )
-    return url
+    if path == "fallback_models":
+        return _fallbacks(draft.fallback_models, "config.fallback_models")
+    return draft.fallback_on_context_length
 
 
 log = logging.getLogger("identity.configs")
@@ -47,28 +49,19 @@ class ModelConfigUseCases(UseCases):
     def __init__(
         self,
         uow: UowFactory,
-        keyring: KeyRing,
         on_change: Callable[[], None] = lambda: None,
         pages: PageTokens | None = None,
-        egress: EgressPolicy | None = None,
     ) -> None:
         super().__init__(uow, pages)
-        self.keyring = keyring
-        self.egress = egress or EgressPolicy()  # the platform's GATEWAY_EGRESS_ALLOW
         self._on_change = on_change
 
     async def create(
-        self, p: Principal, draft: d.ModelConfig, credential: str, request: RequestKey
+        self, p: Principal, draft: d.ModelConfig, request: RequestKey
     ) -> d.ModelConfig:
         tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
         model_id = d.uuid_field(draft.model_id, "config.model_id")
-        fields = {
-            path: _config_field(path, draft, credential, self.egress) for path in CONFIG_PATHS
-        }
+        fields = {path: _config_field(path, draft) for path in CONFIG_PATHS}
         p.require_tenant_admin(tenant_id)
-        fields["credential"] = self.keyring.encrypt(
-            fields["credential"], credential_context(tenant_id, model_id)
-        )
         config = d.ModelConfig(config_id="", tenant_id=tenant_id, model_id=model_id, **fields)
 
         async def create(uow: UnitOfWork, new_id: str) -> d.ModelConfig:
@@ -83,7 +76,6 @@ class ModelConfigUseCases(UseCases):
             return await uow.configs.get(tenant_id, config_id)
 
         result = (await self.once(p, "model_config", request, create, load))[0]
-        # Ids only: the credential is never part of a log line.
         log.info("model config set", extra={"tenant_id": tenant_id, "model_id": model_id})
         self._on_change()
         return result
@@ -104,19 +96,13 @@ class ModelConfigUseCases(UseCases):
             items = await uow.configs.list(tenant_id, after, limit + 1)
         return self.page(items, limit, "config_id", scope)
 
-    async def update(
-        self, p: Principal, draft: d.ModelConfig, credential: str, paths: list[str]
-    ) -> d.ModelConfig:
+    async def update(self, p: Principal, draft: d.ModelConfig, paths: list[str]) -> d.ModelConfig:
         tenant_id = d.uuid_field(draft.tenant_id, "config.tenant_id")
         config_id = d.uuid_field(draft.config_id, "config.config_id")
         mask = d.mask_paths(paths, CONFIG_PATHS)
-        changes = {path: _config_field(path, draft, credential, self.egress) for path in mask}
+        changes = {path: _config_field(path, draft) for path in mask}
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
-            current = _found(await uow.configs.get(tenant_id, config_id), "model config")
-            if "credential" in changes:
-                context = credential_context(tenant_id, current.model_id)
-                changes["credential"] = self.keyring.encrypt(changes["credential"], context)
             config = _found(await uow.configs.update(tenant_id, config_id, changes), "model config")
             await uow.commit()
         self._on_change()

@@ -27,9 +27,16 @@ log = logging.getLogger("identity.models")
 
 MODEL_PATHS = frozenset({"name", "description", "provider", "access_type"})
 CONFIG_PATHS = frozenset(
-    {"credential", "token_limit", "extra_parameters", "base_url", "allowed_extra_parameters"}
+    {
+        "token_limit",
+        "extra_parameters",
+        "allowed_extra_parameters",
+        "fallback_models",
+        "fallback_on_context_length",
+    }
 )
 ALLOWED_EXTRAS_MAX = 64
+DEPLOYMENTS_MAX = 16  # per configuration: ResolveModel returns them all
 _PARAMETER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -166,12 +173,16 @@ class ResolveUseCase(UseCases):
             if model is None:
                 raise NotFound("no such model", "MODEL_NOT_FOUND")
             config = await uow.configs.for_model(tenant_id, model.model_id)
-        if config is None:
-            raise PermissionDenied("the model is not enabled for this tenant", "MODEL_NOT_ENABLED")
-        secret = self.keyring.decrypt(
-            config.credential, credential_context(tenant_id, model.model_id)
+            if config is None:
+                raise PermissionDenied(
+                    "the model is not enabled for this tenant", "MODEL_NOT_ENABLED"
+                )
+            rows = await uow.deployments.in_order(tenant_id, config.config_id, DEPLOYMENTS_MAX)
+        context = credential_context(tenant_id, model.model_id)
+        deployments = tuple(
+            d.ResolvedDeployment(row, self.keyring.decrypt(row.credential, context)) for row in rows
         )
-        resolved = d.ResolvedModel(model, config, secret)
+        resolved = d.ResolvedModel(model, config, deployments)
         log.debug("model resolved", extra={"tenant_id": tenant_id, "model_id": model.model_id})
         self.cache.put((tenant_id, name), resolved)
         return resolved

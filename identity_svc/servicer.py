@@ -16,6 +16,7 @@ from identity_svc import mapping as m
 from identity_svc.service import TenantUseCases, UserUseCases
 from identity_svc.service_api_keys import ApiKeyUseCases
 from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_deployments import DeploymentUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveUseCase
 from identity_svc.service_revocations import RevocationUseCases
 from llmgw.identity.v1 import identity_pb2 as pb
@@ -31,6 +32,7 @@ class UseCaseSet:
     keys: ApiKeyUseCases
     models: ModelUseCases
     configs: ModelConfigUseCases
+    deployments: DeploymentUseCases
     resolve: ResolveUseCase
     revocations: RevocationUseCases
 
@@ -149,7 +151,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, r: pb.CreateModelConfigRequest, c: Ctx
     ) -> pb.CreateModelConfigResponse:
         p, draft = await self._who(c), m.config_draft(r.config)
-        config = await self.uc.configs.create(p, draft, r.credential, request_key(r))
+        m.moved_to_deployments(r.credential, r.config.base_url)
+        config = await self.uc.configs.create(p, draft, request_key(r))
         return pb.CreateModelConfigResponse(config=m.config_pb(config))
 
     async def GetModelConfig(
@@ -170,8 +173,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, r: pb.UpdateModelConfigRequest, c: Ctx
     ) -> pb.UpdateModelConfigResponse:
         p, draft = await self._who(c), m.config_draft(r.config)
+        m.moved_to_deployments(r.credential, r.config.base_url)
         paths = list(r.update_mask.paths)
-        config = await self.uc.configs.update(p, draft, r.credential, paths)
+        config = await self.uc.configs.update(p, draft, paths)
         return pb.UpdateModelConfigResponse(config=m.config_pb(config))
 
     async def DeleteModelConfig(
@@ -179,6 +183,35 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.DeleteModelConfigResponse:
         await self.uc.configs.delete(await self._who(c), r.tenant_id, r.config_id)
         return pb.DeleteModelConfigResponse()
+
+    async def CreateModelDeployment(
+        self, r: pb.CreateModelDeploymentRequest, c: Ctx
+    ) -> pb.CreateModelDeploymentResponse:
+        p, draft = await self._who(c), m.deployment_draft(r.deployment, creating=True)
+        row = await self.uc.deployments.create(p, draft, r.credential, request_key(r))
+        return pb.CreateModelDeploymentResponse(deployment=m.deployment_pb(row))
+
+    async def ListModelDeployments(
+        self, r: pb.ListModelDeploymentsRequest, c: Ctx
+    ) -> pb.ListModelDeploymentsResponse:
+        p, args = await self._who(c), (r.tenant_id, r.config_id, r.page_size, r.page_token)
+        page = await self.uc.deployments.list_page(p, *args)
+        rows, token = [m.deployment_pb(x) for x in page.items], page.next_page_token
+        return pb.ListModelDeploymentsResponse(deployments=rows, next_page_token=token)
+
+    async def UpdateModelDeployment(
+        self, r: pb.UpdateModelDeploymentRequest, c: Ctx
+    ) -> pb.UpdateModelDeploymentResponse:
+        p, draft = await self._who(c), m.deployment_draft(r.deployment, creating=False)
+        paths = list(r.update_mask.paths)
+        row = await self.uc.deployments.update(p, draft, r.credential, paths)
+        return pb.UpdateModelDeploymentResponse(deployment=m.deployment_pb(row))
+
+    async def DeleteModelDeployment(
+        self, r: pb.DeleteModelDeploymentRequest, c: Ctx
+    ) -> pb.DeleteModelDeploymentResponse:
+        await self.uc.deployments.delete(await self._who(c), r.tenant_id, r.deployment_id)
+        return pb.DeleteModelDeploymentResponse()
 
 
 class IdentityInternalServicer(identity_pb2_grpc.IdentityInternalServiceServicer):

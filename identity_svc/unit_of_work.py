@@ -13,6 +13,7 @@ from identity_svc.postgres_accounts import (
     SqlTenantRepository,
     SqlUserRepository,
 )
+from identity_svc.postgres_deployments import SqlDeploymentRepository
 from identity_svc.postgres_llm_models import SqlModelConfigRepository, SqlModelRepository
 from identity_svc.postgres_revocations import SqlRevocationLog
 
@@ -27,6 +28,7 @@ class SqlUnitOfWork(PostgresUnitOfWork, ports.UnitOfWork):
         self.keys = SqlApiKeyRepository(conn)
         self.models = SqlModelRepository(conn)
         self.configs = SqlModelConfigRepository(conn)
+        self.deployments = SqlDeploymentRepository(conn)
         self.requests = SqlRequestLog(conn)
         self.revocations = SqlRevocationLog(conn)
 

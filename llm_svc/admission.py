@@ -19,7 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_common.errors import Aborted, DeadlineExceeded, PermissionDenied, Unavailable
+from gateway_common.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FailedPrecondition,
+    PermissionDenied,
+    Unavailable,
+)
 from gateway_common.principal import Principal, Role
 from llm_svc import record
 from llm_svc.chat_schema import provider_parameters
@@ -94,6 +100,11 @@ class Gate:
         if principal.role is not Role.USER:
             raise PermissionDenied("only user keys may call models", "USER_KEY_REQUIRED")
         model = await self._identity.resolve_model(principal.tenant_id, model_name, remaining())
+        if not model.deployments and not model.fallback_models:
+            # Nowhere to send it: refused before anything is charged.
+            raise FailedPrecondition(
+                f"model {model_name!r} has no deployment configured", "MODEL_HAS_NO_DEPLOYMENT"
+            )
         parameters = parameters_of(model)
         request_id = str(uuid.uuid4())
         try:

@@ -11,15 +11,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway_common import channels
 from gateway_common.server import ServiceSpec
+from llm_svc import metrics
+from llm_svc.breaker import Breakers, Listener, State
 from llm_svc.clients import history as history_client
 from llm_svc.clients import identity as identity_client
 from llm_svc.clients import quota as quota_client
 from llm_svc.config import LlmSettings
+from llm_svc.domain import Deployment
 from llm_svc.http_routes import Routes
 from llm_svc.http_server import HttpDoor
 from llm_svc.ports import EmbedderPort, HistoryPort, IdentityPort, ProviderPort, QuotaPort
 from llm_svc.provider import OpenAIProvider
 from llm_svc.provider_embed import OpenAIEmbedder
+from llm_svc.routing import Router
 from llm_svc.service import ChatService, Timeouts
 from llm_svc.service_embed import EmbedService
 from llm_svc.servicer import LlmServicer
@@ -37,6 +41,8 @@ class Overrides:
     history: HistoryPort | None = None
     provider: ProviderPort | None = None
     embedder: EmbedderPort | None = None
+    # Told of every circuit breaker transition (the system-event emitter, wired at merge).
+    on_transition: Listener | None = None
 
 
 def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceSpec:
@@ -116,14 +122,27 @@ def _wire(
         provider_margin=settings.provider_margin_seconds,
         settle_floor=settings.settle_timeout_seconds,
     )
+    router = _router(settings, provider, o.on_transition)
     service = ChatService(
-        identity, quota, history, provider, timeouts, max_text_bytes=settings.max_text_bytes
+        identity,
+        quota,
+        history,
+        provider,
+        timeouts,
+        max_text_bytes=settings.max_text_bytes,
+        router=router,
     )
     embedder = o.embedder or OpenAIEmbedder(
         provider if isinstance(provider, OpenAIProvider) else OpenAIProvider()
     )
     embed = EmbedService(
-        identity, quota, history, embedder, timeouts, max_text_bytes=settings.max_text_bytes
+        identity,
+        quota,
+        history,
+        embedder,
+        timeouts,
+        max_text_bytes=settings.max_text_bytes,
+        router=router,
     )
 
     async def close() -> None:
@@ -143,6 +162,26 @@ def _wire(
         settings.history_target: "history",
     }
     return Wired(service, embed, {names[t]: ch for t, ch in opened.items()})
+
+
+def _router(settings: LlmSettings, provider: ProviderPort, listener: Listener | None) -> Router:
+    """One router (and one set of circuit breakers) for chat and embeddings alike."""
+    breakers = Breakers(settings.breaker_settings())
+    if listener is not None:
+        breakers.on_transition = listener
+
+    def reading(state: State) -> Callable[[], float]:
+        return lambda: breakers.counts()[state]
+
+    for state in State:  # the gauge reads the breakers when scraped
+        metrics.CIRCUITS.labels(state.value).set_function(reading(state))
+
+    def host_of(deployment: Deployment) -> str:
+        if isinstance(provider, OpenAIProvider):
+            return provider.base_url(deployment)  # the default URL filled in
+        return deployment.base_url
+
+    return Router(breakers, settings.routing_settings(), host_of=host_of)
 
 
 def readiness(deps: dict[str, grpc.aio.Channel]) -> Callable[[], Awaitable[list[str]]]:

@@ -8,6 +8,8 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from gateway_common.settings import ServiceSettings
+from llm_svc.breaker import BreakerSettings
+from llm_svc.routing import RoutingSettings
 
 
 class LlmSettings(ServiceSettings):
@@ -40,3 +42,32 @@ class LlmSettings(ServiceSettings):
     http_timeout_seconds: float = 120.0
     # Calls handled at once; past it 503 with Retry-After (overload is never a 429).
     http_max_in_flight: int = 2048
+    # Routing over a model's deployments (llm_svc/README.md, "Deployments, retries and
+    # fallbacks"): attempts per model (its fallbacks get as many each), the longest
+    # Retry-After waited for (longer: that deployment is skipped), the least time an
+    # attempt is started with.
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_after_max_seconds: float = 2.0
+    min_attempt_seconds: float = 0.05
+    # Circuit breaker per deployment: opens after this many failures in a row, or at this
+    # failure ratio over the window (with at least breaker_min_calls calls in it); after
+    # the cooldown, one probe call decides (half-open).
+    breaker_consecutive_failures: int = 5
+    breaker_failure_ratio: float = 0.5
+    breaker_min_calls: int = 20
+    breaker_window_seconds: float = 30.0
+    breaker_cooldown_seconds: float = 10.0
+
+    def routing_settings(self) -> RoutingSettings:
+        return RoutingSettings(
+            self.max_attempts, self.retry_after_max_seconds, self.min_attempt_seconds
+        )
+
+    def breaker_settings(self) -> BreakerSettings:
+        return BreakerSettings(
+            consecutive_failures=self.breaker_consecutive_failures,
+            failure_ratio=self.breaker_failure_ratio,
+            min_calls=self.breaker_min_calls,
+            window_seconds=self.breaker_window_seconds,
+            cooldown_seconds=self.breaker_cooldown_seconds,
+        )

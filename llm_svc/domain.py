@@ -208,18 +208,56 @@ class EmbedAnswer:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """One provider deployment of a model configuration. ``credential`` is secret."""
+
+    deployment_id: str
+    base_url: str  # empty: LLM_DEFAULT_PROVIDER_URL
+    credential: str = field(repr=False)
+    upstream_model: str = ""  # the provider's own name of the model
+    priority: int = 0  # lowest first
+    weight: int = 1  # share among equal priorities
+    attempt_timeout: float | None = None  # seconds one attempt may take; None: no own limit
+
+
+@dataclass(frozen=True)
 class ResolvedModel:
-    """What identity says the tenant's call to this model needs. ``credential`` is secret."""
+    """What identity says the tenant's call to this model needs."""
 
     model_id: str
     name: str
     config_id: str
-    base_url: str
-    credential: str = field(repr=False)
+    deployments: tuple[Deployment, ...] = ()  # by priority (identity's order)
     token_limit: int | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
     # Request parameters outside the chat schema this configuration lets through.
     allowed_extras: frozenset[str] = frozenset()
+    # The tenant's other models to try, in order, when every deployment fails retryably.
+    fallback_models: tuple[str, ...] = ()
+    fallback_on_context_length: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attempt's destination: the model it serves and the deployment called."""
+
+    model: ResolvedModel
+    deployment: Deployment
+
+    @property
+    def upstream_model(self) -> str:
+        return self.deployment.upstream_model or self.model.name
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One provider call of a request, as history records it (tentativas)."""
+
+    deployment_id: str
+    model: str  # the tenant's model it served
+    status: str  # "OK" or the failure's reason
+    http_status: int = 0
+    latency_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -337,6 +375,9 @@ class Interaction:
     error_reason: str = ""
     finish_reason: str = ""
     truncated: bool = False  # the answer was cut to the size history stores
+    deployment_id: str = ""  # the deployment that answered (empty: none did)
+    answered_model: str = ""  # the model that answered (a fallback's name when one did)
+    attempts: tuple[Attempt, ...] = ()  # every provider call, in order
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from gateway_common.errors import InvalidArgument
 from gateway_common.protoconv import dict_to_struct, struct_to_dict, timestamp_value, to_timestamp
 from llm_svc.domain import (
+    Attempt,
     ChatAnswer,
     ChatMessage,
     ChatRequest,
@@ -275,12 +276,25 @@ def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
             prompt_parameters=dict_to_struct(i.parameters),
             prompt_tokens=i.usage.prompt_tokens,
             completion_tokens=i.usage.completion_tokens,
+            deployment_id=i.deployment_id,
+            attempts=[_attempt(a) for a in i.attempts],
+            answered_model=i.answered_model,
         ),
         status=_OUTCOMES[i.outcome],
         error_reason=i.error_reason,
         request_id=i.request_id,
         finish_reason=i.finish_reason,
         answer_truncated=i.truncated,
+    )
+
+
+def _attempt(a: Attempt) -> history_pb2.ProviderAttempt:
+    return history_pb2.ProviderAttempt(
+        deployment_id=a.deployment_id,
+        model=a.model,
+        status=a.status,
+        http_status=a.http_status,
+        latency_ms=a.latency_ms,
     )
 
 

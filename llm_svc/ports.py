@@ -22,6 +22,7 @@ from llm_svc.domain import (
     Reservation,
     ResolvedModel,
     StreamChunk,
+    Target,
 )
 
 
@@ -74,7 +75,7 @@ class ProviderPort(abc.ABC):
     @abc.abstractmethod
     async def complete(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
@@ -83,7 +84,7 @@ class ProviderPort(abc.ABC):
     @abc.abstractmethod
     def stream(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
@@ -95,7 +96,7 @@ class EmbedderPort(abc.ABC):
     @abc.abstractmethod
     async def embed(
         self,
-        model: ResolvedModel,
+        target: Target,
         inputs: tuple[str, ...],
         parameters: dict[str, Any],
         timeout: float,

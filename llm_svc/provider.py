@@ -28,8 +28,9 @@ from llm_svc.domain import (
     Choice,
     ChoiceDelta,
     Completion,
-    ResolvedModel,
+    Deployment,
     StreamChunk,
+    Target,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -41,8 +42,13 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _TRACER = tracing.tracer("llm_svc.provider")
 
 
-def _span_attributes(model: ResolvedModel) -> dict[str, str]:
-    return {"gen_ai.request.model": model.name, "llmgw.model_id": model.model_id}
+def _span_attributes(target: Target) -> dict[str, str]:
+    # Per-deployment detail goes to traces (and history), never to metric labels.
+    return {
+        "gen_ai.request.model": target.model.name,
+        "llmgw.model_id": target.model.model_id,
+        "llmgw.deployment_id": target.deployment.deployment_id,
+    }
 
 
 class OpenAIProvider(ProviderPort):
@@ -59,17 +65,17 @@ class OpenAIProvider(ProviderPort):
 
     async def complete(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
     ) -> Completion:
-        started = time.monotonic()
-        with _TRACER.start_as_current_span("provider.chat", attributes=_span_attributes(model)):
+        started, model = time.monotonic(), target.model
+        with _TRACER.start_as_current_span("provider.chat", attributes=_span_attributes(target)):
             try:
                 async with asyncio.timeout(timeout):
-                    reply = await self._client(model).chat.completions.create(
-                        model=model.name,
+                    reply = await self._client(target).chat.completions.create(
+                        model=target.upstream_model,
                         messages=_messages(messages),
                         timeout=timeout,
                         extra_body=parameters,
@@ -82,19 +88,19 @@ class OpenAIProvider(ProviderPort):
 
     async def stream(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
     ) -> AsyncGenerator[StreamChunk, None]:
-        started = time.monotonic()
+        started, model = time.monotonic(), target.model
         deadline = asyncio.get_running_loop().time() + timeout
         # Not made current: a span cannot stay current across this generator's yields.
-        span = _TRACER.start_span("provider.chat_stream", attributes=_span_attributes(model))
+        span = _TRACER.start_span("provider.chat_stream", attributes=_span_attributes(target))
         try:
             async with asyncio.timeout_at(deadline):
-                response = await self._client(model).chat.completions.create(
-                    model=model.name,
+                response = await self._client(target).chat.completions.create(
+                    model=target.upstream_model,
                     messages=_messages(messages),
                     stream=True,
                     stream_options={"include_usage": True},
@@ -124,18 +130,21 @@ class OpenAIProvider(ProviderPort):
             await client.close()
         self._clients.clear()
 
-    def client_for(self, model: ResolvedModel) -> openai.AsyncOpenAI:
-        """The model's SDK client (shared with the embeddings adapter)."""
-        return self._client(model)
+    def client_for(self, target: Target) -> openai.AsyncOpenAI:
+        """The deployment's SDK client (shared with the embeddings adapter)."""
+        return self._client(target)
 
-    def _client(self, model: ResolvedModel) -> openai.AsyncOpenAI:
-        base_url = model.base_url or self._default_base_url
+    def base_url(self, deployment: Deployment) -> str:
+        return deployment.base_url or self._default_base_url
+
+    def _client(self, target: Target) -> openai.AsyncOpenAI:
+        base_url, credential = self.base_url(target.deployment), target.deployment.credential
         egress.check_url(self._egress, base_url)  # an IP literal never reaches the resolver
-        key = (base_url, hashlib.sha256(model.credential.encode()).digest())
+        key = (base_url, hashlib.sha256(credential.encode()).digest())
         client = self._clients.get(key)
         if client is None:
             client = openai.AsyncOpenAI(
-                api_key=model.credential or "unused",
+                api_key=credential or "unused",
                 base_url=base_url,
                 max_retries=0,
                 # aiohttp transport: ~45% more calls/s than the default httpx one here;
@@ -231,6 +240,22 @@ def _refused_or_reset(exc: BaseException) -> bool:
     return bool(errors) and not isinstance(errors[-1], TimeoutError)
 
 
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """The provider's Retry-After in seconds (the delta-seconds form only), if sane."""
+    value = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
+    try:
+        wait = float(value)
+    except ValueError:
+        return None
+    return wait if 0 <= wait < 3600 else None
+
+
+def _context_length(exc: openai.APIStatusError) -> bool:
+    """OpenAI's (and vLLM's) code for a prompt over the model's context."""
+    code = getattr(exc, "code", None) or ""
+    return code == "context_length_exceeded" or "context length" in str(exc.message).lower()
+
+
 def _failed(model: str, exc: BaseException) -> DomainError:
     """The provider's failure as the status our caller gets (nothing is charged for it)."""
     error: DomainError
@@ -246,19 +271,24 @@ def _failed(model: str, exc: BaseException) -> DomainError:
     elif isinstance(exc, TimeoutError | openai.APITimeoutError):
         error = DeadlineExceeded("the model did not answer in time", "PROVIDER_TIMEOUT")
     elif isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 413, 422):
+        too_long = _context_length(exc)
         error = InvalidArgument(
-            f"the provider rejected the request (HTTP {exc.status_code})",
-            "PROVIDER_REJECTED_REQUEST",
+            "the prompt is longer than the model's context"
+            if too_long
+            else f"the provider rejected the request (HTTP {exc.status_code})",
+            "PROVIDER_CONTEXT_LENGTH_EXCEEDED" if too_long else "PROVIDER_REJECTED_REQUEST",
             metadata={"http_status": str(exc.status_code)},
         )
     elif isinstance(exc, openai.APIStatusError):
         reason = {401: "PROVIDER_AUTH_FAILED", 403: "PROVIDER_AUTH_FAILED"}.get(
             exc.status_code, "PROVIDER_RATE_LIMITED" if exc.status_code == 429 else "PROVIDER_ERROR"
         )
+        metadata = {"http_status": str(exc.status_code)}
+        wait = _retry_after(exc)
+        if wait is not None:
+            metadata["retry_after"] = f"{wait:g}"
         error = Unavailable(
-            f"the provider failed (HTTP {exc.status_code})",
-            reason,
-            metadata={"http_status": str(exc.status_code)},
+            f"the provider failed (HTTP {exc.status_code})", reason, metadata=metadata
         )
     else:
         error = Unavailable("the provider is unreachable", "PROVIDER_UNAVAILABLE")

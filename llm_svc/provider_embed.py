@@ -12,7 +12,7 @@ import openai
 
 from gateway_common import tracing
 from llm_svc import metrics
-from llm_svc.domain import Embeddings, ResolvedModel, Usage
+from llm_svc.domain import Embeddings, Target, Usage
 from llm_svc.ports import EmbedderPort
 from llm_svc.provider import OpenAIProvider, _failed
 
@@ -25,18 +25,22 @@ class OpenAIEmbedder(EmbedderPort):
 
     async def embed(
         self,
-        model: ResolvedModel,
+        target: Target,
         inputs: tuple[str, ...],
         parameters: dict[str, Any],
         timeout: float,
     ) -> Embeddings:
-        started = time.monotonic()
-        attributes = {"gen_ai.request.model": model.name, "llmgw.model_id": model.model_id}
+        started, model = time.monotonic(), target.model
+        attributes = {
+            "gen_ai.request.model": model.name,
+            "llmgw.model_id": model.model_id,
+            "llmgw.deployment_id": target.deployment.deployment_id,
+        }
         with _TRACER.start_as_current_span("provider.embeddings", attributes=attributes):
             try:
                 async with asyncio.timeout(timeout):
-                    reply = await self._provider.client_for(model).embeddings.create(
-                        model=model.name,
+                    reply = await self._provider.client_for(target).embeddings.create(
+                        model=target.upstream_model,
                         input=list(inputs),
                         encoding_format="float",
                         timeout=timeout,

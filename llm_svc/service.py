@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway_common.errors import DeadlineExceeded, DomainError
 from gateway_common.metrics import tenant_label
@@ -27,6 +28,8 @@ from gateway_common.principal import Principal
 from llm_svc import metrics, record
 from llm_svc.admission import Admission, Gate
 from llm_svc.assembly import StreamAssembly
+from llm_svc.attempts import Chunks, Route, fallback_loader, open_stream, replay
+from llm_svc.breaker import Breakers
 from llm_svc.domain import (
     ChatAnswer,
     ChatRequest,
@@ -38,16 +41,19 @@ from llm_svc.domain import (
     ReservationState,
     ResolvedModel,
     StreamChunk,
+    Target,
     Usage,
     cut_text,
 )
 from llm_svc.ports import HistoryPort, IdentityPort, ModelPage, ProviderPort, QuotaPort
+from llm_svc.routing import AttemptFn, Router, RoutingFailed
 from llm_svc.settlement import Settler
 
 Remaining = Callable[[], float]
 Admitted = Callable[[Reservation], None] | None  # told the reservation counted (the HTTP headers)
 StreamEvent = ChoiceDelta | ChatAnswer
 _NOTHING = Completion("", "", Usage())
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,15 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Call:
-    """A call admitted to the provider: who, what, and the reservation charged."""
+    """A call admitted to the provider: who, what, the reservation charged, and the route
+    its attempts took (llm_svc/routing.py)."""
 
     admission: Admission
     request: ChatRequest
     received: datetime
     request_id_header: str
     started: float
+    route: Route
 
     @property
     def model(self) -> ResolvedModel:
@@ -81,9 +89,11 @@ class ChatService:
         timeouts: Timeouts | None = None,
         *,
         max_text_bytes: int = 256 * 1024,
+        router: Router | None = None,
     ) -> None:
         self._identity = identity
         self._provider = provider
+        self._router = router or Router(Breakers())
         self._t = timeouts or Timeouts()
         self._max_text = max_text_bytes
         self._gate = Gate(identity, quota, history)
@@ -100,10 +110,13 @@ class ChatService:
         call = await self._admit(api_key, request, remaining, request_id, admitted)
         if isinstance(call, ChatAnswer):
             return call
+
+        async def attempt(target: Target, seconds: float) -> Completion:
+            parameters = call.route.parameters_for(target.model)
+            return await self._provider.complete(target, request.messages, parameters, seconds)
+
         try:
-            completion = await self._provider.complete(
-                call.model, request.messages, call.admission.parameters, self._budget(remaining)
-            )
+            completion = await self._routed(call, attempt, remaining)
         except DomainError as exc:
             await self._release(call, _NOTHING, exc.reason)
             raise
@@ -134,9 +147,29 @@ class ChatService:
             yield call
             return
         assembly, room, sent, cut = StreamAssembly(), self._max_text, False, False
-        chunks = self._provider.stream(
-            call.model, request.messages, call.admission.parameters, self._budget(remaining)
-        )
+        opened: list[Chunks] = []
+
+        async def attempt(target: Target, seconds: float) -> list[StreamChunk]:
+            # Retried or fallen back only until the first delta: nothing reached the caller.
+            parameters = call.route.parameters_for(target.model)
+            stream = self._provider.stream(
+                target, request.messages, parameters, self._budget(remaining)
+            )
+            head = await open_stream(stream, seconds)
+            opened.append(stream)
+            return head
+
+        try:
+            head = await self._routed(call, attempt, remaining)
+        except DomainError as exc:
+            await self._release(call, _NOTHING, exc.reason)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            self._settler.later(
+                self._record(call, _NOTHING, "CALLER_CANCELLED"), self._expiry(call)
+            )
+            raise
+        chunks = replay(head, opened[-1])
         try:
             async for chunk in chunks:
                 chunk, room, cut = _within(chunk, room)
@@ -145,7 +178,8 @@ class ChatService:
                     yield delta
                 if cut:  # history's size reached: stop reading, tell the caller
                     break
-        except DomainError as exc:  # the provider failed, maybe part-way: not served
+        except DomainError as exc:  # the provider failed part-way: not served, not retried
+            call.route.failed_after_start(exc.reason)
             await self._release(call, assembly.completion(), exc.reason)
             raise
         except (asyncio.CancelledError, GeneratorExit):
@@ -161,6 +195,7 @@ class ChatService:
             raise
         finally:
             await chunks.aclose()
+            await opened[-1].aclose()
         whole = assembly.completion("length" if cut else "")
         served = self._served(call, whole, cut)
         try:
@@ -198,7 +233,7 @@ class ChatService:
         def abandon(rid: str, principal: Principal, model: ResolvedModel) -> None:
             reservation = Reservation(rid, "", ReservationState.RESERVED)
             admission = Admission(principal, model, reservation, {})
-            gone = Call(admission, request, received, request_id, time.monotonic())
+            gone = Call(admission, request, received, request_id, time.monotonic(), Route({}))
             self._settler.later(self._record(gone, _NOTHING, "CALLER_CANCELLED"), None)
 
         admission = await self._gate.admit(api_key, request, remaining, abandon)
@@ -206,7 +241,22 @@ class ChatService:
             admitted(admission.reservation)
         if admission.replay is not None:
             return admission.replay
-        return Call(admission, request, received, request_id, time.monotonic())
+        route = Route(admission.parameters)
+        return Call(admission, request, received, request_id, time.monotonic(), route)
+
+    async def _routed(self, call: Call, attempt: AttemptFn[T], remaining: Remaining) -> T:
+        """The first answer over the model's deployments and fallbacks; the last failure
+        (a domain error) when none answered. The route is kept on the call for the record."""
+        tenant = call.admission.principal.tenant_id
+        load = fallback_loader(self._identity, tenant, call.request, call.route, remaining)
+        try:
+            routed = await self._router.run(
+                call.model, attempt, lambda: self._budget(remaining), load, call.route.attempts
+            )
+        except RoutingFailed as failed:
+            raise failed.error from None
+        call.route.target = routed.target
+        return routed.value
 
     async def _commit_now(self, call: Call, served: Interaction, remaining: Remaining) -> None:
         try:
@@ -257,8 +307,9 @@ class ChatService:
         error_reason: str,
         outcome: Outcome = Outcome.ERROR,
     ) -> Interaction:
-        a = call.admission
-        content = record.record_content(call.request, a.parameters, completion)
+        a, target = call.admission, call.route.target if outcome is not Outcome.ERROR else None
+        parameters = call.route.parameters_for(target.model) if target else a.parameters
+        content = record.record_content(call.request, parameters, completion)
         question, _ = cut_text(content.question, self._max_text)
         return Interaction(
             interaction_id=a.request_id,
@@ -277,6 +328,9 @@ class ChatService:
             request_id=call.request_id_header,
             error_reason=error_reason,
             finish_reason=content.finish_reason,
+            deployment_id=target.deployment.deployment_id if target else "",
+            answered_model=target.model.name if target else "",
+            attempts=tuple(call.route.attempts),
         )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from gateway_common.errors import DeadlineExceeded, DomainError, Unavailable
 from gateway_common.principal import Principal
 from llm_svc.admission import Admission, Gate
+from llm_svc.breaker import Breakers
 from llm_svc.domain import (
     EmbedAnswer,
     Embeddings,
@@ -29,10 +30,12 @@ from llm_svc.domain import (
     Reservation,
     ReservationState,
     ResolvedModel,
+    Target,
     Usage,
     cut_text,
 )
 from llm_svc.ports import EmbedderPort, HistoryPort, IdentityPort, QuotaPort
+from llm_svc.routing import Router, RoutingFailed
 from llm_svc.service import Admitted, Timeouts
 from llm_svc.settlement import Settler
 
@@ -50,7 +53,9 @@ class EmbedService:
         timeouts: Timeouts | None = None,
         *,
         max_text_bytes: int = 256 * 1024,
+        router: Router | None = None,
     ) -> None:
+        self._router = router or Router(Breakers())
         self._gate = Gate(identity, quota, history)
         self._settler = Settler(quota)
         self._embedder = embedder
@@ -82,9 +87,7 @@ class EmbedService:
         replay = a.reservation.replayed  # served before: charged and recorded then
         expires = a.reservation.expires
         try:
-            got = await self._embedder.embed(
-                a.model, request.inputs, a.parameters, self._budget(remaining)
-            )
+            got = await self._embed(a, request, remaining)
             if len(got.vectors) != len(request.inputs):
                 raise Unavailable("the provider's vectors do not match", "PROVIDER_ERROR")
             if remaining() <= 0.001:
@@ -110,6 +113,18 @@ class EmbedService:
 
     async def drain(self) -> None:
         await self._settler.drain()
+
+    async def _embed(self, a: Admission, request: EmbedRequest, remaining: Remaining) -> Embeddings:
+        """Over the model's deployments, retried as a chat is (llm_svc/routing.py)."""
+
+        async def attempt(target: Target, seconds: float) -> Embeddings:
+            return await self._embedder.embed(target, request.inputs, a.parameters, seconds)
+
+        try:
+            routed = await self._router.run(a.model, attempt, lambda: self._budget(remaining))
+        except RoutingFailed as failed:
+            raise failed.error from None
+        return routed.value
 
     async def _release(self, failed: Interaction, expires: datetime | None) -> None:
         try:

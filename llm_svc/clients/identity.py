@@ -13,7 +13,7 @@ from gateway_common.identity_client import IDEMPOTENT as AUTH_IDEMPOTENT
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from gateway_common.revocation import DEFAULT_TIMING, FeedTiming
-from llm_svc.domain import ResolvedModel
+from llm_svc.domain import Deployment, ResolvedModel
 from llm_svc.ports import IdentityPort, ModelPage
 from llmgw.identity.v1 import identity_pb2, identity_pb2_grpc
 
@@ -79,11 +79,12 @@ class GrpcIdentity(IdentityPort):
             model_id=reply.model.model_id,
             name=reply.model.name,
             config_id=reply.config_id,
-            base_url=reply.base_url,
-            credential=reply.credential,
+            deployments=tuple(_deployment(x) for x in reply.deployments),
             token_limit=reply.token_limit if reply.HasField("token_limit") else None,
             extra_parameters=json_format.MessageToDict(reply.extra_parameters),
             allowed_extras=frozenset(reply.allowed_extra_parameters),
+            fallback_models=tuple(reply.fallback_models),
+            fallback_on_context_length=reply.fallback_on_context_length,
         )
 
     async def list_models(
@@ -109,3 +110,15 @@ class GrpcIdentity(IdentityPort):
             for m in reply.models
         ]
         return ModelPage(models, reply.next_page_token)
+
+
+def _deployment(x: identity_pb2.ResolvedDeployment) -> Deployment:
+    return Deployment(
+        deployment_id=x.deployment_id,
+        base_url=x.base_url,
+        credential=x.credential,
+        upstream_model=x.upstream_model,
+        priority=x.priority,
+        weight=max(x.weight, 1),
+        attempt_timeout=x.attempt_timeout_ms / 1000 if x.attempt_timeout_ms > 0 else None,
+    )

@@ -92,7 +92,7 @@ async def test_only_llm_resolves_a_model(suite: Suite) -> None:
     internal = irpc.IdentityInternalServiceStub(suite.channel("identity"))
     req = ipb.ResolveModelRequest(tenant_id=t.tenant_id, model_name=t.model)
     resolved = await internal.ResolveModel(req, metadata=as_service("llm"))
-    assert resolved.credential == t.credential
+    assert [d.credential for d in resolved.deployments] == [t.credential]
     for caller in ("quota", "history", "identity"):
         code, reason, _ = await refusal(internal.ResolveModel(req, metadata=as_service(caller)))
         assert (code, reason) == (C.PERMISSION_DENIED, "CALLER_NOT_ALLOWED"), caller

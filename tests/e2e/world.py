@@ -138,19 +138,23 @@ async def make_tenant(
     extra = struct_pb2.Struct()
     extra.update({"temperature": 0.4})
     credential = f"sk-{tag}"
-    await idn.CreateModelConfig(
+    config = await idn.CreateModelConfig(
         ipb.CreateModelConfigRequest(
             config=ipb.ModelConfig(
                 tenant_id=tenant,
                 model_id=model,
                 token_limit=token_limit,
-                base_url=base_url or suite.provider_url,
                 extra_parameters=extra,
                 allowed_extra_parameters=allowed_extras,
             ),
-            credential=credential,
         ),
         metadata=admin,
+    )
+    row = ipb.ModelDeployment(
+        tenant_id=tenant, config_id=config.config.config_id, base_url=base_url or suite.provider_url
+    )
+    await idn.CreateModelDeployment(
+        ipb.CreateModelDeploymentRequest(deployment=row, credential=credential), metadata=admin
     )
     key = await user_key(suite, tenant, user)
     return Tenant(suite, tenant, user, key, model_name, credential)

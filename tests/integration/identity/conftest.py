@@ -92,6 +92,14 @@ class Client:
             timeout=10,
         )
 
+    async def deploy(
+        self, tenant_id: str, config_id: str, credential: str = "", **fields: Any
+    ) -> pb.ModelDeployment:
+        """Add a deployment to a configuration (as the platform admin)."""
+        row = pb.ModelDeployment(tenant_id=tenant_id, config_id=config_id, **fields)
+        request = pb.CreateModelDeploymentRequest(deployment=row, credential=credential)
+        return (await self.call("CreateModelDeployment", request)).deployment
+
     async def tenant(self, name: str = "") -> pb.Tenant:
         name = name or f"tenant {uuid.uuid4().hex[:8]}"
         reply = await self.call("CreateTenant", pb.CreateTenantRequest(tenant=pb.Tenant(name=name)))

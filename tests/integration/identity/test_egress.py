@@ -1,6 +1,6 @@
 """Base URLs under the platform's egress policy, refused when set (hardening finding 10):
 what is known without DNS (an IP literal, a metadata or localhost name) is INVALID_ARGUMENT
-EGRESS_NOT_ALLOWED naming config.base_url; llm checks names again after DNS."""
+EGRESS_NOT_ALLOWED naming deployment.base_url; llm checks names again after DNS."""
 
 from __future__ import annotations
 
@@ -68,46 +68,56 @@ async def model(client: Client, tenant_id: str) -> str:
     return str((await client.call("CreateModel", pb.CreateModelRequest(model=m))).model.model_id)
 
 
-def config_request(tenant_id: str, model_id: str, url: str) -> pb.CreateModelConfigRequest:
-    config = pb.ModelConfig(tenant_id=tenant_id, model_id=model_id, base_url=url)
-    return pb.CreateModelConfigRequest(config=config, credential="sk")
+async def config(client: Client, tenant_id: str) -> str:
+    model_id = await model(client, tenant_id)
+    request = pb.CreateModelConfigRequest(
+        config=pb.ModelConfig(tenant_id=tenant_id, model_id=model_id)
+    )
+    return str((await client.call("CreateModelConfig", request)).config.config_id)
+
+
+def deployment_request(tenant_id: str, config_id: str, url: str) -> pb.CreateModelDeploymentRequest:
+    row = pb.ModelDeployment(tenant_id=tenant_id, config_id=config_id, base_url=url)
+    return pb.CreateModelDeploymentRequest(deployment=row, credential="sk")
 
 
 @pytest.mark.parametrize("url", REFUSED)
 async def test_a_refused_destination_is_invalid_argument(guarded: Client, url: str):
     tenant = await guarded.tenant()
-    model_id = await model(guarded, tenant.tenant_id)
+    config_id = await config(guarded, tenant.tenant_id)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await guarded.call("CreateModelConfig", config_request(tenant.tenant_id, model_id, url))
+        await guarded.call(
+            "CreateModelDeployment", deployment_request(tenant.tenant_id, config_id, url)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info = error_info(err.value)
     assert info is not None and info.reason == "EGRESS_NOT_ALLOWED"
     status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
     bad = error_details_pb2.BadRequest()
     assert status is not None and any(d.Unpack(bad) for d in status.details if d.Is(bad.DESCRIPTOR))
-    assert [v.field for v in bad.field_violations] == ["config.base_url"]
+    assert [v.field for v in bad.field_violations] == ["deployment.base_url"]
     assert "not allow" in (err.value.details() or "")
 
 
 async def test_allowed_destinations_and_updates_are_checked_too(guarded: Client):
     tenant = await guarded.tenant()
-    configs = []
+    rows = []
+    config_id = await config(guarded, tenant.tenant_id)
     for url in ACCEPTED:
-        model_id = await model(guarded, tenant.tenant_id)
         reply = await guarded.call(
-            "CreateModelConfig", config_request(tenant.tenant_id, model_id, url)
+            "CreateModelDeployment", deployment_request(tenant.tenant_id, config_id, url)
         )
-        assert reply.config.base_url == url
-        configs.append(reply.config)
-    moved = pb.ModelConfig(
+        assert reply.deployment.base_url == url
+        rows.append(reply.deployment)
+    moved = pb.ModelDeployment(
         tenant_id=tenant.tenant_id,
-        config_id=configs[0].config_id,
+        deployment_id=rows[0].deployment_id,
         base_url="http://169.254.169.254/",
     )
-    update = pb.UpdateModelConfigRequest(
-        config=moved, update_mask=field_mask_pb2.FieldMask(paths=["base_url"])
+    update = pb.UpdateModelDeploymentRequest(
+        deployment=moved, update_mask=field_mask_pb2.FieldMask(paths=["base_url"])
     )
-    assert await guarded.fails("UpdateModelConfig", update) == (
+    assert await guarded.fails("UpdateModelDeployment", update) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "EGRESS_NOT_ALLOWED",
     )

@@ -35,10 +35,11 @@ async def _tenant_with_everything(client, label: str) -> dict[str, str]:
         await client.call(
             "CreateModelConfig",
             pb.CreateModelConfigRequest(
-                config=pb.ModelConfig(tenant_id=tid, model_id=model.model_id), credential="sk-b"
+                config=pb.ModelConfig(tenant_id=tid, model_id=model.model_id)
             ),
         )
     ).config
+    deployment = await client.deploy(tid, config.config_id, "sk-b")
     key = await client.call(
         "CreateApiKey", pb.CreateApiKeyRequest(tenant_id=tid, role=pb.ROLE_TENANT_ADMIN)
     )
@@ -47,6 +48,7 @@ async def _tenant_with_everything(client, label: str) -> dict[str, str]:
         "user": user.user_id,
         "model": model.model_id,
         "config": config.config_id,
+        "deployment": deployment.deployment_id,
         "key": key.api_key.key_id,
         "secret": key.secret,
     }
@@ -97,27 +99,44 @@ def attacks(b: dict[str, str], a: dict[str, str]) -> list[tuple[str, object]]:
         ("DeleteModel", pb.DeleteModelRequest(model_id=mb)),
         (
             "CreateModelConfig",
-            pb.CreateModelConfigRequest(
-                config=pb.ModelConfig(tenant_id=tb, model_id=mb), credential="x"
-            ),
+            pb.CreateModelConfigRequest(config=pb.ModelConfig(tenant_id=tb, model_id=mb)),
         ),
         (
             "CreateModelConfig",
-            pb.CreateModelConfigRequest(
-                config=pb.ModelConfig(tenant_id=a["tenant"], model_id=mb), credential="x"
-            ),
+            pb.CreateModelConfigRequest(config=pb.ModelConfig(tenant_id=a["tenant"], model_id=mb)),
         ),
         ("GetModelConfig", pb.GetModelConfigRequest(tenant_id=tb, config_id=cb)),
         ("ListModelConfigs", pb.ListModelConfigsRequest(tenant_id=tb)),
         (
             "UpdateModelConfig",
             pb.UpdateModelConfigRequest(
-                config=pb.ModelConfig(tenant_id=tb, config_id=cb),
+                config=pb.ModelConfig(tenant_id=tb, config_id=cb, token_limit=1),
+                update_mask=mask("token_limit"),
+            ),
+        ),
+        ("DeleteModelConfig", pb.DeleteModelConfigRequest(tenant_id=tb, config_id=cb)),
+        (
+            "CreateModelDeployment",
+            pb.CreateModelDeploymentRequest(
+                deployment=pb.ModelDeployment(tenant_id=tb, config_id=cb), credential="x"
+            ),
+        ),
+        (
+            "ListModelDeployments",
+            pb.ListModelDeploymentsRequest(tenant_id=tb, config_id=cb),
+        ),
+        (
+            "UpdateModelDeployment",
+            pb.UpdateModelDeploymentRequest(
+                deployment=pb.ModelDeployment(tenant_id=tb, deployment_id=b["deployment"]),
                 credential="x",
                 update_mask=mask("credential"),
             ),
         ),
-        ("DeleteModelConfig", pb.DeleteModelConfigRequest(tenant_id=tb, config_id=cb)),
+        (
+            "DeleteModelDeployment",
+            pb.DeleteModelDeploymentRequest(tenant_id=tb, deployment_id=b["deployment"]),
+        ),
     ]
 
 
@@ -143,17 +162,17 @@ async def test_tenant_a_admin_is_refused_everything_of_tenant_b(client):
         assert err.code() == C.UNAUTHENTICATED
     # B is intact.
     got = await client.call(
-        "GetModelConfig",
-        pb.GetModelConfigRequest(tenant_id=b["tenant"], config_id=b["config"]),
+        "ListModelDeployments",
+        pb.ListModelDeploymentsRequest(tenant_id=b["tenant"], config_id=b["config"]),
         b["secret"],
     )
-    assert got.config.has_credential
+    assert [x.has_credential for x in got.deployments] == [True]
     user = await client.call(
         "GetUser", pb.GetUserRequest(tenant_id=b["tenant"], user_id=b["user"]), b["secret"]
     )
     assert user.user.name == "someone"
     resolved = await client.resolve(b["tenant"], "model-b")
-    assert resolved.credential == "sk-b"
+    assert [x.credential for x in resolved.deployments] == ["sk-b"]
 
 
 async def test_ids_of_tenant_b_under_tenant_a_are_not_found(client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -14,10 +15,11 @@ from gateway_common.idempotency import RequestKey
 from gateway_common.principal import Principal, Role
 from identity_svc import migrate
 from identity_svc.crypto import KeyRing
-from identity_svc.domain import AccessType, Model, ModelConfig
+from identity_svc.domain import AccessType, Deployment, Model, ModelConfig
 from identity_svc.rotate_keys import rotate
 from identity_svc.service import TenantUseCases
 from identity_svc.service_llm_configs import ModelConfigUseCases
+from identity_svc.service_llm_deployments import DeploymentUseCases
 from identity_svc.service_llm_models import ModelUseCases, ResolveCache, ResolveUseCase
 from identity_svc.unit_of_work import sql_uow_factory
 from llmgw.identity.v1 import identity_pb2 as pb
@@ -45,51 +47,51 @@ async def _configured(client, credential: str) -> tuple[str, str, str]:
         await client.call(
             "CreateModelConfig",
             pb.CreateModelConfigRequest(
-                config=pb.ModelConfig(tenant_id=tid, model_id=model.model_id),
-                credential=credential,
+                config=pb.ModelConfig(tenant_id=tid, model_id=model.model_id)
             ),
         )
     ).config
-    return tid, name, config.config_id
+    deployment = await client.deploy(tid, config.config_id, credential)
+    return tid, name, deployment.deployment_id
 
 
 async def test_no_plaintext_credential_in_the_database(client, database_url):
     credential = f"sk-live-{uuid.uuid4().hex}"
-    tid, name, config_id = await _configured(client, credential)
+    tid, name, deployment_id = await _configured(client, credential)
     with psycopg.connect(_libpq(database_url)) as conn:
-        rows = conn.execute(
-            "SELECT chave_api, configuracao_llm::text FROM configuracao_llm"
-        ).fetchall()
+        rows = conn.execute("SELECT implantacao_llm::text FROM implantacao_llm").fetchall()
+        rows += conn.execute("SELECT configuracao_llm::text FROM configuracao_llm").fetchall()
         dump = "\n".join(str(r) for r in rows)
-        (stored,) = conn.execute(
-            "SELECT chave_api FROM configuracao_llm WHERE config_llm_id = %s", (config_id,)
+        (stored, config_id) = conn.execute(
+            "SELECT chave_api, config_llm_id::text FROM implantacao_llm WHERE implantacao_id = %s",
+            (deployment_id,),
         ).fetchone()
     assert credential not in dump and credential[8:] not in dump
     assert stored.startswith("v1:k2:")
     # Public RPCs only say that one exists.
-    got = await client.call(
-        "GetModelConfig", pb.GetModelConfigRequest(tenant_id=tid, config_id=config_id)
+    listed = await client.call(
+        "ListModelDeployments", pb.ListModelDeploymentsRequest(tenant_id=tid, config_id=config_id)
     )
-    assert got.config.has_credential and credential not in str(got)
-    listed = await client.call("ListModelConfigs", pb.ListModelConfigsRequest(tenant_id=tid))
-    assert credential not in str(listed)
-    assert (await client.resolve(tid, name)).credential == credential
+    assert listed.deployments[0].has_credential and credential not in str(listed)
+    (resolved,) = (await client.resolve(tid, name)).deployments
+    assert resolved.credential == credential
 
 
 async def test_no_credential_in_logs(client, caplog):
     credential = f"sk-logged-{uuid.uuid4().hex}"
     caplog.set_level(logging.DEBUG)
-    tid, name, config_id = await _configured(client, credential)
+    tid, name, deployment_id = await _configured(client, credential)
     await client.call(
-        "UpdateModelConfig",
-        pb.UpdateModelConfigRequest(
-            config=pb.ModelConfig(tenant_id=tid, config_id=config_id),
+        "UpdateModelDeployment",
+        pb.UpdateModelDeploymentRequest(
+            deployment=pb.ModelDeployment(tenant_id=tid, deployment_id=deployment_id),
             credential=credential + "2",
             update_mask=field_mask_pb2.FieldMask(paths=["credential"]),
         ),
     )
+    await asyncio.sleep(0.05)
     resolved = await client.resolve(tid, name)
-    assert resolved.credential == credential + "2"
+    assert resolved.deployments[0].credential == credential + "2"
     assert caplog.records, "expected the service to log something at DEBUG"
     text = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     assert credential not in text
@@ -108,15 +110,19 @@ async def test_key_rotation_then_the_old_key_can_be_dropped():
             tenant = await TenantUseCases(uow).create(admin, "t", "", "", RequestKey("", ""))
             draft = Model("", "m", "OpenAI", AccessType.CLOUD, tenant_id=tenant.tenant_id)
             model = await ModelUseCases(uow).create(admin, draft, RequestKey("", ""))
-            config = ModelConfig("", tenant.tenant_id, model.model_id)
-            await ModelConfigUseCases(uow, KeyRing([("old", k_old)])).create(
-                admin, config, "sk-rotated", RequestKey("", "")
+            config = await ModelConfigUseCases(uow).create(
+                admin, ModelConfig("", tenant.tenant_id, model.model_id), RequestKey("", "")
+            )
+            row = Deployment("", tenant.tenant_id, config.config_id)
+            await DeploymentUseCases(uow, KeyRing([("old", k_old)])).create(
+                admin, row, "sk-rotated", RequestKey("", "")
             )
             both = KeyRing([("new", k_new), ("old", k_old)])
             assert await rotate(url, both) == 1
             assert await rotate(url, both) == 0  # idempotent
             only_new = KeyRing([("new", k_new)])
             resolver = ResolveUseCase(uow, only_new, ResolveCache(0, 0))
-            assert (await resolver.resolve(tenant.tenant_id, "m")).credential == "sk-rotated"
+            (resolved,) = (await resolver.resolve(tenant.tenant_id, "m")).deployments
+            assert resolved.credential == "sk-rotated"
         finally:
             await engine.dispose()

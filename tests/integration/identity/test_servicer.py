@@ -245,29 +245,37 @@ async def test_models_scopes_listing_and_resolve(client):
     err = await _resolve_error(client, tid, name)
     assert err == (C.PERMISSION_DENIED, "MODEL_NOT_ENABLED")
     assert await _resolve_error(client, tid, "nope") == (C.NOT_FOUND, "MODEL_NOT_FOUND")
-    config = pb.ModelConfig(
-        tenant_id=tid, model_id=glob.model_id, base_url="http://p.test/v1", token_limit=100
-    )
+    config = pb.ModelConfig(tenant_id=tid, model_id=glob.model_id, token_limit=100)
     config.extra_parameters.update({"temperature": 0.2})
-    created = await client.call(
-        "CreateModelConfig", pb.CreateModelConfigRequest(config=config, credential="sk-global")
+    created = await client.call("CreateModelConfig", pb.CreateModelConfigRequest(config=config))
+    assert created.config.token_limit == 100
+    row = await client.deploy(
+        tid, created.config.config_id, "sk-global", base_url="http://p.test/v1"
     )
-    assert created.config.has_credential and created.config.token_limit == 100
+    assert row.has_credential and row.weight == 1 and not row.HasField("attempt_timeout_ms")
     resolved = await client.resolve(tid, name)
-    assert resolved.model.model_id == glob.model_id and resolved.credential == "sk-global"
+    assert resolved.model.model_id == glob.model_id
+    (dep,) = resolved.deployments
+    assert (dep.credential, dep.base_url, dep.upstream_model) == (
+        "sk-global",
+        "http://p.test/v1",
+        name,
+    )
     assert resolved.extra_parameters["temperature"] == 0.2 and resolved.token_limit == 100
     assert await _resolve_error(client, tid, name, "wrong") == (C.UNAUTHENTICATED, "INTERNAL_ONLY")
     # The tenant's own model of the same name wins.
     own = await model(tid, name)
-    await client.call(
+    mine = await client.call(
         "CreateModelConfig",
-        pb.CreateModelConfigRequest(
-            config=pb.ModelConfig(tenant_id=tid, model_id=own.model_id), credential="sk-own"
-        ),
+        pb.CreateModelConfigRequest(config=pb.ModelConfig(tenant_id=tid, model_id=own.model_id)),
     )
+    await client.deploy(tid, mine.config.config_id, "sk-own", upstream_model="their-name")
     await asyncio.sleep(AUTH_TTL + 0.05)
     resolved = await client.resolve(tid, name)
-    assert resolved.model.model_id == own.model_id and resolved.credential == "sk-own"
+    assert resolved.model.model_id == own.model_id
+    assert [(x.credential, x.upstream_model) for x in resolved.deployments] == [
+        ("sk-own", "their-name")
+    ]
     # A user sees the enabled models only; a tenant admin all global ones too.
     user = await client.user(tid)
     user_key = await client.key(tid, pb.ROLE_USER, user.user_id)
@@ -299,9 +307,7 @@ async def test_allowed_extra_parameters_stored_updated_and_resolved(client):
     config = pb.ModelConfig(
         tenant_id=tid, model_id=model.model_id, allowed_extra_parameters=["top_k", "top_k", "a_b"]
     )
-    created = await client.call(
-        "CreateModelConfig", pb.CreateModelConfigRequest(config=config, credential="sk")
-    )
+    created = await client.call("CreateModelConfig", pb.CreateModelConfigRequest(config=config))
     assert list(created.config.allowed_extra_parameters) == ["a_b", "top_k"]  # sorted, unique
     resolved = await client.resolve(tid, name)
     assert list(resolved.allowed_extra_parameters) == ["a_b", "top_k"]
@@ -320,3 +326,46 @@ async def test_allowed_extra_parameters_stored_updated_and_resolved(client):
     bad.allowed_extra_parameters.append("$where")
     req = pb.UpdateModelConfigRequest(config=bad, update_mask=mask("allowed_extra_parameters"))
     assert (await client.fails("UpdateModelConfig", req))[0] == C.INVALID_ARGUMENT
+
+
+async def test_configuration_urls_and_credentials_moved_to_deployments(client):
+    """The deprecated fields are refused with where they went; a deployment takes them."""
+    tid = (await client.tenant()).tenant_id
+    name = f"moved-{uuid.uuid4().hex[:6]}"
+    m = pb.Model(tenant_id=tid, name=name, provider="OpenAI", access_type=pb.ACCESS_TYPE_CLOUD)
+    model = (await client.call("CreateModel", pb.CreateModelRequest(model=m))).model
+    config = pb.ModelConfig(tenant_id=tid, model_id=model.model_id)
+    old = pb.CreateModelConfigRequest(config=config, credential="sk")
+    assert await client.fails("CreateModelConfig", old) == (
+        C.INVALID_ARGUMENT,
+        "MOVED_TO_DEPLOYMENTS",
+    )
+    created = await client.call("CreateModelConfig", pb.CreateModelConfigRequest(config=config))
+    cid = created.config.config_id
+    for priority in (1, 0):
+        await client.deploy(tid, cid, f"sk-{priority}", priority=priority, attempt_timeout_ms=500)
+    resolved = await client.resolve(tid, name)
+    assert [(x.credential, x.attempt_timeout_ms) for x in resolved.deployments] == [
+        ("sk-0", 500),
+        ("sk-1", 500),
+    ]
+    listed = await client.call(
+        "ListModelDeployments", pb.ListModelDeploymentsRequest(tenant_id=tid, config_id=cid)
+    )
+    first = listed.deployments[0]
+    change = pb.ModelDeployment(tenant_id=tid, deployment_id=first.deployment_id, weight=0)
+    req = pb.UpdateModelDeploymentRequest(deployment=change, update_mask=mask("weight"))
+    assert (await client.fails("UpdateModelDeployment", req))[0] == C.INVALID_ARGUMENT
+    fallbacks = pb.ModelConfig(tenant_id=tid, config_id=cid, fallback_models=["other", "x"])
+    req = pb.UpdateModelConfigRequest(config=fallbacks, update_mask=mask("fallback_models"))
+    assert list((await client.call("UpdateModelConfig", req)).config.fallback_models) == [
+        "other",
+        "x",
+    ]
+    await asyncio.sleep(AUTH_TTL + 0.05)
+    assert list((await client.resolve(tid, name)).fallback_models) == ["other", "x"]
+    gone = pb.DeleteModelConfigRequest(tenant_id=tid, config_id=cid)
+    await client.call("DeleteModelConfig", gone)
+    assert await client.fails(
+        "ListModelDeployments", pb.ListModelDeploymentsRequest(tenant_id=tid, config_id=cid)
+    ) == (C.NOT_FOUND, "MODEL_CONFIG_NOT_FOUND")

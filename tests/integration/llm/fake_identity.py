@@ -78,8 +78,15 @@ class Identity(
                 model_id="mA", tenant_id=TENANT_ID, name="demo-model", provider="fake"
             ),
             config_id="cA",
-            base_url=provider_url,
-            credential="sk-tenant-A",
+            deployments=[
+                identity_pb2.ResolvedDeployment(
+                    deployment_id="dA",
+                    base_url=provider_url,
+                    credential="sk-tenant-A",
+                    upstream_model="demo-model",
+                    weight=1,
+                )
+            ],
             token_limit=50,
             extra_parameters=extra,
         )

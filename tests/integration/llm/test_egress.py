@@ -30,11 +30,11 @@ def egress(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def provider_port(stack: Stack) -> int:
-    return urlsplit(stack.identity.resolved.base_url).port or 80
+    return urlsplit(stack.identity.resolved.deployments[0].base_url).port or 80
 
 
 def point_at(stack: Stack, host: str) -> None:
-    stack.identity.resolved.base_url = f"http://{host}:{provider_port(stack)}/v1"
+    stack.identity.resolved.deployments[0].base_url = f"http://{host}:{provider_port(stack)}/v1"
 
 
 @pytest.mark.parametrize("egress", [""], indirect=True)

@@ -10,7 +10,7 @@ from typing import Any
 from gateway_common.errors import AlreadyExists, NotFound
 from gateway_common.revocation import Revocation
 from identity_svc import ports
-from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
+from identity_svc.domain import ApiKey, Deployment, Model, ModelConfig, StoredKey, Tenant, User
 
 _tick = itertools.count()
 
@@ -41,6 +41,7 @@ class Store:
         self.keys: dict[str, tuple[ApiKey, bytes]] = {}
         self.models: dict[str, Model] = {}
         self.configs: dict[str, ModelConfig] = {}
+        self.deployments: dict[str, Deployment] = {}
         self.requests: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         self.revocations: dict[int, tuple[Revocation, datetime]] = {}
         self.prefix_lookups = 0
@@ -228,6 +229,51 @@ class FakeConfigs(ports.ModelConfigRepository):
         if await self.get(tenant_id, config_id) is None:
             return False
         del self.s.configs[config_id]
+        for gone in [k for k, v in self.s.deployments.items() if v.config_id == config_id]:
+            del self.s.deployments[gone]  # ON DELETE CASCADE
+        return True
+
+
+class FakeDeployments(ports.DeploymentRepository):
+    def __init__(self, s: Store) -> None:
+        self.s = s
+
+    def _of(self, tenant_id: str, config_id: str) -> list[Deployment]:
+        return [
+            x
+            for x in self.s.deployments.values()
+            if x.tenant_id == tenant_id and x.config_id == config_id
+        ]
+
+    async def add(self, deployment: Deployment) -> Deployment:
+        self.s.deployments[deployment.deployment_id] = _stamped(deployment)
+        return self.s.deployments[deployment.deployment_id]
+
+    async def get(self, tenant_id: str, deployment_id: str) -> Deployment | None:
+        found = self.s.deployments.get(deployment_id)
+        return found if found and found.tenant_id == tenant_id else None
+
+    async def in_order(self, tenant_id: str, config_id: str, limit: int) -> list[Deployment]:
+        rows = self._of(tenant_id, config_id)
+        return sorted(rows, key=lambda x: (x.priority, x.create_time, x.deployment_id))[:limit]
+
+    async def count(self, tenant_id: str, config_id: str) -> int:
+        return len(self._of(tenant_id, config_id))
+
+    async def list(self, tenant_id, config_id, after, limit) -> list[Deployment]:  # type: ignore[no-untyped-def]
+        rows = self._of(tenant_id, config_id)
+        return _after(rows, after, lambda x: (x.create_time, x.deployment_id), limit)
+
+    async def update(self, tenant_id, deployment_id, changes) -> Deployment | None:  # type: ignore[no-untyped-def]
+        if await self.get(tenant_id, deployment_id) is None:
+            return None
+        self.s.deployments[deployment_id] = replace(self.s.deployments[deployment_id], **changes)
+        return self.s.deployments[deployment_id]
+
+    async def delete(self, tenant_id: str, deployment_id: str) -> bool:
+        if await self.get(tenant_id, deployment_id) is None:
+            return False
+        del self.s.deployments[deployment_id]
         return True
 
 
@@ -265,7 +311,16 @@ class FakeRevocations(ports.RevocationLog):
         return len(old)
 
 
-_TABLES = ("tenants", "users", "keys", "models", "configs", "requests", "revocations")
+_TABLES = (
+    "tenants",
+    "users",
+    "keys",
+    "models",
+    "configs",
+    "deployments",
+    "requests",
+    "revocations",
+)
 
 
 class FakeUnitOfWork(ports.UnitOfWork):
@@ -281,6 +336,7 @@ class FakeUnitOfWork(ports.UnitOfWork):
         self.keys = FakeKeys(store)
         self.models = FakeModels(store)
         self.configs = FakeConfigs(store)
+        self.deployments = FakeDeployments(store)
         self.requests = FakeRequests(store)
         self.revocations = FakeRevocations(store)
 

@@ -173,16 +173,58 @@ async def test_models_configs_and_resolve(uc, store):
     with pytest.raises(NotFound):
         await uc.resolve.resolve(tenant.tenant_id, "nope")
     cfg = d.ModelConfig("", tenant.tenant_id, g.model_id, token_limit=10)
-    await uc.configs.create(ta, cfg, "sk-global", NO_ID)
-    stored = next(iter(store.configs.values()))
-    assert stored.credential.startswith("v1:t:") and "sk-global" not in stored.credential
-    await uc.configs.create(ta, d.ModelConfig("", tenant.tenant_id, mine.model_id), "sk-own", NO_ID)
+    await uc.configs.create(ta, cfg, NO_ID)
+    own = await uc.configs.create(ta, d.ModelConfig("", tenant.tenant_id, mine.model_id), NO_ID)
     resolved = await uc.resolve.resolve(tenant.tenant_id, "gpt")
-    assert resolved.model.model_id == mine.model_id and resolved.credential == "sk-own"
+    assert resolved.model.model_id == mine.model_id and resolved.deployments == ()
+    uc.resolve.cache.clear()
+    draft = d.Deployment("", tenant.tenant_id, own.config_id, base_url="http://p.test/v1")
+    await uc.deployments.create(ta, draft, "sk-own", NO_ID)
+    stored = next(iter(store.deployments.values()))
+    assert stored.credential.startswith("v1:t:") and "sk-own" not in stored.credential
+    resolved = await uc.resolve.resolve(tenant.tenant_id, "gpt")
+    assert [x.credential for x in resolved.deployments] == ["sk-own"]
     with pytest.raises(InvalidArgument):
-        await uc.configs.create(
-            ta, d.ModelConfig("", tenant.tenant_id, g.model_id, base_url="file:///etc"), "", NO_ID
-        )
+        bad = d.Deployment("", tenant.tenant_id, own.config_id, base_url="file:///etc")
+        await uc.deployments.create(ta, bad, "", NO_ID)
     with pytest.raises(InvalidArgument):
         missing = "00000000-0000-4000-8000-000000000000"
-        await uc.configs.update(ta, d.ModelConfig(missing, tenant.tenant_id, ""), "", ["secret"])
+        await uc.configs.update(ta, d.ModelConfig(missing, tenant.tenant_id, ""), ["secret"])
+
+
+async def test_deployments_in_order_fallbacks_and_limits(uc, store):
+    tenant, ta = await _tenant_admin(uc)
+    model = d.Model("", "m", "Local", d.AccessType.ON_PREMISE, tenant_id=tenant.tenant_id)
+    m = await uc.models.create(ta, model, NO_ID)
+    draft = d.ModelConfig("", tenant.tenant_id, m.model_id, fallback_models=("b", "a"))
+    config = await uc.configs.create(ta, draft, NO_ID)
+    assert config.fallback_models == ("b", "a")  # order kept: it is the order tried
+    with pytest.raises(InvalidArgument):
+        twice = d.ModelConfig(config.config_id, tenant.tenant_id, "", fallback_models=("a", "a"))
+        await uc.configs.update(ta, twice, ["fallback_models"])
+    made = []
+    for priority, weight in ((5, 1), (0, 3), (0, 1)):
+        row = d.Deployment("", tenant.tenant_id, config.config_id, priority=priority, weight=weight)
+        made.append(await uc.deployments.create(ta, row, f"sk-{priority}-{weight}", NO_ID))
+    resolved = await uc.resolve.resolve(tenant.tenant_id, "m")
+    assert [x.credential for x in resolved.deployments] == ["sk-0-3", "sk-0-1", "sk-5-1"]
+    for bad in (
+        d.Deployment("", tenant.tenant_id, config.config_id, weight=0),
+        d.Deployment("", tenant.tenant_id, config.config_id, priority=-1),
+        d.Deployment("", tenant.tenant_id, config.config_id, attempt_timeout_ms=0),
+    ):
+        with pytest.raises(InvalidArgument):
+            await uc.deployments.create(ta, bad, "", NO_ID)
+    moved = d.Deployment(made[0].deployment_id, tenant.tenant_id, "", priority=0, weight=9)
+    updated = await uc.deployments.update(ta, moved, "", ["priority", "weight"])
+    assert (updated.priority, updated.weight) == (0, 9)
+    resolved = await uc.resolve.resolve(tenant.tenant_id, "m")  # the change cleared the cache
+    assert resolved.deployments[0].credential == "sk-5-1"
+    page = await uc.deployments.list_page(ta, tenant.tenant_id, config.config_id, 2, "")
+    assert len(page.items) == 2 and page.next_page_token
+    await uc.deployments.delete(ta, tenant.tenant_id, made[1].deployment_id)
+    with pytest.raises(NotFound):
+        await uc.deployments.delete(ta, tenant.tenant_id, made[1].deployment_id)
+    other, _ = await _tenant_admin(uc, "other")
+    with pytest.raises(PermissionDenied):
+        await uc.deployments.list_page(ta, other.tenant_id, config.config_id, 2, "")

@@ -23,10 +23,12 @@ from llm_svc.domain import (
     ChatRequest,
     ChoiceDelta,
     Completion,
+    Deployment,
     Interaction,
     Reservation,
     ReservationState,
     ResolvedModel,
+    Target,
     Usage,
 )
 from llm_svc.ports import (
@@ -44,8 +46,7 @@ MODEL = ResolvedModel(
     model_id="m1",
     name="demo",
     config_id="c1",
-    base_url="http://provider/v1",
-    credential="sk-secret",
+    deployments=(Deployment("d1", "http://provider/v1", "sk-secret", "demo"),),
     token_limit=100,
     extra_parameters={"temperature": 0.2, "presence_penalty": 0.5},
 )
@@ -184,15 +185,30 @@ class FakeProvider(ProviderPort):
         self.pause = 0.0
         self.stream_started = asyncio.Event()
         self.closed = False
+        self.failing: dict[str, DomainError] = {}  # deployment id -> its failure
+        self.fail_mid_stream: DomainError | None = None  # after the first delta
+
+    def _called(self, target: Target, **extra: Any) -> None:
+        self.calls.append(
+            {
+                "model": target.model.name,
+                "deployment": target.deployment.deployment_id,
+                "upstream": target.upstream_model,
+                **extra,
+            }
+        )
+        failure = self.failing.get(target.deployment.deployment_id)
+        if failure is not None:
+            raise failure
 
     async def complete(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
     ) -> Completion:
-        self.calls.append({"model": model.name, "parameters": parameters, "timeout": timeout})
+        self._called(target, parameters=parameters, timeout=timeout)
         if self.pause:
             await asyncio.sleep(self.pause)
         if self.error:
@@ -202,12 +218,12 @@ class FakeProvider(ProviderPort):
 
     async def stream(
         self,
-        model: ResolvedModel,
+        target: Target,
         messages: tuple[ChatMessage, ...],
         parameters: dict[str, Any],
         timeout: float,
     ) -> AsyncGenerator[StreamChunk, None]:
-        self.calls.append({"model": model.name, "parameters": parameters, "stream": True})
+        self._called(target, parameters=parameters, stream=True)
         if self.error:
             raise self.error
         try:
@@ -215,6 +231,8 @@ class FakeProvider(ProviderPort):
             for i, w in enumerate(words):
                 yield StreamChunk((ChoiceDelta(content=w if i == 0 else " " + w),))
                 self.stream_started.set()
+                if self.fail_mid_stream is not None:
+                    raise self.fail_mid_stream
                 if self.pause:
                     await asyncio.sleep(self.pause)
             yield StreamChunk((ChoiceDelta(finish_reason="stop"),))

@@ -23,9 +23,7 @@ from llm_svc.domain import (
 
 
 def model(**kw: Any) -> ResolvedModel:
-    base: dict[str, Any] = dict(
-        model_id="m", name="n", config_id="c", base_url="", credential="", token_limit=None
-    )
+    base: dict[str, Any] = dict(model_id="m", name="n", config_id="c", token_limit=None)
     base.update(kw)
     return ResolvedModel(**base)
 

@@ -128,6 +128,9 @@ class InteractionMetadata(_message.Message):
     PROMPT_PARAMETERS_FIELD_NUMBER: _builtins.int
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ANSWERED_MODEL_FIELD_NUMBER: _builtins.int
     tokens_used: _builtins.int
     """tokens_utilizados: prompt + completion."""
     response_time_ms: _builtins.int
@@ -136,9 +139,21 @@ class InteractionMetadata(_message.Message):
     """Prompt tokens as reported by the provider."""
     completion_tokens: _builtins.int
     """Completion tokens as reported by the provider."""
+    deployment_id: _builtins.str
+    """implantacao_id: the deployment that answered; empty when none did."""
+    answered_model: _builtins.str
+    """modelo_resposta: the model that answered (a fallback model's name when
+    one did); empty when none did.
+    """
     @_builtins.property
     def prompt_parameters(self) -> _struct_pb2.Struct:
         """parametros_prompt: the parameters sent to the provider."""
+
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderAttempt]:
+        """tentativas: every provider attempt of the request, in order (retries
+        and fallback models included).
+        """
 
     def __init__(
         self,
@@ -148,14 +163,55 @@ class InteractionMetadata(_message.Message):
         prompt_parameters: _struct_pb2.Struct | None = ...,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
+        deployment_id: _builtins.str = ...,
+        attempts: _abc.Iterable[Global___ProviderAttempt] | None = ...,
+        answered_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_parameters", b"prompt_parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_model", b"answered_model", "attempts", b"attempts", "completion_tokens", b"completion_tokens", "deployment_id", b"deployment_id", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InteractionMetadata: _TypeAlias = InteractionMetadata  # noqa: Y015
+
+@_typing.final
+class ProviderAttempt(_message.Message):
+    """ProviderAttempt is one call to one deployment (tentativas[])."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    deployment_id: _builtins.str
+    """implantacao_id."""
+    model: _builtins.str
+    """modelo: the name of the tenant's model this attempt served."""
+    status: _builtins.str
+    """status: "OK", or the failure's reason (PROVIDER_RATE_LIMITED, ...)."""
+    http_status: _builtins.int
+    """The provider's HTTP status; 0 when none (connection error, timeout)."""
+    latency_ms: _builtins.int
+    """latencia_ms."""
+    def __init__(
+        self,
+        *,
+        deployment_id: _builtins.str = ...,
+        model: _builtins.str = ...,
+        status: _builtins.str = ...,
+        http_status: _builtins.int = ...,
+        latency_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment_id", b"deployment_id", "http_status", b"http_status", "latency_ms", b"latency_ms", "model", b"model", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderAttempt: _TypeAlias = ProviderAttempt  # noqa: Y015
 
 @_typing.final
 class Interaction(_message.Message):

@@ -29,6 +29,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Role:
@@ -1360,20 +1365,46 @@ class ModelConfig(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ALLOWED_EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
+    FALLBACK_MODELS_FIELD_NUMBER: _builtins.int
+    FALLBACK_ON_CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     """config_llm_id, a UUID; output only."""
     tenant_id: _builtins.str
     """distribuidor_id of the tenant."""
     model_id: _builtins.str
     """llm_id of the model."""
-    has_credential: _builtins.bool
-    """Whether a provider credential is stored; the credential itself is
-    write-only. Output only.
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def has_credential(self) -> _builtins.bool:
+        """Deprecated: credentials belong to the deployments (ModelDeployment);
+        never set.
+        """
+
+    @has_credential.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def has_credential(self, value: _builtins.bool) -> None:
+        """Deprecated: credentials belong to the deployments (ModelDeployment);
+        never set.
+        """
+
     token_limit: _builtins.int
     """limite_tokens: cap on max_tokens per call; unset means no cap."""
-    base_url: _builtins.str
-    """OpenAI-compatible base URL of the provider; empty means the default."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def base_url(self) -> _builtins.str:
+        """Deprecated: base URLs belong to the deployments (ModelDeployment); a
+        request that sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
+    @base_url.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def base_url(self, value: _builtins.str) -> None:
+        """Deprecated: base URLs belong to the deployments (ModelDeployment); a
+        request that sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
+    fallback_on_context_length: _builtins.bool
+    """reserva_contexto: a provider's context-length refusal falls back too."""
     @_builtins.property
     def extra_parameters(self) -> _struct_pb2.Struct:
         """parametros_extras: default request parameters (temperature, ...),
@@ -1396,6 +1427,12 @@ class ModelConfig(_message.Message):
         and base URLs are never let through.
         """
 
+    @_builtins.property
+    def fallback_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """modelos_reserva: names of the tenant's other models to try, in order,
+        when every deployment of this one fails retryably (up to 8).
+        """
+
     def __init__(
         self,
         *,
@@ -1409,16 +1446,322 @@ class ModelConfig(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         allowed_extra_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        fallback_models: _abc.Iterable[_builtins.str] | None = ...,
+        fallback_on_context_length: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "has_credential", b"has_credential", "model_id", b"model_id", "tenant_id", b"tenant_id", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "create_time", b"create_time", "extra_parameters", b"extra_parameters", "fallback_models", b"fallback_models", "fallback_on_context_length", b"fallback_on_context_length", "has_credential", b"has_credential", "model_id", b"model_id", "tenant_id", b"tenant_id", "token_limit", b"token_limit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
     _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__token_limit) -> _WhichOneofReturnType__token_limit | None: ...
 
 Global___ModelConfig: _TypeAlias = ModelConfig  # noqa: Y015
+
+@_typing.final
+class ModelDeployment(_message.Message):
+    """ModelDeployment is one provider deployment of a configuration
+    (implantacao_llm): where a call to the model may go.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    BASE_URL_FIELD_NUMBER: _builtins.int
+    HAS_CREDENTIAL_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    deployment_id: _builtins.str
+    """implantacao_id, a UUID; output only."""
+    tenant_id: _builtins.str
+    """distribuidor_id of the configuration's tenant."""
+    config_id: _builtins.str
+    """config_llm_id of the configuration it serves."""
+    base_url: _builtins.str
+    """OpenAI-compatible base URL of the provider; empty means the default."""
+    has_credential: _builtins.bool
+    """Whether a credential is stored; the credential itself is write-only.
+    Output only.
+    """
+    upstream_model: _builtins.str
+    """modelo_fornecedor: the provider's own name of the model; empty means
+    the model's name.
+    """
+    priority: _builtins.int
+    """prioridade, 0..1000: lower is tried first."""
+    weight: _builtins.int
+    """peso, 1..1000: share of calls among deployments of equal priority;
+    unset at creation means 1.
+    """
+    attempt_timeout_ms: _builtins.int
+    """tempo_limite_ms, 1..600000: the most one attempt may take; unset means
+    the caller's deadline only.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """criado_em; output only."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """atualizado_em; output only."""
+
+    def __init__(
+        self,
+        *,
+        deployment_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        config_id: _builtins.str = ...,
+        base_url: _builtins.str = ...,
+        has_credential: _builtins.bool = ...,
+        upstream_model: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        weight: _builtins.int | None = ...,
+        attempt_timeout_ms: _builtins.int | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_attempt_timeout_ms", b"_attempt_timeout_ms", "_weight", b"_weight", "attempt_timeout_ms", b"attempt_timeout_ms", "create_time", b"create_time", "update_time", b"update_time", "weight", b"weight"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_attempt_timeout_ms", b"_attempt_timeout_ms", "_weight", b"_weight", "attempt_timeout_ms", b"attempt_timeout_ms", "base_url", b"base_url", "config_id", b"config_id", "create_time", b"create_time", "deployment_id", b"deployment_id", "has_credential", b"has_credential", "priority", b"priority", "tenant_id", b"tenant_id", "update_time", b"update_time", "upstream_model", b"upstream_model", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__attempt_timeout_ms: _TypeAlias = _typing.Literal["attempt_timeout_ms"]  # noqa: Y015
+    _WhichOneofArgType__attempt_timeout_ms: _TypeAlias = _typing.Literal["_attempt_timeout_ms", b"_attempt_timeout_ms"]  # noqa: Y015
+    _WhichOneofReturnType__weight: _TypeAlias = _typing.Literal["weight"]  # noqa: Y015
+    _WhichOneofArgType__weight: _TypeAlias = _typing.Literal["_weight", b"_weight"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__attempt_timeout_ms) -> _WhichOneofReturnType__attempt_timeout_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__weight) -> _WhichOneofReturnType__weight | None: ...
+
+Global___ModelDeployment: _TypeAlias = ModelDeployment  # noqa: Y015
+
+@_typing.final
+class CreateModelDeploymentRequest(_message.Message):
+    """CreateModelDeploymentRequest is the input of CreateModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    credential: _builtins.str
+    """The provider credential (chave_api); write-only."""
+    request_id: _builtins.str
+    """Caller-chosen id making a retry return the first result."""
+    @_builtins.property
+    def deployment(self) -> Global___ModelDeployment:
+        """The deployment; tenant_id and config_id required."""
+
+    def __init__(
+        self,
+        *,
+        deployment: Global___ModelDeployment | None = ...,
+        credential: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "deployment", b"deployment", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateModelDeploymentRequest: _TypeAlias = CreateModelDeploymentRequest  # noqa: Y015
+
+@_typing.final
+class CreateModelDeploymentResponse(_message.Message):
+    """CreateModelDeploymentResponse is the output of CreateModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deployment(self) -> Global___ModelDeployment:
+        """The deployment created, without credential."""
+
+    def __init__(
+        self,
+        *,
+        deployment: Global___ModelDeployment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateModelDeploymentResponse: _TypeAlias = CreateModelDeploymentResponse  # noqa: Y015
+
+@_typing.final
+class ListModelDeploymentsRequest(_message.Message):
+    """ListModelDeploymentsRequest is the input of ListModelDeployments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The configuration's tenant."""
+    config_id: _builtins.str
+    """The configuration whose deployments to list."""
+    page_size: _builtins.int
+    """Maximum results; 0 means the default (50); clamped to 500."""
+    page_token: _builtins.str
+    """Opaque token from a previous response."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        config_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "page_size", b"page_size", "page_token", b"page_token", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelDeploymentsRequest: _TypeAlias = ListModelDeploymentsRequest  # noqa: Y015
+
+@_typing.final
+class ListModelDeploymentsResponse(_message.Message):
+    """ListModelDeploymentsResponse is the output of ListModelDeployments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def deployments(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelDeployment]:
+        """One page of deployments, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        deployments: _abc.Iterable[Global___ModelDeployment] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployments", b"deployments", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelDeploymentsResponse: _TypeAlias = ListModelDeploymentsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateModelDeploymentRequest(_message.Message):
+    """UpdateModelDeploymentRequest is the input of UpdateModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    credential: _builtins.str
+    """The new credential, used when update_mask names "credential"."""
+    @_builtins.property
+    def deployment(self) -> Global___ModelDeployment:
+        """The deployment with tenant_id, deployment_id and the new values."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Paths to change: base_url, credential, upstream_model, priority,
+        weight, attempt_timeout.
+        """
+
+    def __init__(
+        self,
+        *,
+        deployment: Global___ModelDeployment | None = ...,
+        credential: _builtins.str = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "deployment", b"deployment", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelDeploymentRequest: _TypeAlias = UpdateModelDeploymentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateModelDeploymentResponse(_message.Message):
+    """UpdateModelDeploymentResponse is the output of UpdateModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deployment(self) -> Global___ModelDeployment:
+        """The deployment after the change, without credential."""
+
+    def __init__(
+        self,
+        *,
+        deployment: Global___ModelDeployment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelDeploymentResponse: _TypeAlias = UpdateModelDeploymentResponse  # noqa: Y015
+
+@_typing.final
+class DeleteModelDeploymentRequest(_message.Message):
+    """DeleteModelDeploymentRequest is the input of DeleteModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The deployment's tenant."""
+    deployment_id: _builtins.str
+    """The deployment's UUID."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        deployment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment_id", b"deployment_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelDeploymentRequest: _TypeAlias = DeleteModelDeploymentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelDeploymentResponse(_message.Message):
+    """DeleteModelDeploymentResponse is the output of DeleteModelDeployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelDeploymentResponse: _TypeAlias = DeleteModelDeploymentResponse  # noqa: Y015
 
 @_typing.final
 class CreateModelConfigRequest(_message.Message):
@@ -1429,8 +1772,20 @@ class CreateModelConfigRequest(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     CREDENTIAL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    credential: _builtins.str
-    """The provider credential (chave_api); write-only."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self) -> _builtins.str:
+        """Deprecated: credentials belong to CreateModelDeployment; a request that
+        sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
+    @credential.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self, value: _builtins.str) -> None:
+        """Deprecated: credentials belong to CreateModelDeployment; a request that
+        sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
     request_id: _builtins.str
     """Caller-chosen id making a retry return the first result."""
     @_builtins.property
@@ -1593,16 +1948,28 @@ class UpdateModelConfigRequest(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     CREDENTIAL_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
-    credential: _builtins.str
-    """The new credential, used when update_mask names "credential"."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self) -> _builtins.str:
+        """Deprecated: credentials belong to UpdateModelDeployment; a request that
+        sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
+    @credential.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self, value: _builtins.str) -> None:
+        """Deprecated: credentials belong to UpdateModelDeployment; a request that
+        sets it is refused (INVALID_ARGUMENT, MOVED_TO_DEPLOYMENTS).
+        """
+
     @_builtins.property
     def config(self) -> Global___ModelConfig:
         """The configuration with tenant_id, config_id and the new values."""
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Paths to change: credential, token_limit, extra_parameters, base_url,
-        allowed_extra_parameters.
+        """Paths to change: token_limit, extra_parameters,
+        allowed_extra_parameters, fallback_models, fallback_on_context_length.
         """
 
     def __init__(
@@ -1771,14 +2138,39 @@ class ResolveModelResponse(_message.Message):
     TOKEN_LIMIT_FIELD_NUMBER: _builtins.int
     EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
     ALLOWED_EXTRA_PARAMETERS_FIELD_NUMBER: _builtins.int
+    DEPLOYMENTS_FIELD_NUMBER: _builtins.int
+    FALLBACK_MODELS_FIELD_NUMBER: _builtins.int
+    FALLBACK_ON_CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     """The tenant's configuration of it."""
-    base_url: _builtins.str
-    """OpenAI-compatible base URL; empty means the provider default."""
-    credential: _builtins.str
-    """The decrypted provider credential. Never log it."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def base_url(self) -> _builtins.str:
+        """Deprecated: the first deployment's base URL, for llm_svc replicas older
+        than deployments during a rolling upgrade; read deployments instead.
+        """
+
+    @base_url.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def base_url(self, value: _builtins.str) -> None:
+        """Deprecated: the first deployment's base URL, for llm_svc replicas older
+        than deployments during a rolling upgrade; read deployments instead.
+        """
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self) -> _builtins.str:
+        """Deprecated: the first deployment's credential (as base_url). Never log it."""
+
+    @credential.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def credential(self, value: _builtins.str) -> None:
+        """Deprecated: the first deployment's credential (as base_url). Never log it."""
+
     token_limit: _builtins.int
     """Cap on max_tokens; unset means no cap."""
+    fallback_on_context_length: _builtins.bool
+    """A provider's context-length refusal falls back too."""
     @_builtins.property
     def model(self) -> Global___Model:
         """The model resolved (tenant's own, else global)."""
@@ -1791,6 +2183,18 @@ class ResolveModelResponse(_message.Message):
     def allowed_extra_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Request parameters outside the chat schema allowed through."""
 
+    @_builtins.property
+    def deployments(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedDeployment]:
+        """The configuration's deployments, lowest priority first (then oldest);
+        empty when it has none.
+        """
+
+    @_builtins.property
+    def fallback_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of the tenant's other models to try, in order, when every
+        deployment fails retryably.
+        """
+
     def __init__(
         self,
         *,
@@ -1801,16 +2205,65 @@ class ResolveModelResponse(_message.Message):
         token_limit: _builtins.int | None = ...,
         extra_parameters: _struct_pb2.Struct | None = ...,
         allowed_extra_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        deployments: _abc.Iterable[Global___ResolvedDeployment] | None = ...,
+        fallback_models: _abc.Iterable[_builtins.str] | None = ...,
+        fallback_on_context_length: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "extra_parameters", b"extra_parameters", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "credential", b"credential", "extra_parameters", b"extra_parameters", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "allowed_extra_parameters", b"allowed_extra_parameters", "base_url", b"base_url", "config_id", b"config_id", "credential", b"credential", "deployments", b"deployments", "extra_parameters", b"extra_parameters", "fallback_models", b"fallback_models", "fallback_on_context_length", b"fallback_on_context_length", "model", b"model", "token_limit", b"token_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
     _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__token_limit) -> _WhichOneofReturnType__token_limit | None: ...
 
 Global___ResolveModelResponse: _TypeAlias = ResolveModelResponse  # noqa: Y015
+
+@_typing.final
+class ResolvedDeployment(_message.Message):
+    """ResolvedDeployment is one deployment as llm_svc calls it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    BASE_URL_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    deployment_id: _builtins.str
+    """implantacao_id."""
+    base_url: _builtins.str
+    """OpenAI-compatible base URL; empty means the provider default."""
+    credential: _builtins.str
+    """The decrypted provider credential. Never log it."""
+    upstream_model: _builtins.str
+    """The provider's own name of the model (the model's name when none set)."""
+    priority: _builtins.int
+    """Lower is tried first."""
+    weight: _builtins.int
+    """Share among deployments of equal priority."""
+    attempt_timeout_ms: _builtins.int
+    """The most one attempt may take, in ms; 0 means no own limit."""
+    def __init__(
+        self,
+        *,
+        deployment_id: _builtins.str = ...,
+        base_url: _builtins.str = ...,
+        credential: _builtins.str = ...,
+        upstream_model: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        weight: _builtins.int = ...,
+        attempt_timeout_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout_ms", b"attempt_timeout_ms", "base_url", b"base_url", "credential", b"credential", "deployment_id", b"deployment_id", "priority", b"priority", "upstream_model", b"upstream_model", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedDeployment: _TypeAlias = ResolvedDeployment  # noqa: Y015
 
 @_typing.final
 class Revocation(_message.Message):

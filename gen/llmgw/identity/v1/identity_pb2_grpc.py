@@ -155,6 +155,26 @@ class IdentityServiceStub:
                 request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigRequest.SerializeToString,
                 response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigResponse.FromString,
                 _registered_method=True)
+        self.CreateModelDeployment = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityService/CreateModelDeployment',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentResponse.FromString,
+                _registered_method=True)
+        self.ListModelDeployments = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityService/ListModelDeployments',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateModelDeployment = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityService/UpdateModelDeployment',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentResponse.FromString,
+                _registered_method=True)
+        self.DeleteModelDeployment = channel.unary_unary(
+                '/llmgw.identity.v1.IdentityService/DeleteModelDeployment',
+                request_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentRequest.SerializeToString,
+                response_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -351,10 +371,10 @@ class IdentityServiceServicer:
 
     def CreateModelConfig(self, request, context):
         """CreateModelConfig sets a tenant's configuration of a model (one per
-        tenant and model). The provider credential is write-only: stored
-        encrypted, never returned. Caller: platform admin or a tenant admin of
-        that tenant. Limits: credential up to 4096 bytes, extra_parameters up to
-        16 KiB of JSON, base_url an http(s) URL. Idempotent on request_id.
+        tenant and model): its per-model settings; where calls go is its
+        deployments (CreateModelDeployment). Caller: platform admin or a tenant
+        admin of that tenant. Limits: extra_parameters up to 16 KiB of JSON,
+        fallback_models up to 8 names. Idempotent on request_id.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND (model), ALREADY_EXISTS.
         """
@@ -381,8 +401,9 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateModelConfig(self, request, context):
-        """UpdateModelConfig changes the fields named in update_mask (credential,
-        token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
+        """UpdateModelConfig changes the fields named in update_mask (token_limit,
+        extra_parameters, allowed_extra_parameters, fallback_models,
+        fallback_on_context_length). Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
         """
@@ -394,6 +415,48 @@ class IdentityServiceServicer:
         """DeleteModelConfig deletes a configuration. Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateModelDeployment(self, request, context):
+        """CreateModelDeployment adds a provider deployment to a configuration (up
+        to 16 each). The credential is write-only: stored encrypted, never
+        returned. Caller: platform admin or a tenant admin of that tenant.
+        Limits: base_url an http(s) URL the platform's egress policy allows,
+        credential up to 4096 bytes, upstream_model up to 200 chars, priority
+        0..1000, weight 1..1000, attempt_timeout_ms 1..600000. Idempotent on
+        request_id. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND (configuration), FAILED_PRECONDITION
+        (TOO_MANY_DEPLOYMENTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelDeployments(self, request, context):
+        """ListModelDeployments lists a configuration's deployments, without
+        credentials, oldest first. Caller: as CreateModelDeployment. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModelDeployment(self, request, context):
+        """UpdateModelDeployment changes the fields named in update_mask. Caller:
+        as CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelDeployment(self, request, context):
+        """DeleteModelDeployment removes a deployment. Caller: as
+        CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -521,6 +584,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.DeleteModelConfig,
                     request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigRequest.FromString,
                     response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigResponse.SerializeToString,
+            ),
+            'CreateModelDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateModelDeployment,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentResponse.SerializeToString,
+            ),
+            'ListModelDeployments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelDeployments,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsResponse.SerializeToString,
+            ),
+            'UpdateModelDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModelDeployment,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentResponse.SerializeToString,
+            ),
+            'DeleteModelDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelDeployment,
+                    request_deserializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentRequest.FromString,
+                    response_serializer=llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1172,6 +1255,114 @@ class IdentityService:
             '/llmgw.identity.v1.IdentityService/DeleteModelConfig',
             llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigRequest.SerializeToString,
             llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateModelDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityService/CreateModelDeployment',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.CreateModelDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelDeployments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityService/ListModelDeployments',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.ListModelDeploymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModelDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityService/UpdateModelDeployment',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.UpdateModelDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.identity.v1.IdentityService/DeleteModelDeployment',
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentRequest.SerializeToString,
+            llmgw_dot_identity_dot_v1_dot_identity__pb2.DeleteModelDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

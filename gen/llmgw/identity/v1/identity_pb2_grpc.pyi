@@ -156,10 +156,10 @@ class IdentityServiceStub:
     """
     CreateModelConfig: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateModelConfigRequest, _identity_pb2.CreateModelConfigResponse]
     """CreateModelConfig sets a tenant's configuration of a model (one per
-    tenant and model). The provider credential is write-only: stored
-    encrypted, never returned. Caller: platform admin or a tenant admin of
-    that tenant. Limits: credential up to 4096 bytes, extra_parameters up to
-    16 KiB of JSON, base_url an http(s) URL. Idempotent on request_id.
+    tenant and model): its per-model settings; where calls go is its
+    deployments (CreateModelDeployment). Caller: platform admin or a tenant
+    admin of that tenant. Limits: extra_parameters up to 16 KiB of JSON,
+    fallback_models up to 8 names. Idempotent on request_id.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND (model), ALREADY_EXISTS.
     """
@@ -174,8 +174,9 @@ class IdentityServiceStub:
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     UpdateModelConfig: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelConfigRequest, _identity_pb2.UpdateModelConfigResponse]
-    """UpdateModelConfig changes the fields named in update_mask (credential,
-    token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
+    """UpdateModelConfig changes the fields named in update_mask (token_limit,
+    extra_parameters, allowed_extra_parameters, fallback_models,
+    fallback_on_context_length). Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
     """
@@ -183,6 +184,32 @@ class IdentityServiceStub:
     """DeleteModelConfig deletes a configuration. Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
+    """
+    CreateModelDeployment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateModelDeploymentRequest, _identity_pb2.CreateModelDeploymentResponse]
+    """CreateModelDeployment adds a provider deployment to a configuration (up
+    to 16 each). The credential is write-only: stored encrypted, never
+    returned. Caller: platform admin or a tenant admin of that tenant.
+    Limits: base_url an http(s) URL the platform's egress policy allows,
+    credential up to 4096 bytes, upstream_model up to 200 chars, priority
+    0..1000, weight 1..1000, attempt_timeout_ms 1..600000. Idempotent on
+    request_id. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND (configuration), FAILED_PRECONDITION
+    (TOO_MANY_DEPLOYMENTS).
+    """
+    ListModelDeployments: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListModelDeploymentsRequest, _identity_pb2.ListModelDeploymentsResponse]
+    """ListModelDeployments lists a configuration's deployments, without
+    credentials, oldest first. Caller: as CreateModelDeployment. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+    """
+    UpdateModelDeployment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelDeploymentRequest, _identity_pb2.UpdateModelDeploymentResponse]
+    """UpdateModelDeployment changes the fields named in update_mask. Caller:
+    as CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND.
+    """
+    DeleteModelDeployment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DeleteModelDeploymentRequest, _identity_pb2.DeleteModelDeploymentResponse]
+    """DeleteModelDeployment removes a deployment. Caller: as
+    CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND.
     """
 
 @_typing.type_check_only
@@ -304,10 +331,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     CreateModelConfig: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateModelConfigRequest, _identity_pb2.CreateModelConfigResponse]  # type: ignore[assignment]
     """CreateModelConfig sets a tenant's configuration of a model (one per
-    tenant and model). The provider credential is write-only: stored
-    encrypted, never returned. Caller: platform admin or a tenant admin of
-    that tenant. Limits: credential up to 4096 bytes, extra_parameters up to
-    16 KiB of JSON, base_url an http(s) URL. Idempotent on request_id.
+    tenant and model): its per-model settings; where calls go is its
+    deployments (CreateModelDeployment). Caller: platform admin or a tenant
+    admin of that tenant. Limits: extra_parameters up to 16 KiB of JSON,
+    fallback_models up to 8 names. Idempotent on request_id.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND (model), ALREADY_EXISTS.
     """
@@ -322,8 +349,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     UpdateModelConfig: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelConfigRequest, _identity_pb2.UpdateModelConfigResponse]  # type: ignore[assignment]
-    """UpdateModelConfig changes the fields named in update_mask (credential,
-    token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
+    """UpdateModelConfig changes the fields named in update_mask (token_limit,
+    extra_parameters, allowed_extra_parameters, fallback_models,
+    fallback_on_context_length). Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
     """
@@ -331,6 +359,32 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """DeleteModelConfig deletes a configuration. Caller: as GetModelConfig.
     Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
     NOT_FOUND.
+    """
+    CreateModelDeployment: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateModelDeploymentRequest, _identity_pb2.CreateModelDeploymentResponse]  # type: ignore[assignment]
+    """CreateModelDeployment adds a provider deployment to a configuration (up
+    to 16 each). The credential is write-only: stored encrypted, never
+    returned. Caller: platform admin or a tenant admin of that tenant.
+    Limits: base_url an http(s) URL the platform's egress policy allows,
+    credential up to 4096 bytes, upstream_model up to 200 chars, priority
+    0..1000, weight 1..1000, attempt_timeout_ms 1..600000. Idempotent on
+    request_id. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND (configuration), FAILED_PRECONDITION
+    (TOO_MANY_DEPLOYMENTS).
+    """
+    ListModelDeployments: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListModelDeploymentsRequest, _identity_pb2.ListModelDeploymentsResponse]  # type: ignore[assignment]
+    """ListModelDeployments lists a configuration's deployments, without
+    credentials, oldest first. Caller: as CreateModelDeployment. Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+    """
+    UpdateModelDeployment: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateModelDeploymentRequest, _identity_pb2.UpdateModelDeploymentResponse]  # type: ignore[assignment]
+    """UpdateModelDeployment changes the fields named in update_mask. Caller:
+    as CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND.
+    """
+    DeleteModelDeployment: _aio.UnaryUnaryMultiCallable[_identity_pb2.DeleteModelDeploymentRequest, _identity_pb2.DeleteModelDeploymentResponse]  # type: ignore[assignment]
+    """DeleteModelDeployment removes a deployment. Caller: as
+    CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+    PERMISSION_DENIED, NOT_FOUND.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -569,10 +623,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.CreateModelConfigResponse, _abc.Awaitable[_identity_pb2.CreateModelConfigResponse]]:
         """CreateModelConfig sets a tenant's configuration of a model (one per
-        tenant and model). The provider credential is write-only: stored
-        encrypted, never returned. Caller: platform admin or a tenant admin of
-        that tenant. Limits: credential up to 4096 bytes, extra_parameters up to
-        16 KiB of JSON, base_url an http(s) URL. Idempotent on request_id.
+        tenant and model): its per-model settings; where calls go is its
+        deployments (CreateModelDeployment). Caller: platform admin or a tenant
+        admin of that tenant. Limits: extra_parameters up to 16 KiB of JSON,
+        fallback_models up to 8 names. Idempotent on request_id.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND (model), ALREADY_EXISTS.
         """
@@ -605,8 +659,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.UpdateModelConfigRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.UpdateModelConfigResponse, _abc.Awaitable[_identity_pb2.UpdateModelConfigResponse]]:
-        """UpdateModelConfig changes the fields named in update_mask (credential,
-        token_limit, extra_parameters, base_url, allowed_extra_parameters). Caller: as GetModelConfig.
+        """UpdateModelConfig changes the fields named in update_mask (token_limit,
+        extra_parameters, allowed_extra_parameters, fallback_models,
+        fallback_on_context_length). Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
         """
@@ -620,6 +675,56 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """DeleteModelConfig deletes a configuration. Caller: as GetModelConfig.
         Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
         NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateModelDeployment(
+        self,
+        request: _identity_pb2.CreateModelDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreateModelDeploymentResponse, _abc.Awaitable[_identity_pb2.CreateModelDeploymentResponse]]:
+        """CreateModelDeployment adds a provider deployment to a configuration (up
+        to 16 each). The credential is write-only: stored encrypted, never
+        returned. Caller: platform admin or a tenant admin of that tenant.
+        Limits: base_url an http(s) URL the platform's egress policy allows,
+        credential up to 4096 bytes, upstream_model up to 200 chars, priority
+        0..1000, weight 1..1000, attempt_timeout_ms 1..600000. Idempotent on
+        request_id. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND (configuration), FAILED_PRECONDITION
+        (TOO_MANY_DEPLOYMENTS).
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelDeployments(
+        self,
+        request: _identity_pb2.ListModelDeploymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListModelDeploymentsResponse, _abc.Awaitable[_identity_pb2.ListModelDeploymentsResponse]]:
+        """ListModelDeployments lists a configuration's deployments, without
+        credentials, oldest first. Caller: as CreateModelDeployment. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateModelDeployment(
+        self,
+        request: _identity_pb2.UpdateModelDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UpdateModelDeploymentResponse, _abc.Awaitable[_identity_pb2.UpdateModelDeploymentResponse]]:
+        """UpdateModelDeployment changes the fields named in update_mask. Caller:
+        as CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModelDeployment(
+        self,
+        request: _identity_pb2.DeleteModelDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.DeleteModelDeploymentResponse, _abc.Awaitable[_identity_pb2.DeleteModelDeploymentResponse]]:
+        """DeleteModelDeployment removes a deployment. Caller: as
+        CreateModelDeployment. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED,
+        PERMISSION_DENIED, NOT_FOUND.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
