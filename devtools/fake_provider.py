@@ -15,7 +15,11 @@ Injectable behaviour:
   ``[[delay:250]]`` waits 250 ms first, ``[[slowstream:50]]`` waits 50 ms
   between stream chunks;
 - process-wide settings from the command line or ``POST /_control`` with JSON
-  ``{"latency_ms": 0, "fail_status": 0}``;
+  ``{"latency_ms": 0, "fail_status": 0, "fail_every": 0, "retry_after": "",
+  "stream_fail_after": 0}``: ``fail_every`` N fails every Nth completion call (with
+  ``fail_status``, 503 when unset), ``retry_after`` is sent as the Retry-After header of
+  injected failures, ``stream_fail_after`` N ends each stream with an error event after
+  its Nth content piece (a provider failing part-way);
 - ``GET /_stats`` returns the number of completion calls and the last
   request's Authorization header and body (for tests); ``POST /_stats/reset``.
 
@@ -37,10 +41,14 @@ from devtools import fake_answers
 
 
 class FakeProvider:
-    def __init__(self, latency_ms: int = 0, fail_status: int = 0) -> None:
+    def __init__(self, latency_ms: int = 0, fail_status: int = 0, fail_every: int = 0) -> None:
         self.latency_ms = latency_ms
         self.fail_status = fail_status
+        self.fail_every = fail_every
+        self.retry_after = ""
+        self.stream_fail_after = 0
         self.calls = 0
+        self.failures = 0
         self.last_request: dict[str, Any] = {}
         self.last_authorization = ""
 
@@ -62,6 +70,7 @@ class FakeProvider:
         return web.json_response(
             {
                 "calls": self.calls,
+                "failures": self.failures,
                 "last_request": self.last_request,
                 "last_authorization": self.last_authorization,
             }
@@ -69,6 +78,7 @@ class FakeProvider:
 
     async def reset(self, _: web.Request) -> web.Response:
         self.calls = 0
+        self.failures = 0
         self.last_request = {}
         self.last_authorization = ""
         return web.json_response({"ok": True})
@@ -77,7 +87,18 @@ class FakeProvider:
         body = await request.json()
         self.latency_ms = int(body.get("latency_ms", self.latency_ms))
         self.fail_status = int(body.get("fail_status", self.fail_status))
-        return web.json_response({"latency_ms": self.latency_ms, "fail_status": self.fail_status})
+        self.fail_every = int(body.get("fail_every", self.fail_every))
+        self.retry_after = str(body.get("retry_after", self.retry_after))
+        self.stream_fail_after = int(body.get("stream_fail_after", self.stream_fail_after))
+        return web.json_response(
+            {
+                "latency_ms": self.latency_ms,
+                "fail_status": self.fail_status,
+                "fail_every": self.fail_every,
+                "retry_after": self.retry_after,
+                "stream_fail_after": self.stream_fail_after,
+            }
+        )
 
     async def models(self, _: web.Request) -> web.Response:
         return web.json_response(
@@ -123,9 +144,13 @@ class FakeProvider:
         delay = flags.get("delay", self.latency_ms)
         if delay:
             await asyncio.sleep(delay / 1000)
-        fail = flags.get("fail", self.fail_status)
+        fail = flags.get("fail", 0) or self._scheduled_failure()
         if fail:
-            return _error(fail, "fake_failure", f"injected failure {fail}")
+            self.failures += 1
+            response = _error(fail, "fake_failure", f"injected failure {fail}")
+            if self.retry_after:
+                response.headers["Retry-After"] = self.retry_after
+            return response
         try:
             choices, usage = fake_answers.answer(body)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -134,7 +159,8 @@ class FakeProvider:
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             pause = flags.get("slowstream", 0) / 1000
-            return await _stream(request, model, choices, usage if include_usage else None, pause)
+            sent = usage if include_usage else None
+            return await _stream(request, model, choices, sent, pause, self.stream_fail_after)
         return web.json_response(
             {
                 "id": "chatcmpl-" + uuid.uuid4().hex,
@@ -146,6 +172,12 @@ class FakeProvider:
             }
         )
 
+    def _scheduled_failure(self) -> int:
+        """The process-wide failure of this call: always, every Nth call, or none."""
+        if self.fail_every:
+            return (self.fail_status or 503) if self.calls % self.fail_every == 0 else 0
+        return self.fail_status
+
 
 async def _stream(
     request: web.Request,
@@ -153,6 +185,7 @@ async def _stream(
     choices: list[dict[str, Any]],
     usage: dict[str, Any] | None,
     pause: float,
+    fail_after: int = 0,
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
@@ -168,6 +201,7 @@ async def _stream(
         chunk = {**base, "choices": choices, **(extra or {})}
         await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
+    pieces = 0
     for choice in choices:
         i = choice["index"]
         opening = {"role": "assistant", "content": ""}
@@ -176,6 +210,12 @@ async def _stream(
             if pause:
                 await asyncio.sleep(pause)
             await send([{"index": i, "delta": piece, "finish_reason": None}])
+            pieces += 1
+            if fail_after and pieces >= fail_after:  # the SDK raises on an error event
+                failure = {"error": {"message": "injected stream failure", "type": "server_error"}}
+                await resp.write(f"data: {json.dumps(failure)}\n\n".encode())
+                await resp.write_eof()
+                return resp
         await send([{"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}])
     if usage is not None:
         await send([], {"usage": usage})
@@ -196,8 +236,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--fail-status", type=int, default=0)
+    parser.add_argument("--fail-every", type=int, default=0, help="fail every Nth call")
     args = parser.parse_args()
-    provider = FakeProvider(args.latency_ms, args.fail_status)
+    provider = FakeProvider(args.latency_ms, args.fail_status, args.fail_every)
     web.run_app(provider.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 

@@ -203,7 +203,11 @@ class Router:
         limit = min(left, deployment.attempt_timeout or left)
         started = self._clock()
         try:
-            value = await attempt(target, limit)
+            try:
+                async with asyncio.timeout(limit):  # the adapter's own limit, enforced here too
+                    value = await attempt(target, limit)
+            except TimeoutError:
+                raise _out_of_time() from None
         except DomainError as exc:
             took = self._clock() - started
             again = retryable(exc)
