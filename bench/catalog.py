@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.seed import Seed
+from bench.seed import ROUTED_MODEL, Seed
 from bench.stack import Stack
 
 
@@ -116,6 +116,15 @@ SPECS: list[Spec] = [
         "chat.json",
         needs=("chat_key", "model_ready"),
         env=lambda ctx: {"BENCH_API_KEY": ctx.seed.chat_key},
+        counts_as="chat",
+    ),
+    Spec(
+        "chat_routed",
+        "llm Chat over two deployments, one failing half its calls",
+        "llm",
+        "chat.json",
+        needs=("chat_key", "routed_ready"),
+        env=lambda ctx: {"BENCH_API_KEY": ctx.seed.chat_key, "BENCH_MODEL": ROUTED_MODEL},
         counts_as="chat",
     ),
     Spec(

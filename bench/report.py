@@ -185,8 +185,31 @@ def _overload(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _routed(summary: dict[str, Any]) -> list[str]:
+    """chat_routed against the healthy chat of the same run (issue 16's target: no client
+    error, at least 80% of its OK/s at every concurrency)."""
+    found = {d["name"]: Scenario.from_dict(d) for d in summary.get("scenarios", [])}
+    routed, healthy = found.get("chat_routed"), found.get("chat")
+    if routed is None or healthy is None:
+        return []
+    lines = ["", "## Routing (`chat_routed` vs `chat`)", ""]
+    if not routed.runs:
+        return [*lines, f"{routed.status}: {routed.reason}"]
+    lines += ["| c | OK/s routed | OK/s chat | routed / chat | client errors |"]
+    lines.append("|---:|---:|---:|---:|---|")
+    for r in routed.runs:
+        ref = healthy.run_at(r.concurrency)
+        ratio = f"{r.ok_rps / ref.ok_rps:.2f}" if ref is not None and ref.ok_rps else "-"
+        chat = f"{ref.ok_rps:.1f}" if ref is not None else "-"
+        lines.append(
+            f"| {r.concurrency} | {r.ok_rps:.1f} | {chat} | {ratio} | {_errors(r.errors)} |"
+        )
+    return lines
+
+
 def render(summary: dict[str, Any]) -> str:
     lines = _header(summary) + _targets(summary) + peers_section(summary)
-    lines += settlement_section(summary) + _overload(summary) + cpu_section(summary)
+    lines += settlement_section(summary) + _overload(summary) + _routed(summary)
+    lines += cpu_section(summary)
     lines += _scenarios(summary) + _quota(summary) + _extras(summary)
     return "\n".join(lines) + "\n"

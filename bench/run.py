@@ -90,6 +90,7 @@ class Bench:
         stack = self.stack
         stack.create_databases()
         fake = stack.start_fake()
+        flaky = stack.start_fake_flaky()
         echo = stack.start_echo()
         for svc in ("identity", "quota"):
             why = await asyncio.to_thread(stack.migrate, svc)
@@ -99,6 +100,7 @@ class Bench:
         waits = {name: wait_grpc(p, stack.target(name)) for name, p in procs.items()}
         waits["echo"] = wait_grpc(echo, stack.target("echo"))
         waits["fake"] = wait_http(fake, f"http://{stack.target('fake')}/health")
+        waits["fake_flaky"] = wait_http(flaky, f"http://{stack.target('fake_flaky')}/health")
         results = await asyncio.gather(*waits.values())
         for name, why in zip(waits, results, strict=True):
             if why:

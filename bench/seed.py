@@ -27,6 +27,7 @@ from llmgw.quota.v1 import quota_pb2 as qpb
 from llmgw.quota.v1 import quota_pb2_grpc as qgrpc
 
 MODEL = "bench-model"
+ROUTED_MODEL = "bench-model-routed"  # two deployments: the fake, and one failing half its calls
 PLAN_LIMIT = 1_000_000_000  # the contract's maximum: never reached by a run
 T = TypeVar("T")
 
@@ -43,6 +44,7 @@ class Seed:
     chat_key: str = ""
     model_id: str = ""
     model_ready: bool = False
+    routed_ready: bool = False
     interactions: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # step -> why it failed
     seconds: dict[str, float] = field(default_factory=dict)
@@ -141,6 +143,7 @@ class Seeder:
             if not s.tenant_id:
                 return s
             await self._step("model", self._model())
+            await self._step("routed model", self._routed_model())
             users = await self._step("users", self._users())
             if users:
                 await self._step("plan", self._plan())
@@ -193,6 +196,38 @@ class Seeder:
             metadata=md,
         )
         self.seed.model_ready = True
+
+    async def _routed_model(self) -> None:
+        """ROUTED_MODEL over two deployments of equal priority and weight: the healthy fake
+        and fake_flaky (every other call a 503)."""
+        md, tenant = _md(self.seed.admin_key), self.seed.tenant_id
+        model = ipb.Model(
+            tenant_id=tenant,
+            name=ROUTED_MODEL,
+            provider="openai",
+            access_type=ipb.ACCESS_TYPE_CLOUD,
+        )
+        reply = await self.identity.CreateModel(
+            ipb.CreateModelRequest(model=model, request_id=str(uuid.uuid4())), metadata=md
+        )
+        config = ipb.ModelConfig(tenant_id=tenant, model_id=reply.model.model_id)
+        created = await self.identity.CreateModelConfig(
+            ipb.CreateModelConfigRequest(config=config, request_id=str(uuid.uuid4())),
+            metadata=md,
+        )
+        for fake in ("fake", "fake_flaky"):
+            row = ipb.ModelDeployment(
+                tenant_id=tenant,
+                config_id=created.config.config_id,
+                base_url=f"http://127.0.0.1:{self.stack.ports[fake]}/v1",
+            )
+            await self.identity.CreateModelDeployment(
+                ipb.CreateModelDeploymentRequest(
+                    deployment=row, credential="fake-provider-key", request_id=str(uuid.uuid4())
+                ),
+                metadata=md,
+            )
+        self.seed.routed_ready = True
 
     async def _users(self) -> list[str]:
         md, tenant = _md(self.seed.admin_key), self.seed.tenant_id

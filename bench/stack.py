@@ -58,7 +58,7 @@ class Stack:
     log_level: str = "WARNING"
 
     def __post_init__(self) -> None:
-        for name in (*SERVICES, "fake", "echo", "litellm", "portkey", "llm_http"):
+        for name in (*SERVICES, "fake", "fake_flaky", "echo", "litellm", "portkey", "llm_http"):
             self.ports[name] = free_port()
         for svc in SERVICES:
             self.ports[f"{svc}_metrics"] = free_port()
@@ -162,6 +162,12 @@ class Stack:
         argv = [sys.executable, "-m", "devtools.fake_provider"]
         argv += ["--port", str(self.ports["fake"]), "--latency-ms", "0"]
         return self.spawn("fake", argv, clean_env())
+
+    def start_fake_flaky(self) -> Proc:
+        """A second provider that fails every other call (503): chat_routed's bad half."""
+        argv = [sys.executable, "-m", "devtools.fake_provider"]
+        argv += ["--port", str(self.ports["fake_flaky"]), "--fail-every", "2"]
+        return self.spawn("fake_flaky", argv, clean_env())
 
     def start_echo(self) -> Proc:
         argv = [sys.executable, "-m", "bench.echo_server", "--port", str(self.ports["echo"])]
