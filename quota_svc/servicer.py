@@ -190,6 +190,7 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
                 request.user_id,
                 request.time_zone,
                 request.idempotency_key,
+                (request.prompt_token_bound, request.choices, request.max_tokens),
             )
         except (ResourceExhausted, FailedPrecondition) as refused:
             REFUSALS.labels(refused.reason).inc()
@@ -211,6 +212,7 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
             record.tenant_id,
             record.user_id,
             record.SerializeToString(),
+            mapping.tokens_of(record),
         )
         return quota_pb2.SettleResponse(reservation=mapping.reservation(res))
 
