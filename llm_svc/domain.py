@@ -233,6 +233,13 @@ class Reservation:
     limit: int = 0
     remaining: int = 0
     resets: datetime | None = None  # end of the period counted
+    # The per-minute window and the token budget after this Reserve (x-ratelimit-*).
+    minute_limit: int | None = None
+    minute_used: int = 0
+    minute_reset: datetime | None = None
+    token_limit: int | None = None
+    tokens_used: int = 0
+    max_tokens: int = 0  # the completion cap granted per choice (0: none imposed)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from llm_svc.domain import (
 from llm_svc.ports import EmbedderPort, HistoryPort, IdentityPort, QuotaPort
 from llm_svc.service import Admitted, Timeouts
 from llm_svc.settlement import Settler
+from llm_svc.token_bound import embed_hold
 
 Remaining = Callable[[], float]
 _NOTHING = Embeddings((), Usage())
@@ -76,7 +77,10 @@ class EmbedService:
             self._settler.later(record(gone, _NOTHING, "CALLER_CANCELLED", Outcome.ERROR), None)
 
         key, params = request.idempotency_key, _parameters(request)
-        a = await self._gate.count(api_key, request.model, key, remaining, abandon, params)
+        hold = embed_hold(request.model, request.inputs)
+        a = await self._gate.count(
+            api_key, request.model, key, remaining, abandon, params, lambda _p: hold
+        )
         if admitted is not None:
             admitted(a.reservation)
         replay = a.reservation.replayed  # served before: charged and recorded then

@@ -14,6 +14,7 @@ from gateway_common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     QuotaViolation,
     ResourceExhausted,
 )
@@ -58,9 +59,11 @@ class CountingService:
         time_zone: str,
         idempotency_key: str = "",
         hold: tuple[int, int, int] = (0, 1, 0),
+        model: str = "",
     ) -> tuple[Reservation, bool]:
         """The reservation, and whether it is a replay of a served idempotency key.
-        ``hold`` is the token bound: (prompt bound, choices, max tokens per choice)."""
+        ``hold`` is the token bound: (prompt bound, choices, max tokens per choice);
+        ``model`` the model asked (checked against the plan's allowed models)."""
         rid = domain.request_id(request_id, required=True)
         tenant = domain.parse_uuid(tenant_id, "tenant_id")
         user = domain.parse_uuid(user_id, "user_id")
@@ -72,7 +75,7 @@ class CountingService:
         expires = domain.expiry(now, self._ttl)
         call = ReserveCall(
             rid, tenant, user, now, period, tz, expires, key,
-            domain.minute_of(now), base, choices, max_tokens,
+            domain.minute_of(now), base, choices, max_tokens, domain.model_name(model),
         )  # fmt: skip
         for _ in range(RESERVE_ATTEMPTS):
             async with self._uow(autocommit=True) as uow:
@@ -216,6 +219,8 @@ def diagnose(standings: list[Standing], call: ReserveCall) -> Reservation | None
         start = max(sub.period_start, call.period.start)
         used = sub.requests_used if same_period else 0
         sid = sub.subscription_id
+        if call.model and st.allowed_models and call.model not in st.allowed_models:
+            return _refusal(call, Refusal.MODEL_NOT_ALLOWED, sid, used, st.limit, start)
         if used >= st.limit:
             return _refusal(call, Refusal.QUOTA_EXCEEDED, sid, used, st.limit, start)
         tokens = sub.tokens_used if same_period else 0
@@ -281,6 +286,8 @@ _WINDOWS = {
 def refusal_error(refusal: Reservation, now: datetime) -> DomainError:
     """The client's error for a refusal; a windowed one carries RetryInfo (the delay
     until its window resets, from ``now``)."""
+    if refusal.reason == Refusal.MODEL_NOT_ALLOWED.value:
+        return PermissionDenied("the user's plan does not allow this model", refusal.reason)
     if refusal.reason not in _WINDOWS:
         message = _MESSAGES.get(refusal.reason, "no usable subscription")
         return FailedPrecondition(message, refusal.reason or "NO_ACTIVE_SUBSCRIPTION")

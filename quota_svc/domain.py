@@ -56,6 +56,7 @@ class Refusal(enum.Enum):
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
     RATE_LIMITED = "RATE_LIMITED"
+    MODEL_NOT_ALLOWED = "MODEL_NOT_ALLOWED"  # PERMISSION_DENIED: the plan lists others
 
 
 MAX_TOKEN_BOUND = 1_000_000_000
@@ -258,6 +259,12 @@ def validate_limits(per_minute: int | None, tokens: int | None, models: tuple[st
             raise InvalidArgument.field(
                 "plan.allowed_models", f"names of 1..{MAX_MODEL_NAME} characters, no NUL"
             )
+
+
+def model_name(value: str) -> str:
+    if len(value) > MAX_MODEL_NAME or "\x00" in value:
+        raise InvalidArgument.field("model", f"at most {MAX_MODEL_NAME} characters, no NUL")
+    return value
 
 
 def token_hold(prompt_bound: int, choices: int, max_tokens: int) -> tuple[int, int, int]:

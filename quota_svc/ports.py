@@ -68,6 +68,7 @@ class Standing:
     limit: int
     minute_limit: int | None = None
     token_limit: int | None = None
+    allowed_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class ReserveCall:
     prompt_bound: int = 0
     choices: int = 1
     max_tokens: int = 0
+    model: str = ""  # checked against the plan's allowed models ("" : not checked)
 
 
 @dataclass(frozen=True)

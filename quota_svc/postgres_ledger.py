@@ -73,6 +73,8 @@ WITH upd AS (
          OR CASE WHEN s.minuto_inicio < :ms THEN 0 ELSE s.requisicoes_minuto END
             < p.limite_requisicoes_minuto)
     AND (p.limite_tokens_mes IS NULL OR {_ROOM} >= :n::bigint)
+    AND (:model = '' OR p.modelos_permitidos IS NULL
+         OR :model = ANY(p.modelos_permitidos))
   RETURNING s.assinatura_id, s.requisicoes_utilizadas_mes, s.periodo_inicio,
             p.limite_requisicoes_mes, s.tokens_max_reserva, s.tokens_utilizados_mes,
             s.requisicoes_minuto, s.minuto_inicio, p.limite_requisicoes_minuto,
@@ -93,7 +95,8 @@ RETURNING {LEDGER_COLUMNS}
 
 _STANDINGS = _sql(f"""
 SELECT {", ".join("s." + c.strip() for c in SUB_COLUMNS.split(","))},
-       p.limite_requisicoes_mes, p.limite_requisicoes_minuto, p.limite_tokens_mes
+       p.limite_requisicoes_mes, p.limite_requisicoes_minuto, p.limite_tokens_mes,
+       p.modelos_permitidos
 FROM assinatura_plano s JOIN plano_de_uso p ON p.plano_id = s.plano_id
 WHERE s.usuario_id = :u AND s.distribuidor_id = :t
 ORDER BY s.data_inicio DESC LIMIT 10
@@ -212,6 +215,7 @@ class PgLedger(LedgerRepository):
             "base": call.prompt_bound,
             "n": call.choices,
             "mt": call.max_tokens,
+            "model": call.model,
         }
         try:
             row = await self._one(_RESERVE, params)
@@ -231,6 +235,7 @@ class PgLedger(LedgerRepository):
                 int(r["limite_requisicoes_mes"]),
                 rows.optional_int(r["limite_requisicoes_minuto"]),
                 rows.optional_int(r["limite_tokens_mes"]),
+                tuple(r["modelos_permitidos"] or ()),
             )
             for r in found
         ]

@@ -262,3 +262,22 @@ async def test_plans_show_and_edit_the_new_limits(quota: Quota) -> None:
             metadata=bearer(tenant.admin_key),
         )  # fmt: skip
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_plan_listing_models_refuses_the_others(quota: Quota) -> None:
+    tenant, user = await limited_user(quota, models=("gpt-4o-mini", "small"))
+    req = reserve_request(tenant.tenant_id, user)
+    req.model = "gpt-4o"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await quota.internal.Reserve(req, metadata=INTERNAL)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(err.value) == "MODEL_NOT_ALLOWED"
+    ok = reserve_request(tenant.tenant_id, user)
+    ok.model = "small"
+    assert (await quota.internal.Reserve(ok, metadata=INTERNAL)).reservation.used == 1
+    # Nothing counted for the refusal; a plan listing none allows every model.
+    assert (await usage(quota, tenant, user)).used == 1
+    open_tenant, open_user = await limited_user(quota)
+    anyone = reserve_request(open_tenant.tenant_id, open_user)
+    anyone.model = "whatever"
+    await quota.internal.Reserve(anyone, metadata=INTERNAL)

@@ -1038,6 +1038,7 @@ class ReserveRequest(_message.Message):
     PROMPT_TOKEN_BOUND_FIELD_NUMBER: _builtins.int
     CHOICES_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-supplied unique id of the request being counted."""
     tenant_id: _builtins.str
@@ -1061,6 +1062,10 @@ class ReserveRequest(_message.Message):
     is lowered to what remains (Reservation.max_tokens); when not even one
     token per choice remains the call is refused (TOKEN_BUDGET_EXHAUSTED).
     """
+    model: _builtins.str
+    """The model name asked: a plan listing allowed_models refuses another
+    (PERMISSION_DENIED MODEL_NOT_ALLOWED). Empty: not checked.
+    """
     def __init__(
         self,
         *,
@@ -1072,10 +1077,11 @@ class ReserveRequest(_message.Message):
         prompt_token_bound: _builtins.int = ...,
         choices: _builtins.int = ...,
         max_tokens: _builtins.int = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "idempotency_key", b"idempotency_key", "max_tokens", b"max_tokens", "prompt_token_bound", b"prompt_token_bound", "request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "idempotency_key", b"idempotency_key", "max_tokens", b"max_tokens", "model", b"model", "prompt_token_bound", b"prompt_token_bound", "request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
