@@ -42,6 +42,7 @@ class Metadata:
     prompt_parameters: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_nanos: int = 0  # metadados.custo_nanos, written by llm at the price then in force
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,13 @@ def _invalid(name: str, description: str, reason: str) -> InvalidArgument:
 
 
 def _check_counts(meta: Metadata) -> None:
-    for name in ("tokens_used", "response_time_ms", "prompt_tokens", "completion_tokens"):
+    for name in (
+        "tokens_used",
+        "response_time_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_nanos",
+    ):
         if getattr(meta, name) < 0:
             raise _invalid(f"interaction.metadata.{name}", "must not be negative", "NEGATIVE_COUNT")
 

@@ -220,6 +220,16 @@ class ResolvedModel:
     extra_parameters: dict[str, Any] = field(default_factory=dict)
     # Request parameters outside the chat schema this configuration lets through.
     allowed_extras: frozenset[str] = frozenset()
+    # Prices per million tokens in nanos of the platform currency (None: no price).
+    input_price_nanos: int | None = None
+    output_price_nanos: int | None = None
+
+    def cost_nanos(self, usage: Usage) -> int:
+        """What ``usage`` costs at this model's prices: round(prompt x input price +
+        completion x output price), prices per million tokens (half up, in integers)."""
+        spent = usage.prompt_tokens * (self.input_price_nanos or 0)
+        spent += usage.completion_tokens * (self.output_price_nanos or 0)
+        return (spent + 500_000) // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -344,6 +354,7 @@ class Interaction:
     error_reason: str = ""
     finish_reason: str = ""
     truncated: bool = False  # the answer was cut to the size history stores
+    cost_nanos: int = 0  # at the prices of the model that answered, when it answered
 
 
 @dataclass(frozen=True)

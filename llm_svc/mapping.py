@@ -275,6 +275,7 @@ def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
             prompt_parameters=dict_to_struct(i.parameters),
             prompt_tokens=i.usage.prompt_tokens,
             completion_tokens=i.usage.completion_tokens,
+            cost_nanos=i.cost_nanos,
         ),
         status=_OUTCOMES[i.outcome],
         error_reason=i.error_reason,
@@ -304,4 +305,5 @@ def interaction_from_proto(p: history_pb2.Interaction) -> Interaction:
         error_reason=p.error_reason,
         finish_reason=p.finish_reason,
         truncated=p.answer_truncated,
+        cost_nanos=md.cost_nanos,
     )

@@ -277,6 +277,7 @@ class ChatService:
             request_id=call.request_id_header,
             error_reason=error_reason,
             finish_reason=content.finish_reason,
+            cost_nanos=call.model.cost_nanos(completion.usage),
         )
 
 

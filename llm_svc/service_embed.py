@@ -159,6 +159,7 @@ class EmbedService:
             outcome=outcome,
             request_id=request_id,
             error_reason=reason,
+            cost_nanos=a.model.cost_nanos(got.usage),
         )
 
 

@@ -84,6 +84,8 @@ class GrpcIdentity(IdentityPort):
             token_limit=reply.token_limit if reply.HasField("token_limit") else None,
             extra_parameters=json_format.MessageToDict(reply.extra_parameters),
             allowed_extras=frozenset(reply.allowed_extra_parameters),
+            input_price_nanos=_price(reply.model, "input_price_nanos_per_million"),
+            output_price_nanos=_price(reply.model, "output_price_nanos_per_million"),
         )
 
     async def list_models(
@@ -109,3 +111,8 @@ class GrpcIdentity(IdentityPort):
             for m in reply.models
         ]
         return ModelPage(models, reply.next_page_token)
+
+
+def _price(model: identity_pb2.Model, name: str) -> int | None:
+    """A model's price per million tokens (nanos of the platform currency), if it has one."""
+    return int(getattr(model, name)) if model.HasField(name) else None  # type: ignore[arg-type]

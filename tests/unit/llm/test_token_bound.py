@@ -65,3 +65,31 @@ async def test_a_cap_lowered_by_the_budget_is_what_the_provider_gets() -> None:
 
 def provider_rid(quota: FakeQuota, i: int) -> str:
     return list(quota.holds)[i]
+
+
+def test_cost_is_tokens_times_price_per_million() -> None:
+    from llm_svc.domain import ResolvedModel, Usage
+
+    m = ResolvedModel("m", "demo", "c", "", "", input_price_nanos=150_000_000,
+                      output_price_nanos=600_000_000)  # fmt: skip
+    # 1000 x 0.15/M + 500 x 0.60/M = 0.00045 units = 450_000 nanos
+    assert m.cost_nanos(Usage(1000, 500)) == 450_000
+    assert m.cost_nanos(Usage(1, 1)) == 750  # 150 + 600: exact below a micro-unit
+    assert ResolvedModel("m", "d", "c", "", "").cost_nanos(Usage(10, 10)) == 0  # no price
+    odd = ResolvedModel("m", "d", "c", "", "", input_price_nanos=1_500_000)
+    assert odd.cost_nanos(Usage(1, 0)) == 2  # 1.5 rounds half up
+
+
+async def test_the_record_carries_the_cost_of_the_model_that_answered() -> None:
+    from dataclasses import replace
+
+    identity, quota = FakeIdentity(), FakeQuota()
+    service = ChatService(identity, quota, FakeHistory(), FakeProvider())
+    base = identity.models[("t1", "demo")]
+    identity.models[("t1", "demo")] = replace(
+        base, input_price_nanos=2_000_000_000, output_price_nanos=8_000_000_000
+    )
+    answer = await service.chat("user-key", request("hello world"), lambda: 10.0, "r")
+    [stored] = quota.records.values()
+    u = answer.usage
+    assert stored.cost_nanos == u.prompt_tokens * 2000 + u.completion_tokens * 8000

@@ -128,6 +128,7 @@ class InteractionMetadata(_message.Message):
     PROMPT_PARAMETERS_FIELD_NUMBER: _builtins.int
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_NANOS_FIELD_NUMBER: _builtins.int
     tokens_used: _builtins.int
     """tokens_utilizados: prompt + completion."""
     response_time_ms: _builtins.int
@@ -136,6 +137,12 @@ class InteractionMetadata(_message.Message):
     """Prompt tokens as reported by the provider."""
     completion_tokens: _builtins.int
     """Completion tokens as reported by the provider."""
+    cost_nanos: _builtins.int
+    """metadados.custo_nanos: the call's cost in nanos (1e-9) of the platform
+    currency, at the prices of the model that answered when it answered:
+    round(prompt_tokens x input price + completion_tokens x output price),
+    prices per million tokens. 0 when the model has no price.
+    """
     @_builtins.property
     def prompt_parameters(self) -> _struct_pb2.Struct:
         """parametros_prompt: the parameters sent to the provider."""
@@ -148,10 +155,11 @@ class InteractionMetadata(_message.Message):
         prompt_parameters: _struct_pb2.Struct | None = ...,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
+        cost_nanos: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_parameters", b"prompt_parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "cost_nanos", b"cost_nanos", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
