@@ -206,6 +206,7 @@ class Bucket:
     completion_tokens: int = 0
     latency_ms_sum: int = 0
     errors: int = 0
+    cost_nanos: int = 0
 
     @property
     def average_latency_ms(self) -> float:
@@ -220,6 +221,7 @@ class Bucket:
             self.completion_tokens + other.completion_tokens,
             self.latency_ms_sum + other.latency_ms_sum,
             self.errors + other.errors,
+            self.cost_nanos + other.cost_nanos,
         )
 
 
