@@ -37,6 +37,17 @@ def details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, lis
     return info, violations
 
 
+def retry_delay(err: grpc.aio.AioRpcError) -> float | None:
+    """The RetryInfo delay of a received error, in seconds, if it has one."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            ri = error_details_pb2.RetryInfo()
+            detail.Unpack(ri)
+            return float(ri.retry_delay.ToNanoseconds()) / 1e9
+    return None
+
+
 def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
     """Codes our callers can act on pass through; anything else means the dependency is
     not working for us (UNAVAILABLE), e.g. a refused service credential or an INTERNAL error."""
@@ -50,7 +61,7 @@ def translate(err: grpc.aio.AioRpcError, dependency: str) -> DomainError:
             f"{dependency} refused this service's credential", f"{dependency.upper()}_UNAVAILABLE"
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return ResourceExhausted(message, reason, violations, metadata)
+        return ResourceExhausted(message, reason, violations, metadata, retry_delay(err))
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(message, reason, metadata=metadata)
     if code == grpc.StatusCode.FAILED_PRECONDITION:

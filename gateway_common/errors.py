@@ -103,6 +103,9 @@ class ResourceExhausted(DomainError):
         reason: str | None = None,
         violations: list[QuotaViolation] | None = None,
         metadata: dict[str, str] | None = None,
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(message, reason, metadata)
         self.violations = violations or []
+        # Seconds until the exhausted window resets (sent as google.rpc.RetryInfo).
+        self.retry_delay = retry_delay

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -38,6 +38,10 @@ def to_rpc_status(error: DomainError, domain: str) -> status_pb2.Status:
             ]
         )
         details.append(_pack(qf))
+    if isinstance(error, ResourceExhausted) and error.retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(int(error.retry_delay * 1e9), 0))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(code=code.value[0], message=error.message, details=details)
 
 

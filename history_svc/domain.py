@@ -60,6 +60,7 @@ class Metadata:
     deployment_id: str = ""  # implantacao_id: the deployment that answered
     answered_model: str = ""  # modelo_resposta: the model that answered
     attempts: tuple[Attempt, ...] = ()  # tentativas
+    cost_nanos: int = 0  # metadados.custo_nanos, written by llm at the price then in force
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,13 @@ def _invalid(name: str, description: str, reason: str) -> InvalidArgument:
 
 
 def _check_counts(meta: Metadata) -> None:
-    for name in ("tokens_used", "response_time_ms", "prompt_tokens", "completion_tokens"):
+    for name in (
+        "tokens_used",
+        "response_time_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_nanos",
+    ):
         if getattr(meta, name) < 0:
             raise _invalid(f"interaction.metadata.{name}", "must not be negative", "NEGATIVE_COUNT")
     if len(meta.attempts) > MAX_ATTEMPTS:
@@ -227,6 +234,7 @@ class Bucket:
     completion_tokens: int = 0
     latency_ms_sum: int = 0
     errors: int = 0
+    cost_nanos: int = 0
 
     @property
     def average_latency_ms(self) -> float:
@@ -241,6 +249,7 @@ class Bucket:
             self.completion_tokens + other.completion_tokens,
             self.latency_ms_sum + other.latency_ms_sum,
             self.errors + other.errors,
+            self.cost_nanos + other.cost_nanos,
         )
 
 

@@ -109,6 +109,7 @@ def interaction_in(msg: pb.Interaction) -> Interaction:
                 Attempt(a.deployment_id, a.model, a.status, a.http_status, a.latency_ms)
                 for a in meta.attempts
             ),
+            cost_nanos=meta.cost_nanos,
         ),
         status=_STATUS_IN.get(msg.status, Status.OK),
         error_reason=msg.error_reason,
@@ -148,6 +149,7 @@ def interaction_out(item: Interaction) -> pb.Interaction:
                 )
                 for a in meta.attempts
             ],
+            cost_nanos=meta.cost_nanos,
         ),
         status=_STATUS_OUT[item.status],
         error_reason=item.error_reason,
@@ -195,6 +197,7 @@ def bucket_out(bucket: Bucket) -> pb.UsageStatsBucket:
         completion_tokens=bucket.completion_tokens,
         average_latency_ms=bucket.average_latency_ms,
         errors=bucket.errors,
+        cost_nanos=bucket.cost_nanos,
     )
 
 

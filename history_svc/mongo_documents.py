@@ -72,6 +72,7 @@ def to_document(item: Interaction, escape: bool = False) -> Document:
                 }
                 for a in meta.attempts
             ],
+            "custo_nanos": meta.cost_nanos,
         },
         "status": item.status.value,
         "motivo_erro": enc(item.error_reason),
@@ -112,6 +113,7 @@ def from_document(doc: Document, escape: bool = False) -> Interaction:
                 )
                 for a in meta.get("tentativas") or ()
             ),
+            cost_nanos=int(meta.get("custo_nanos", 0)),
         ),
         status=Status(doc.get("status", "ok")),
         error_reason=dec(doc.get("motivo_erro", "")),

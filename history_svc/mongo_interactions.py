@@ -64,6 +64,7 @@ MEASURES: list[tuple[str, Any, bool]] = [
     ("completion_tokens", "$metadados.tokens_resposta", False),
     ("latency_ms_sum", "$metadados.tempo_resposta_ms", False),
     ("errors", 1, True),
+    ("cost_nanos", "$metadados.custo_nanos", False),
 ]
 
 Collection = AsyncCollection[Document]

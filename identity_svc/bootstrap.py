@@ -87,7 +87,9 @@ def build(
     callers = settings.callers()
 
     def register(server: grpc.aio.Server) -> None:
-        identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(uc), server)
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(
+            IdentityServicer(uc, settings.currency), server
+        )
         identity_pb2_grpc.add_IdentityInternalServiceServicer_to_server(
             IdentityInternalServicer(uc, callers), server
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from gateway_common.settings import PostgresServiceSettings
@@ -35,6 +35,8 @@ class IdentitySettings(PostgresServiceSettings):
     # ResolveModel answers (on Chat's hot path) are cached this long.
     resolve_cache_ttl_seconds: float = 2.0
     resolve_cache_max_entries: int = 10_000
+    # The platform currency model prices (llm_modelo.preco_*_milhao) are in: one for all.
+    currency: str = Field(default="USD", validation_alias="GATEWAY_CURRENCY")
 
     def dev_key_allowed(self) -> bool:
         if self.allow_dev_key is not None:

@@ -97,6 +97,9 @@ class Model:
     description: str = ""
     create_time: datetime | None = None
     update_time: datetime | None = None
+    # Per million tokens, in nanos of the platform currency; None: no price.
+    input_price_nanos_per_million: int | None = None
+    output_price_nanos_per_million: int | None = None
 
 
 @dataclass(frozen=True)

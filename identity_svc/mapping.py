@@ -98,7 +98,7 @@ def key_draft(r: pb.CreateApiKeyRequest) -> d.ApiKey:
     )
 
 
-def model_pb(m: d.Model) -> pb.Model:
+def model_pb(m: d.Model, currency: str = "") -> pb.Model:
     return pb.Model(
         model_id=m.model_id,
         tenant_id=m.tenant_id,
@@ -108,6 +108,9 @@ def model_pb(m: d.Model) -> pb.Model:
         access_type=ACCESS_TO_PB[m.access_type],
         create_time=ts(m.create_time),
         update_time=ts(m.update_time),
+        input_price_nanos_per_million=m.input_price_nanos_per_million,
+        output_price_nanos_per_million=m.output_price_nanos_per_million,
+        currency=currency,
     )
 
 
@@ -119,6 +122,12 @@ def model_draft(m: pb.Model) -> d.Model:
         description=m.description,
         provider=m.provider,
         access_type=access_type(m.access_type),  # type: ignore[arg-type]
+        input_price_nanos_per_million=m.input_price_nanos_per_million
+        if m.HasField("input_price_nanos_per_million")
+        else None,
+        output_price_nanos_per_million=m.output_price_nanos_per_million
+        if m.HasField("output_price_nanos_per_million")
+        else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, exists, insert, literal, or_, select, tuple_, update
@@ -17,7 +18,20 @@ _MODEL_COLUMNS = {
     "description": "descricao_modelo",
     "provider": "fornecedor",
     "access_type": "tipo_acesso",
+    "input_price_nanos_per_million": "preco_entrada_milhao",
+    "output_price_nanos_per_million": "preco_saida_milhao",
 }
+_NANOS = Decimal(10**9)
+
+
+def _nanos(value: Decimal | None) -> int | None:
+    return None if value is None else int(value * _NANOS)
+
+
+def _units(value: int | None) -> Decimal | None:
+    return None if value is None else Decimal(value) / _NANOS
+
+
 _CONFIG_COLUMNS = {
     "token_limit": "limite_tokens",
     "extra_parameters": "parametros_extras",
@@ -37,12 +51,16 @@ def _model(row: Mapping[str, Any]) -> Model:
         access_type=AccessType(row["tipo_acesso"]),
         create_time=row["criado_em"],
         update_time=row["atualizado_em"],
+        input_price_nanos_per_million=_nanos(row["preco_entrada_milhao"]),
+        output_price_nanos_per_million=_nanos(row["preco_saida_milhao"]),
     )
 
 
 def _model_value(key: str, value: Any) -> Any:
     if key == "access_type":
         return value.value
+    if key.endswith("_price_nanos_per_million"):
+        return _units(value)
     return value or None if key == "description" else value
 
 

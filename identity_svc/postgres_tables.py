@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -58,6 +59,8 @@ llm_modelo = Table(
     Column("fornecedor", String(100), nullable=False),
     Column("tipo_acesso", String(20), nullable=False),
     *_times(),
+    Column("preco_entrada_milhao", Numeric(24, 9)),
+    Column("preco_saida_milhao", Numeric(24, 9)),
 )
 
 configuracao_llm = Table(

@@ -25,7 +25,17 @@ from identity_svc.service import UseCases, _found, page_limit
 
 log = logging.getLogger("identity.models")
 
-MODEL_PATHS = frozenset({"name", "description", "provider", "access_type"})
+MODEL_PATHS = frozenset(
+    {
+        "name",
+        "description",
+        "provider",
+        "access_type",
+        "input_price_nanos_per_million",
+        "output_price_nanos_per_million",
+    }
+)
+MAX_PRICE_NANOS = 10**18  # a billion currency units per million tokens
 CONFIG_PATHS = frozenset(
     {
         "token_limit",
@@ -68,6 +78,11 @@ def _model_field(path: str, model: d.Model, prefix: str = "model.") -> Any:
         return d.name_field(model.provider, prefix + "provider", d.PROVIDER_MAX)
     if path == "description":
         return d.optional_text(model.description, prefix + "description", d.DESCRIPTION_MAX)
+    if path.endswith("_price_nanos_per_million"):
+        price = getattr(model, path)
+        if price is not None and not 0 <= price <= MAX_PRICE_NANOS:
+            raise InvalidArgument.field(prefix + path, f"0..{MAX_PRICE_NANOS}")
+        return price
     return _access_type(model.access_type, prefix + "access_type")
 
 

@@ -42,8 +42,9 @@ def _tenant_values(t: pb.Tenant) -> dict[str, str]:
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, uc: UseCaseSet) -> None:
+    def __init__(self, uc: UseCaseSet, currency: str = "USD") -> None:
         self.uc = uc
+        self._currency = currency  # the platform's, for the prices models show
 
     async def _who(self, context: Ctx) -> Principal:
         return await self.uc.keys.authenticate(bearer_token(context.invocation_metadata()))
@@ -126,22 +127,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateModel(self, r: pb.CreateModelRequest, c: Ctx) -> pb.CreateModelResponse:
         p = await self._who(c)
         model = await self.uc.models.create(p, m.model_draft(r.model), request_key(r))
-        return pb.CreateModelResponse(model=m.model_pb(model))
+        return pb.CreateModelResponse(model=m.model_pb(model, self._currency))
 
     async def GetModel(self, r: pb.GetModelRequest, c: Ctx) -> pb.GetModelResponse:
         model = await self.uc.models.get(await self._who(c), r.model_id)
-        return pb.GetModelResponse(model=m.model_pb(model))
+        return pb.GetModelResponse(model=m.model_pb(model, self._currency))
 
     async def ListModels(self, r: pb.ListModelsRequest, c: Ctx) -> pb.ListModelsResponse:
         p = await self._who(c)
         page = await self.uc.models.list_page(p, r.tenant_id, r.page_size, r.page_token)
-        models = [m.model_pb(x) for x in page.items]
+        models = [m.model_pb(x, self._currency) for x in page.items]
         return pb.ListModelsResponse(models=models, next_page_token=page.next_page_token)
 
     async def UpdateModel(self, r: pb.UpdateModelRequest, c: Ctx) -> pb.UpdateModelResponse:
         p = await self._who(c)
         model = await self.uc.models.update(p, m.model_draft(r.model), list(r.update_mask.paths))
-        return pb.UpdateModelResponse(model=m.model_pb(model))
+        return pb.UpdateModelResponse(model=m.model_pb(model, self._currency))
 
     async def DeleteModel(self, r: pb.DeleteModelRequest, c: Ctx) -> pb.DeleteModelResponse:
         await self.uc.models.delete(await self._who(c), r.model_id)

@@ -28,7 +28,7 @@ from gateway_common.errors import (
 )
 from gateway_common.principal import Principal, Role
 from llm_svc import record
-from llm_svc.chat_schema import provider_parameters
+from llm_svc.chat_schema import cap_tokens, provider_parameters
 from llm_svc.domain import (
     ChatAnswer,
     ChatRequest,
@@ -37,6 +37,7 @@ from llm_svc.domain import (
     ResolvedModel,
 )
 from llm_svc.ports import HistoryPort, IdentityPort, QuotaPort
+from llm_svc.token_bound import Hold, chat_hold
 
 Remaining = Callable[[], float]
 
@@ -78,6 +79,7 @@ class Gate:
             remaining,
             on_abandon,
             lambda model: provider_parameters(request, model),
+            lambda parameters: chat_hold(request, parameters),
         )
         if not admission.reservation.replayed:
             return admission
@@ -92,10 +94,12 @@ class Gate:
         remaining: Remaining,
         on_abandon: Callable[[str, Principal, ResolvedModel], None],
         parameters_of: Callable[[ResolvedModel], dict[str, Any]],
+        hold_of: Callable[[dict[str, Any]], Hold],
     ) -> Admission:
         """Who calls, which model, the parameters (refused before anything is charged:
-        ``parameters_of`` raises), and the reservation counted (``replayed`` when the
-        idempotency key was served before)."""
+        ``parameters_of`` raises), and the reservation counted with its token hold
+        (``replayed`` when the idempotency key was served before). A completion cap the
+        token budget lowered is applied to the parameters sent."""
         principal = await self._identity.authenticate(api_key, remaining())
         if principal.role is not Role.USER:
             raise PermissionDenied("only user keys may call models", "USER_KEY_REQUIRED")
@@ -106,15 +110,20 @@ class Gate:
                 f"model {model_name!r} has no deployment configured", "MODEL_HAS_NO_DEPLOYMENT"
             )
         parameters = parameters_of(model)
+        hold = hold_of(parameters)
         request_id = str(uuid.uuid4())
         try:
             reservation = await self._quota.reserve(
-                request_id, principal, idempotency_key, remaining()
+                request_id, principal, idempotency_key, remaining(), hold
             )
         except (asyncio.CancelledError, Unavailable, DeadlineExceeded):
             # The caller left, or quota's answer was lost: it may have counted; settle it.
             on_abandon(request_id, principal, model)
             raise
+        granted = reservation.max_tokens
+        if hold.choices and granted and (not hold.max_tokens or granted < hold.max_tokens):
+            parameters = dict(parameters)
+            cap_tokens(parameters, granted)  # the bound quota holds is what we send
         return Admission(principal, model, reservation, parameters)
 
     async def _stored(

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway_common.errors import DeadlineExceeded, DomainError
-from llm_svc.chat_schema import provider_parameters
+from llm_svc.chat_schema import cap_tokens, provider_parameters
 from llm_svc.domain import Attempt, ChatRequest, ResolvedModel, StreamChunk, Target
 from llm_svc.ports import IdentityPort
 from llm_svc.routing import FallbackFn
+from llm_svc.token_bound import asked_cap
 
 Chunks = AsyncGenerator[StreamChunk, None]
 
@@ -56,6 +57,8 @@ def fallback_loader(
             return None
         if not model.deployments:
             return None
+        # Quota held the requested model's bound: a fallback is sent no larger a cap.
+        cap_tokens(parameters, asked_cap(route.parameters))
         route.by_model[model.name] = parameters
         return model
 

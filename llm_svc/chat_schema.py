@@ -85,7 +85,7 @@ def provider_parameters(request: ChatRequest, model: ResolvedModel) -> dict[str,
             body[key] = _integral(value)
     body.update(passed)
     body.update(checks.wire_fields(request))
-    _cap_tokens(body, model.token_limit)
+    cap_tokens(body, model.token_limit)
     return body
 
 
@@ -139,9 +139,9 @@ def _check_size(params: dict[str, Any]) -> None:
         raise InvalidArgument.field("parameters", problem)
 
 
-def _cap_tokens(body: dict[str, Any], limit: int | None) -> None:
-    """The tenant's token limit lowers both caps (never refuses); with neither asked,
-    max_tokens is set to it."""
+def cap_tokens(body: dict[str, Any], limit: int | None) -> None:
+    """A token limit (the tenant's, or what a token budget leaves) lowers both caps
+    (never refuses); with neither asked, max_tokens is set to it."""
     if limit is None or limit <= 0:
         return
     asked = [k for k in ("max_tokens", "max_completion_tokens") if isinstance(body.get(k), int)]

@@ -235,6 +235,16 @@ class ResolvedModel:
     # The tenant's other models to try, in order, when every deployment fails retryably.
     fallback_models: tuple[str, ...] = ()
     fallback_on_context_length: bool = False
+    # Prices per million tokens in nanos of the platform currency (None: no price).
+    input_price_nanos: int | None = None
+    output_price_nanos: int | None = None
+
+    def cost_nanos(self, usage: Usage) -> int:
+        """What ``usage`` costs at this model's prices: round(prompt x input price +
+        completion x output price), prices per million tokens (half up, in integers)."""
+        spent = usage.prompt_tokens * (self.input_price_nanos or 0)
+        spent += usage.completion_tokens * (self.output_price_nanos or 0)
+        return (spent + 500_000) // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,13 @@ class Reservation:
     limit: int = 0
     remaining: int = 0
     resets: datetime | None = None  # end of the period counted
+    # The per-minute window and the token budget after this Reserve (x-ratelimit-*).
+    minute_limit: int | None = None
+    minute_used: int = 0
+    minute_reset: datetime | None = None
+    token_limit: int | None = None
+    tokens_used: int = 0
+    max_tokens: int = 0  # the completion cap granted per choice (0: none imposed)
 
 
 @dataclass(frozen=True)
@@ -378,6 +395,7 @@ class Interaction:
     deployment_id: str = ""  # the deployment that answered (empty: none did)
     answered_model: str = ""  # the model that answered (a fallback's name when one did)
     attempts: tuple[Attempt, ...] = ()  # every provider call, in order
+    cost_nanos: int = 0  # at the prices of the model that answered, when it answered
 
 
 @dataclass(frozen=True)

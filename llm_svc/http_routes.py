@@ -60,6 +60,7 @@ class Routes:
         def on_admit(r: Reservation) -> None:
             admitted.append(r)
             headers.update(http_errors.quota_headers(r.limit, r.remaining, r.resets))
+            headers.update(http_errors.ratelimit_headers(r))
 
         rid = _rid(request)
         if not call.stream:
@@ -113,6 +114,7 @@ class Routes:
 
         def on_admit(r: Reservation) -> None:
             headers.update(http_errors.quota_headers(r.limit, r.remaining, r.resets))
+            headers.update(http_errors.ratelimit_headers(r))
 
         answer = await self._embed.embed(
             _key(request), embed, self._remaining(request), _rid(request), on_admit

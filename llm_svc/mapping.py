@@ -279,6 +279,7 @@ def interaction_to_proto(i: Interaction) -> history_pb2.Interaction:
             deployment_id=i.deployment_id,
             attempts=[_attempt(a) for a in i.attempts],
             answered_model=i.answered_model,
+            cost_nanos=i.cost_nanos,
         ),
         status=_OUTCOMES[i.outcome],
         error_reason=i.error_reason,
@@ -318,4 +319,5 @@ def interaction_from_proto(p: history_pb2.Interaction) -> Interaction:
         error_reason=p.error_reason,
         finish_reason=p.finish_reason,
         truncated=p.answer_truncated,
+        cost_nanos=md.cost_nanos,
     )

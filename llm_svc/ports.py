@@ -24,6 +24,7 @@ from llm_svc.domain import (
     StreamChunk,
     Target,
 )
+from llm_svc.token_bound import Hold
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ class IdentityPort(abc.ABC):
 class QuotaPort(abc.ABC):
     @abc.abstractmethod
     async def reserve(
-        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+        self,
+        request_id: str,
+        principal: Principal,
+        idempotency_key: str,
+        timeout: float,
+        hold: Hold | None = None,
     ) -> Reservation:
-        """Counts the request; with a key already served, the first request's committed
-        reservation (``replayed``)."""
+        """Counts the request and holds ``hold``'s tokens (its cap lowered to what the
+        budget leaves: ``Reservation.max_tokens``); with a key already served, the first
+        request's committed reservation (``replayed``)."""
 
     @abc.abstractmethod
     async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:

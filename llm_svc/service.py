@@ -331,6 +331,7 @@ class ChatService:
             deployment_id=target.deployment.deployment_id if target else "",
             answered_model=target.model.name if target else "",
             attempts=tuple(call.route.attempts),
+            cost_nanos=(target.model if target else call.model).cost_nanos(completion.usage),
         )
 
 

@@ -38,6 +38,7 @@ from llm_svc.ports import EmbedderPort, HistoryPort, IdentityPort, QuotaPort
 from llm_svc.routing import Router, RoutingFailed
 from llm_svc.service import Admitted, Timeouts
 from llm_svc.settlement import Settler
+from llm_svc.token_bound import embed_hold
 
 Remaining = Callable[[], float]
 _NOTHING = Embeddings((), Usage())
@@ -81,7 +82,10 @@ class EmbedService:
             self._settler.later(record(gone, _NOTHING, "CALLER_CANCELLED", Outcome.ERROR), None)
 
         key, params = request.idempotency_key, _parameters(request)
-        a = await self._gate.count(api_key, request.model, key, remaining, abandon, params)
+        hold = embed_hold(request.model, request.inputs)
+        a = await self._gate.count(
+            api_key, request.model, key, remaining, abandon, params, lambda _p: hold
+        )
         if admitted is not None:
             admitted(a.reservation)
         replay = a.reservation.replayed  # served before: charged and recorded then
@@ -170,6 +174,7 @@ class EmbedService:
             outcome=outcome,
             request_id=request_id,
             error_reason=reason,
+            cost_nanos=a.model.cost_nanos(got.usage),
         )
 
 

@@ -14,6 +14,7 @@ from gateway_common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     QuotaViolation,
     ResourceExhausted,
 )
@@ -57,17 +58,25 @@ class CountingService:
         user_id: str,
         time_zone: str,
         idempotency_key: str = "",
+        hold: tuple[int, int, int] = (0, 1, 0),
+        model: str = "",
     ) -> tuple[Reservation, bool]:
-        """The reservation, and whether it is a replay of a served idempotency key."""
+        """The reservation, and whether it is a replay of a served idempotency key.
+        ``hold`` is the token bound: (prompt bound, choices, max tokens per choice);
+        ``model`` the model asked (checked against the plan's allowed models)."""
         rid = domain.request_id(request_id, required=True)
         tenant = domain.parse_uuid(tenant_id, "tenant_id")
         user = domain.parse_uuid(user_id, "user_id")
         key = domain.idempotency_key(idempotency_key)
+        base, choices, max_tokens = domain.token_hold(*hold)
         tz = time_zone or "UTC"
         now = self._clock.now()
         period = domain.period_of(now, tz)  # validates the zone
         expires = domain.expiry(now, self._ttl)
-        call = ReserveCall(rid, tenant, user, now, period, tz, expires, key)
+        call = ReserveCall(
+            rid, tenant, user, now, period, tz, expires, key,
+            domain.minute_of(now), base, choices, max_tokens, domain.model_name(model),
+        )  # fmt: skip
         for _ in range(RESERVE_ATTEMPTS):
             async with self._uow(autocommit=True) as uow:
                 outcome = await self._try_reserve(uow, call)
@@ -96,14 +105,14 @@ class CountingService:
             return None
         if not await uow.ledger.store_refusal(call, refusal):
             return await self._replay(uow, call.request_id), False
-        raise refusal_error(refusal)
+        raise refusal_error(refusal, call.now)
 
     async def _replay(self, uow: UnitOfWork, request_id: str) -> Reservation:
         stored = await uow.ledger.get(request_id)
         if stored is None:  # pragma: no cover - the row was just seen
             raise Aborted("reservation vanished; retry", "CONTENTION")
         if stored.state is ReservationState.REFUSED:
-            raise refusal_error(stored)
+            raise refusal_error(stored, self._clock.now())
         return stored
 
     async def settle(
@@ -114,10 +123,14 @@ class CountingService:
         tenant_id: str,
         user_id: str,
         record: bytes,
+        tokens: int = 0,
     ) -> Reservation:
-        """reserved -> committed or released, with the interaction record, at most once.
-        A replay of the same transition answers the first result."""
+        """reserved -> committed or released, with the interaction record, at most once,
+        charging ``tokens`` (the actual usage) in place of the hold. A replay of the same
+        transition answers the first result."""
         rid = domain.request_id(request_id, required=True)
+        if not 0 <= tokens <= domain.MAX_TOKEN_LIMIT:
+            raise InvalidArgument.field("interaction.metadata.tokens_used", "out of range")
         call = SettleCall(
             rid,
             domain.parse_uuid(tenant_id, "interaction.tenant_id"),
@@ -125,11 +138,16 @@ class CountingService:
             commit,
             domain.validate_reason(reason),
             record,
+            tokens,
         )
         async with self._uow(autocommit=True) as uow:
             done = await uow.ledger.settle(call)
             if done is not None:
                 metrics.SETTLEMENTS.labels("commit" if commit else "release").inc()
+                if done.tokens_excess:
+                    # The provider answered more than the bound: charged, and counted here.
+                    metrics.TOKENS_OVER_BOUND.inc(done.tokens_excess)
+                    log.warning("usage over the reserved bound", extra={"rid": rid})
                 return done
             stored = await uow.ledger.get(rid)
         if stored is None:
@@ -189,18 +207,37 @@ def _keyed(holder: Reservation) -> tuple[Reservation, bool]:
 
 
 def diagnose(standings: list[Standing], call: ReserveCall) -> Reservation | None:
-    """Why the counting statement changed nothing; None if it should be retried."""
+    """Why the counting statement changed nothing; None if it should be retried. The
+    month's requests first (waiting a minute cannot help), then the token budget, then
+    the minute window."""
     now = call.now
     for st in standings:
         sub = st.subscription
         if not sub.is_active(now):
             continue
         same_period = sub.period_start >= call.period.start
-        used = sub.requests_used if same_period else 0
-        if used < st.limit:
-            return None
         start = max(sub.period_start, call.period.start)
-        return _refusal(call, Refusal.QUOTA_EXCEEDED, sub.subscription_id, used, st.limit, start)
+        used = sub.requests_used if same_period else 0
+        sid = sub.subscription_id
+        if call.model and st.allowed_models and call.model not in st.allowed_models:
+            return _refusal(call, Refusal.MODEL_NOT_ALLOWED, sid, used, st.limit, start)
+        if used >= st.limit:
+            return _refusal(call, Refusal.QUOTA_EXCEEDED, sid, used, st.limit, start)
+        tokens = sub.tokens_used if same_period else 0
+        budget = st.token_limit
+        if budget is not None and budget - tokens - call.prompt_bound < call.choices:
+            return _refusal(call, Refusal.TOKEN_BUDGET_EXHAUSTED, sid, tokens, budget, start)
+        if st.minute_limit is not None and call.minute is not None:
+            begun = sub.minute_start or call.minute.start
+            same_minute = begun >= call.minute.start
+            in_minute = sub.requests_this_minute if same_minute else 0
+            if in_minute >= st.minute_limit:
+                window = domain.minute_of(max(begun, call.minute.start))
+                return _refusal(
+                    call, Refusal.RATE_LIMITED, sub.subscription_id, in_minute,
+                    st.minute_limit, window.start, window.end,
+                )  # fmt: skip
+        return None
     if any(st.subscription.start_time > now for st in standings):
         reason = Refusal.SUBSCRIPTION_NOT_STARTED
     elif standings:
@@ -211,7 +248,13 @@ def diagnose(standings: list[Standing], call: ReserveCall) -> Reservation | None
 
 
 def _refusal(
-    call: ReserveCall, why: Refusal, sub_id: str, used: int, limit: int, start: datetime
+    call: ReserveCall,
+    why: Refusal,
+    sub_id: str,
+    used: int,
+    limit: int,
+    start: datetime,
+    end: datetime | None = None,
 ) -> Reservation:
     return Reservation(
         request_id=call.request_id,
@@ -219,7 +262,7 @@ def _refusal(
         state=ReservationState.REFUSED,
         used=used,
         limit=limit,
-        period=Period(start, call.period.end),
+        period=Period(start, end or call.period.end),
         reason=why.value,
     )
 
@@ -229,29 +272,46 @@ _MESSAGES = {
     Refusal.SUBSCRIPTION_NOT_STARTED.value: "the user's subscription has not started yet",
     Refusal.SUBSCRIPTION_ENDED.value: "the user's subscription has ended",
 }
+# Refusals that a window's reset lifts: (what was reached, the QuotaFailure description).
+_WINDOWS = {
+    Refusal.QUOTA_EXCEEDED.value: ("monthly request limit", "{} requests per calendar month"),
+    Refusal.TOKEN_BUDGET_EXHAUSTED.value: (
+        "monthly token budget",
+        "{} tokens per calendar month (prompt bound + choices x max tokens held per call)",
+    ),
+    Refusal.RATE_LIMITED.value: ("per-minute request limit", "{} requests per UTC minute"),
+}
 
 
-def refusal_error(refusal: Reservation) -> DomainError:
+def refusal_error(refusal: Reservation, now: datetime) -> DomainError:
+    """The client's error for a refusal; a windowed one carries RetryInfo (the delay
+    until its window resets, from ``now``)."""
+    if refusal.reason == Refusal.MODEL_NOT_ALLOWED.value:
+        return PermissionDenied("the user's plan does not allow this model", refusal.reason)
+    if refusal.reason not in _WINDOWS:
+        message = _MESSAGES.get(refusal.reason, "no usable subscription")
+        return FailedPrecondition(message, refusal.reason or "NO_ACTIVE_SUBSCRIPTION")
+    what, description = _WINDOWS[refusal.reason]
     reset = refusal.period.end.isoformat()
-    if refusal.reason == Refusal.QUOTA_EXCEEDED.value:
-        return ResourceExhausted(
-            f"monthly request limit reached ({refusal.limit}); resets at {reset}",
-            Refusal.QUOTA_EXCEEDED.value,
-            violations=[
-                QuotaViolation(
-                    subject=f"subscription:{refusal.subscription_id}",
-                    description=f"{refusal.limit} requests per calendar month; resets at {reset}",
-                )
-            ],
-            metadata={
-                "limit": str(refusal.limit),
-                "used": str(refusal.used),
-                "period_start": refusal.period.start.isoformat(),
-                "reset_time": reset,
-            },
-        )
-    message = _MESSAGES.get(refusal.reason, "no usable subscription")
-    return FailedPrecondition(message, refusal.reason or "NO_ACTIVE_SUBSCRIPTION")
+    delay = max((refusal.period.end - now).total_seconds(), 0.0)
+    return ResourceExhausted(
+        f"{what} reached ({refusal.used} of {refusal.limit}); resets at {reset}",
+        refusal.reason,
+        violations=[
+            QuotaViolation(
+                subject=f"subscription:{refusal.subscription_id}",
+                description=f"{description.format(refusal.limit)}; resets at {reset}",
+            )
+        ],
+        metadata={
+            "limit": str(refusal.limit),
+            "used": str(refusal.used),
+            "period_start": refusal.period.start.isoformat(),
+            "reset_time": reset,
+            "window": "minute" if refusal.reason == Refusal.RATE_LIMITED.value else "month",
+        },
+        retry_delay=delay,
+    )
 
 
 def _settled(stored: Reservation) -> FailedPrecondition:

@@ -14,6 +14,7 @@ from gateway_common.errors import InvalidArgument
 
 MAX_PLAN_NAME = 200
 MAX_LIMIT = 1_000_000_000
+MAX_TOKEN_LIMIT = 10**15
 MAX_REASON = 500
 MAX_REQUEST_ID = 200
 
@@ -53,6 +54,15 @@ class Refusal(enum.Enum):
     SUBSCRIPTION_NOT_STARTED = "SUBSCRIPTION_NOT_STARTED"
     SUBSCRIPTION_ENDED = "SUBSCRIPTION_ENDED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
+    RATE_LIMITED = "RATE_LIMITED"
+    MODEL_NOT_ALLOWED = "MODEL_NOT_ALLOWED"  # PERMISSION_DENIED: the plan lists others
+
+
+MAX_TOKEN_BOUND = 1_000_000_000
+MAX_CHOICES = 128
+MAX_ALLOWED_MODELS = 100
+MAX_MODEL_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,15 @@ def period_of(instant: datetime, tz_name: str) -> Period:
     return Period(start.astimezone(UTC), end.astimezone(UTC))
 
 
+def minute_of(instant: datetime) -> Period:
+    """The fixed UTC minute containing ``instant``: [hh:mm:00, hh:mm+1:00). Fixed, not
+    sliding: one counter per subscription row, updated by the Reserve statement itself
+    (a sliding window would need a row per request). At most ``limit`` requests start in
+    any calendar minute; across a boundary a burst may reach 2 x limit within 60 s."""
+    start = instant.astimezone(UTC).replace(second=0, microsecond=0)
+    return Period(start, start + timedelta(minutes=1))
+
+
 @dataclass(frozen=True)
 class Plan:
     plan_id: str
@@ -94,6 +113,9 @@ class Plan:
     description: str
     create_time: datetime
     update_time: datetime
+    requests_per_minute_limit: int | None = None  # None: no per-minute limit
+    monthly_token_limit: int | None = None  # None: no token budget
+    allowed_models: tuple[str, ...] = ()  # empty: every model of the tenant
 
     @property
     def is_global(self) -> bool:
@@ -106,6 +128,9 @@ class NewPlan:
     name: str
     monthly_request_limit: int
     description: str
+    requests_per_minute_limit: int | None = None
+    monthly_token_limit: int | None = None
+    allowed_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,9 @@ class Subscription:
     time_zone: str
     create_time: datetime
     update_time: datetime
+    minute_start: datetime | None = None  # the minute window requests_this_minute counts
+    requests_this_minute: int = 0
+    tokens_used: int = 0  # tokens_utilizados_mes, for period_start
 
     def is_active(self, now: datetime) -> bool:
         return self.start_time <= now and (self.end_time is None or now < self.end_time)
@@ -151,6 +179,14 @@ class Reservation:
     tenant_id: str = ""
     user_id: str = ""
     expires: datetime | None = None  # while reserved: when the sweep refunds it
+    minute_limit: int | None = None
+    minute_used: int = 0
+    minute_reset: datetime | None = None
+    token_limit: int | None = None
+    tokens_used: int = 0  # of the period, after this call
+    tokens_reserved: int = 0  # the hold (once settled: the tokens charged)
+    max_tokens: int = 0  # completion cap granted per choice; 0: none imposed
+    tokens_excess: int = 0  # at settlement: tokens charged beyond a true upper bound
 
     @property
     def remaining(self) -> int:
@@ -162,10 +198,16 @@ class Usage:
     used: int
     limit: int
     period: Period
+    tokens_used: int = 0
+    token_limit: int | None = None
 
     @property
     def remaining(self) -> int:
         return max(self.limit - self.used, 0)
+
+    @property
+    def tokens_remaining(self) -> int | None:
+        return None if self.token_limit is None else max(self.token_limit - self.tokens_used, 0)
 
 
 def parse_uuid(value: str, field: str) -> str:
@@ -202,6 +244,38 @@ def validate_plan_fields(name: str, limit: int) -> None:
         raise InvalidArgument.field("plan.name", f"1..{MAX_PLAN_NAME} characters")
     if not 0 <= limit <= MAX_LIMIT:
         raise InvalidArgument.field("plan.monthly_request_limit", f"0..{MAX_LIMIT}")
+
+
+def validate_limits(per_minute: int | None, tokens: int | None, models: tuple[str, ...]) -> None:
+    """The optional limits of a plan (None: no limit)."""
+    if per_minute is not None and not 0 <= per_minute <= MAX_LIMIT:
+        raise InvalidArgument.field("plan.requests_per_minute_limit", f"0..{MAX_LIMIT}")
+    if tokens is not None and not 0 <= tokens <= MAX_TOKEN_LIMIT:
+        raise InvalidArgument.field("plan.monthly_token_limit", f"0..{MAX_TOKEN_LIMIT}")
+    if len(models) > MAX_ALLOWED_MODELS:
+        raise InvalidArgument.field("plan.allowed_models", f"at most {MAX_ALLOWED_MODELS}")
+    for m in models:
+        if not m.strip() or len(m) > MAX_MODEL_NAME or "\x00" in m:
+            raise InvalidArgument.field(
+                "plan.allowed_models", f"names of 1..{MAX_MODEL_NAME} characters, no NUL"
+            )
+
+
+def model_name(value: str) -> str:
+    if len(value) > MAX_MODEL_NAME or "\x00" in value:
+        raise InvalidArgument.field("model", f"at most {MAX_MODEL_NAME} characters, no NUL")
+    return value
+
+
+def token_hold(prompt_bound: int, choices: int, max_tokens: int) -> tuple[int, int, int]:
+    """Reserve's token inputs, validated: (prompt bound, choices, max tokens)."""
+    if not 0 <= prompt_bound <= MAX_TOKEN_BOUND:
+        raise InvalidArgument.field("prompt_token_bound", f"0..{MAX_TOKEN_BOUND}")
+    if not 0 <= choices <= MAX_CHOICES:
+        raise InvalidArgument.field("choices", f"0..{MAX_CHOICES}")
+    if not 0 <= max_tokens <= MAX_TOKEN_BOUND:
+        raise InvalidArgument.field("max_tokens", f"0..{MAX_TOKEN_BOUND}")
+    return prompt_bound, choices, max_tokens
 
 
 def validate_reason(reason: str) -> str:

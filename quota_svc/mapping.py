@@ -33,14 +33,20 @@ def new_plan(pb: quota_pb2.Plan) -> NewPlan:
         name=pb.name,
         monthly_request_limit=pb.monthly_request_limit,
         description=pb.description,
+        requests_per_minute_limit=_optional(pb, "requests_per_minute_limit"),
+        monthly_token_limit=_optional(pb, "monthly_token_limit"),
+        allowed_models=tuple(pb.allowed_models),
     )
 
 
 def plan_changes(pb: quota_pb2.Plan, paths: list[str]) -> dict[str, Any]:
-    values = {
+    values: dict[str, Any] = {
         "name": pb.name,
         "description": pb.description,
         "monthly_request_limit": pb.monthly_request_limit,
+        "requests_per_minute_limit": _optional(pb, "requests_per_minute_limit"),
+        "monthly_token_limit": _optional(pb, "monthly_token_limit"),
+        "allowed_models": tuple(pb.allowed_models),
     }
     return {p: values.get(p) for p in paths}
 
@@ -54,7 +60,20 @@ def plan(value: Plan) -> quota_pb2.Plan:
         description=value.description,
         create_time=ts(value.create_time),
         update_time=ts(value.update_time),
+        requests_per_minute_limit=value.requests_per_minute_limit,
+        monthly_token_limit=value.monthly_token_limit,
+        allowed_models=list(value.allowed_models),
     )
+
+
+def _optional(pb: quota_pb2.Plan, name: str) -> int | None:
+    return int(getattr(pb, name)) if pb.HasField(name) else None  # type: ignore[arg-type]
+
+
+def tokens_of(record: history_pb2.Interaction) -> int:
+    """The tokens an interaction used, as the provider reported them."""
+    md = record.metadata
+    return max(md.tokens_used, md.prompt_tokens + md.completion_tokens, 0)
 
 
 def subscription(view: SubscriptionView) -> quota_pb2.Subscription:
@@ -89,6 +108,13 @@ def reservation(value: Reservation) -> quota_pb2.Reservation:
         expire_time=ts(value.expires)
         if value.expires and value.state is ReservationState.RESERVED
         else None,
+        minute_limit=value.minute_limit,
+        minute_used=value.minute_used,
+        minute_reset=ts(value.minute_reset) if value.minute_reset else None,
+        token_limit=value.token_limit,
+        tokens_used=value.tokens_used,
+        tokens_reserved=value.tokens_reserved,
+        max_tokens=value.max_tokens,
     )
 
 
@@ -126,6 +152,9 @@ def usage(value: Usage) -> quota_pb2.GetUsageResponse:
         remaining=value.remaining,
         period_start=ts(value.period.start),
         period_end=ts(value.period.end),
+        tokens_used=value.tokens_used,
+        token_limit=value.token_limit,
+        tokens_remaining=value.tokens_remaining,
     )
 
 

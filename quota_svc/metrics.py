@@ -18,3 +18,7 @@ EXPIRED = Counter(
     "llmgw_quota_reservations_expired_total",
     "Reservations left open past their expiry: refunded and recorded as errors by the sweep.",
 )
+TOKENS_OVER_BOUND = Counter(
+    "llmgw_quota_tokens_over_bound_total",
+    "Tokens a provider reported beyond a reservation's upper bound (charged all the same).",
+)

@@ -50,11 +50,25 @@ class PlanEvent:
 
 
 @dataclass(frozen=True)
+class UsageCount:
+    """What GetUsage counts in a period."""
+
+    used: int
+    limit: int  # of subscriptions active at the time asked
+    seen: int  # subscriptions overlapping the period
+    tokens_used: int = 0
+    token_limit: int | None = None  # None: no active subscription's plan has one
+
+
+@dataclass(frozen=True)
 class Standing:
     """A user's subscription as Reserve's refusal diagnosis sees it."""
 
     subscription: Subscription
     limit: int
+    minute_limit: int | None = None
+    token_limit: int | None = None
+    allowed_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,13 @@ class ReserveCall:
     time_zone: str
     expires: datetime
     idempotency_key: str = ""
+    minute: Period | None = None  # the fixed minute window of ``now``
+    # The token hold: prompt_bound + choices x max_tokens (max_tokens lowered to what
+    # the budget leaves; 0 asks for no cap).
+    prompt_bound: int = 0
+    choices: int = 1
+    max_tokens: int = 0
+    model: str = ""  # checked against the plan's allowed models ("" : not checked)
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class SettleCall:
     commit: bool
     reason: str
     record: bytes
+    tokens: int = 0  # the provider's actual usage: what is charged instead of the hold
 
 
 # Builds the error record of a reservation the sweep expired: (reservation, created) -> bytes.
@@ -154,10 +176,9 @@ class SubscriptionRepository(abc.ABC):
         """The time zone counting last used for the tenant (or user)."""
 
     @abc.abstractmethod
-    async def usage(
-        self, tenant_id: str, user_id: str, period: Period, at: datetime
-    ) -> tuple[int, int, int]:
-        """(used in period, limit of subscriptions active at ``at``, subscriptions seen)."""
+    async def usage(self, tenant_id: str, user_id: str, period: Period, at: datetime) -> UsageCount:
+        """Requests and tokens used in ``period``, the limits of subscriptions active at
+        ``at``, and how many subscriptions were seen."""
 
 
 class LedgerRepository(abc.ABC):

@@ -10,6 +10,7 @@ the counter and the ledger row change together or not at all."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -39,14 +40,28 @@ def _sql(query: str) -> str:
 
 
 # The subscription row lock serialises a user's reserves; the re-check after the
-# wait sees the new count, so exactly `limit` succeed. A new month starts from
-# zero (the CASE). The ledger INSERT has no ON CONFLICT on purpose: a replayed
-# request_id raises unique_violation, which undoes this statement's UPDATE.
+# wait sees the new counts, so exactly `limit` succeed. One statement checks and counts
+# the month's requests, the minute window's and the token budget's together. A new month
+# (or minute) starts from zero (the CASEs). The ledger INSERT has no ON CONFLICT on
+# purpose: a replayed request_id raises unique_violation, which undoes the UPDATE.
+# Every SET expression reads the row as it was before this statement (PostgreSQL's rule),
+# so _CAP and _USED_T mean the same in all of them; the granted cap is kept in
+# tokens_max_reserva so that RETURNING can read it back.
+_USED_T = "(CASE WHEN s.periodo_inicio < :ps THEN 0 ELSE s.tokens_utilizados_mes END)"
+_ROOM = f"(p.limite_tokens_mes - {_USED_T} - :base::bigint)"  # left after the prompt
+_CAP = f"({_ROOM} / GREATEST(:n::bigint, 1))"  # completion tokens per choice that fit
+_GRANT = f"""(CASE WHEN p.limite_tokens_mes IS NULL OR :n::bigint = 0 THEN :mt::bigint
+                 WHEN :mt::bigint = 0 THEN {_CAP} ELSE LEAST(:mt::bigint, {_CAP}) END)"""
 _RESERVE = _sql(f"""
 WITH upd AS (
   UPDATE assinatura_plano s SET
     requisicoes_utilizadas_mes = CASE WHEN s.periodo_inicio < :ps THEN 1
                                       ELSE s.requisicoes_utilizadas_mes + 1 END,
+    tokens_max_reserva = {_GRANT},
+    tokens_utilizados_mes = {_USED_T} + :base::bigint + :n::bigint * {_GRANT},
+    requisicoes_minuto = CASE WHEN s.minuto_inicio < :ms THEN 1
+                              ELSE s.requisicoes_minuto + 1 END,
+    minuto_inicio = GREATEST(s.minuto_inicio, :ms),
     periodo_inicio = GREATEST(s.periodo_inicio, :ps),
     fuso_horario = :tz
   FROM plano_de_uso p
@@ -54,19 +69,34 @@ WITH upd AS (
     AND s.data_inicio <= :now AND (s.data_fim IS NULL OR s.data_fim > :now)
     AND CASE WHEN s.periodo_inicio < :ps THEN 0 ELSE s.requisicoes_utilizadas_mes END
         < p.limite_requisicoes_mes
+    AND (p.limite_requisicoes_minuto IS NULL
+         OR CASE WHEN s.minuto_inicio < :ms THEN 0 ELSE s.requisicoes_minuto END
+            < p.limite_requisicoes_minuto)
+    AND (p.limite_tokens_mes IS NULL OR {_ROOM} >= :n::bigint)
+    AND (:model = '' OR p.modelos_permitidos IS NULL
+         OR :model = ANY(p.modelos_permitidos))
   RETURNING s.assinatura_id, s.requisicoes_utilizadas_mes, s.periodo_inicio,
-            p.limite_requisicoes_mes
+            p.limite_requisicoes_mes, s.tokens_max_reserva, s.tokens_utilizados_mes,
+            s.requisicoes_minuto, s.minuto_inicio, p.limite_requisicoes_minuto,
+            p.limite_tokens_mes
 )
 INSERT INTO reserva_requisicao (request_id, assinatura_id, distribuidor_id, usuario_id,
-  periodo_inicio, periodo_fim, estado, usado, limite, expira_em, chave_idempotencia)
-SELECT :r, assinatura_id, :t, :u, periodo_inicio, :pe, 'reserved',
-       requisicoes_utilizadas_mes, limite_requisicoes_mes, :exp, :k FROM upd
+    periodo_inicio, periodo_fim, estado, usado, limite, expira_em, chave_idempotencia,
+    tokens_reservados, tokens_max, tokens_limitado, limite_minuto, usado_minuto, minuto_fim,
+    limite_tokens, tokens_usados)
+  SELECT :r, assinatura_id, :t, :u, periodo_inicio, :pe, 'reserved',
+         requisicoes_utilizadas_mes, limite_requisicoes_mes, :exp, :k,
+         :base::bigint + :n::bigint * tokens_max_reserva, tokens_max_reserva,
+         :n::bigint = 0 OR tokens_max_reserva > 0, limite_requisicoes_minuto,
+         requisicoes_minuto, minuto_inicio + interval '1 minute', limite_tokens_mes,
+         tokens_utilizados_mes FROM upd
 RETURNING {LEDGER_COLUMNS}
 """)
 
 _STANDINGS = _sql(f"""
 SELECT {", ".join("s." + c.strip() for c in SUB_COLUMNS.split(","))},
-       p.limite_requisicoes_mes
+       p.limite_requisicoes_mes, p.limite_requisicoes_minuto, p.limite_tokens_mes,
+       p.modelos_permitidos
 FROM assinatura_plano s JOIN plano_de_uso p ON p.plano_id = s.plano_id
 WHERE s.usuario_id = :u AND s.distribuidor_id = :t
 ORDER BY s.data_inicio DESC LIMIT 10
@@ -83,24 +113,32 @@ ON CONFLICT (request_id) DO NOTHING RETURNING {LEDGER_COLUMNS}
 # transaction): the outbox row exists exactly when the reservation left 'reserved'
 # through this call. A release refunds the period the reservation was counted in (once
 # the month rolled over, the counter already restarted from zero).
+# Both transitions charge the actual tokens in place of the hold (an answer over the
+# bound is charged in full: tokens_limitado tells a true bound from a mere prompt hold).
 _SETTLE = _sql(f"""
 WITH led AS (
-  UPDATE reserva_requisicao r SET estado = :state, motivo = :why, liquidado_em = now()
+  UPDATE reserva_requisicao r SET estado = :state, motivo = :why, liquidado_em = now(),
+    tokens_cobrados = :tok::bigint
   WHERE r.request_id = :r AND r.estado = 'reserved' AND r.distribuidor_id = :t
     AND r.usuario_id = :u
-  RETURNING {LEDGER_COLUMNS}
+  RETURNING {LEDGER_COLUMNS}, r.tokens_limitado
 ), sub AS (
   UPDATE assinatura_plano s
-  SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - 1, 0)
-  FROM led WHERE :refund AND s.assinatura_id = led.assinatura_id
+  SET requisicoes_utilizadas_mes = CASE WHEN :refund
+        THEN GREATEST(s.requisicoes_utilizadas_mes - 1, 0) ELSE s.requisicoes_utilizadas_mes END,
+      tokens_utilizados_mes = GREATEST(s.tokens_utilizados_mes - led.tokens_reservados
+                                       + :tok::bigint, 0)
+  FROM led WHERE s.assinatura_id = led.assinatura_id
     AND s.periodo_inicio = led.periodo_inicio
-  RETURNING s.requisicoes_utilizadas_mes
+    AND (:refund OR led.tokens_reservados <> :tok::bigint)
+  RETURNING s.requisicoes_utilizadas_mes, s.tokens_utilizados_mes
 ), box AS (
   INSERT INTO outbox (id, topic, tenant_id, user_id, payload)
   SELECT led.request_id, '{RECORD_TOPIC}', :t, :u, :payload FROM led
   RETURNING 1
 )
 SELECT led.*, (SELECT requisicoes_utilizadas_mes FROM sub) AS agora,
+       (SELECT tokens_utilizados_mes FROM sub) AS tokens_agora,
        (SELECT count(*) FROM box) AS recorded
 FROM led
 """)
@@ -128,14 +166,16 @@ WITH due AS (
   ORDER BY expira_em LIMIT :n FOR UPDATE SKIP LOCKED
 ), led AS (
   UPDATE reserva_requisicao r SET estado = 'expired', motivo = '{EXPIRED_REASON}',
-    liquidado_em = now()
+    liquidado_em = now(), tokens_cobrados = 0
   FROM due WHERE r.request_id = due.request_id
   RETURNING {", ".join("r." + c.strip() for c in LEDGER_COLUMNS.split(","))}, r.criado_em
 ), agg AS (
-  SELECT assinatura_id, periodo_inicio, count(*) AS n FROM led GROUP BY 1, 2
+  SELECT assinatura_id, periodo_inicio, count(*) AS n, sum(tokens_reservados) AS tok
+  FROM led GROUP BY 1, 2
 ), sub AS (
   UPDATE assinatura_plano s
-  SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - agg.n, 0)
+  SET requisicoes_utilizadas_mes = GREATEST(s.requisicoes_utilizadas_mes - agg.n, 0),
+      tokens_utilizados_mes = GREATEST(s.tokens_utilizados_mes - agg.tok, 0)
   FROM agg WHERE s.assinatura_id = agg.assinatura_id AND s.periodo_inicio = agg.periodo_inicio
   RETURNING 1
 )
@@ -171,6 +211,11 @@ class PgLedger(LedgerRepository):
             "tz": call.time_zone,
             "exp": call.expires,
             "k": call.idempotency_key or None,
+            "ms": call.minute.start if call.minute else call.now,
+            "base": call.prompt_bound,
+            "n": call.choices,
+            "mt": call.max_tokens,
+            "model": call.model,
         }
         try:
             row = await self._one(_RESERVE, params)
@@ -184,7 +229,16 @@ class PgLedger(LedgerRepository):
         async with self._conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_STANDINGS, {"u": uid(user_id), "t": uid(tenant_id)})
             found = await cur.fetchall()
-        return [Standing(rows.subscription(r), int(r["limite_requisicoes_mes"])) for r in found]
+        return [
+            Standing(
+                rows.subscription(r),
+                int(r["limite_requisicoes_mes"]),
+                rows.optional_int(r["limite_requisicoes_minuto"]),
+                rows.optional_int(r["limite_tokens_mes"]),
+                tuple(r["modelos_permitidos"] or ()),
+            )
+            for r in found
+        ]
 
     async def store_refusal(self, call: ReserveCall, refusal: Reservation) -> bool:
         params = {
@@ -218,13 +272,17 @@ class PgLedger(LedgerRepository):
             "why": call.reason or None,
             "refund": not call.commit,
             "payload": call.record,
+            "tok": call.tokens,
         }
         row = await self._one(_SETTLE, params)
         if row is None:
             return None
         if not call.commit and row["agora"] is not None:
             row = {**row, "usado": row["agora"]}
-        return rows.reservation(row)
+        if row["tokens_agora"] is not None:
+            row = {**row, "tokens_usados": row["tokens_agora"]}
+        over = call.tokens - int(row["tokens_reservados"]) if row["tokens_limitado"] else 0
+        return replace(rows.reservation(row), tokens_excess=max(over, 0))
 
     async def settlement(self, request_id: str) -> tuple[Reservation, bytes | None] | None:
         row = await self._one(_SETTLEMENT, {"r": request_id})

@@ -23,6 +23,9 @@ _COLUMNS = {
     "name": "nome_plano",
     "description": "descricao_plano",
     "monthly_request_limit": "limite_requisicoes_mes",
+    "requests_per_minute_limit": "limite_requisicoes_minuto",
+    "monthly_token_limit": "limite_tokens_mes",
+    "allowed_models": "modelos_permitidos",
 }
 
 
@@ -51,8 +54,9 @@ class SqlPlans(PlanRepository):
         # request_id is unique per plan tenant (0003): one tenant's ids never meet another's.
         sql = text(
             "INSERT INTO plano_de_uso (distribuidor_id, nome_plano, limite_requisicoes_mes,"
-            " descricao_plano, request_id, impressao_requisicao)"
-            " VALUES (:t, :n, :l, :d, :r, :f)"
+            " descricao_plano, request_id, impressao_requisicao, limite_requisicoes_minuto,"
+            " limite_tokens_mes, modelos_permitidos)"
+            " VALUES (:t, :n, :l, :d, :r, :f, :rpm, :tok, :models)"
             f" ON CONFLICT ({_SCOPE}, request_id) WHERE request_id IS NOT NULL"
             f" DO NOTHING RETURNING {PLAN_COLUMNS}"
         )
@@ -63,6 +67,9 @@ class SqlPlans(PlanRepository):
             "d": plan.description or None,
             "r": request.request_id or None,
             "f": request.fingerprint if request.request_id else None,
+            "rpm": plan.requests_per_minute_limit,
+            "tok": plan.monthly_token_limit,
+            "models": list(plan.allowed_models) or None,
         }
         try:
             row = (await self._conn.execute(sql, params)).first()
@@ -97,6 +104,8 @@ class SqlPlans(PlanRepository):
         params = {**changes, "p": uid(plan_id)}
         if "description" in params:
             params["description"] = params["description"] or None
+        if "allowed_models" in params:
+            params["allowed_models"] = list(params["allowed_models"]) or None
         sql = f"UPDATE plano_de_uso SET {sets} WHERE plano_id = :p RETURNING {PLAN_COLUMNS}"
         try:
             row = (await self._conn.execute(text(sql), params)).first()

@@ -11,15 +11,17 @@ from quota_svc.domain import Period, Plan, Reservation, ReservationState, Subscr
 
 PLAN_COLUMNS = (
     "plano_id, distribuidor_id, nome_plano, limite_requisicoes_mes, descricao_plano, "
-    "criado_em, atualizado_em"
+    "criado_em, atualizado_em, limite_requisicoes_minuto, limite_tokens_mes, modelos_permitidos"
 )
 SUB_COLUMNS = (
     "assinatura_id, distribuidor_id, usuario_id, plano_id, data_inicio, data_fim, "
-    "requisicoes_utilizadas_mes, periodo_inicio, fuso_horario, criado_em, atualizado_em"
+    "requisicoes_utilizadas_mes, periodo_inicio, fuso_horario, criado_em, atualizado_em, "
+    "minuto_inicio, requisicoes_minuto, tokens_utilizados_mes"
 )
 LEDGER_COLUMNS = (
     "request_id, assinatura_id, distribuidor_id, usuario_id, estado, usado, limite, "
-    "periodo_inicio, periodo_fim, motivo, expira_em"
+    "periodo_inicio, periodo_fim, motivo, expira_em, tokens_reservados, tokens_max, "
+    "tokens_cobrados, limite_minuto, usado_minuto, minuto_fim, limite_tokens, tokens_usados"
 )
 
 
@@ -29,6 +31,10 @@ def uid(value: str) -> uuid.UUID | None:
 
 def text_id(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def plan(row: Any) -> Plan:
@@ -41,6 +47,9 @@ def plan(row: Any) -> Plan:
         description=m["descricao_plano"] or "",
         create_time=m["criado_em"],
         update_time=m["atualizado_em"],
+        requests_per_minute_limit=optional_int(m["limite_requisicoes_minuto"]),
+        monthly_token_limit=optional_int(m["limite_tokens_mes"]),
+        allowed_models=tuple(m["modelos_permitidos"] or ()),
     )
 
 
@@ -63,6 +72,9 @@ def subscription(row: Any) -> Subscription:
         time_zone=m["fuso_horario"],
         create_time=m["criado_em"],
         update_time=m["atualizado_em"],
+        minute_start=m["minuto_inicio"],
+        requests_this_minute=int(m["requisicoes_minuto"]),
+        tokens_used=int(m["tokens_utilizados_mes"]),
     )
 
 
@@ -79,6 +91,15 @@ def reservation(row: Any) -> Reservation:
         tenant_id=text_id(m["distribuidor_id"]),
         user_id=text_id(m["usuario_id"]),
         expires=m["expira_em"],
+        tokens_reserved=int(
+            m["tokens_reservados"] if m["tokens_cobrados"] is None else m["tokens_cobrados"]
+        ),
+        max_tokens=int(m["tokens_max"]),
+        minute_limit=optional_int(m["limite_minuto"]),
+        minute_used=int(m["usado_minuto"]),
+        minute_reset=m["minuto_fim"],
+        token_limit=optional_int(m["limite_tokens"]),
+        tokens_used=int(m["tokens_usados"]),
     )
 
 

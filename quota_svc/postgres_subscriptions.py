@@ -22,6 +22,7 @@ from quota_svc.ports import (
     Recorded,
     SubscriptionDraft,
     SubscriptionRepository,
+    UsageCount,
 )
 from quota_svc.postgres_rows import EXCLUSION_VIOLATION, SUB_COLUMNS, uid
 
@@ -36,7 +37,13 @@ SELECT
             WHERE r.assinatura_id = s.assinatura_id AND r.periodo_inicio = :ps
               AND r.estado IN ('reserved', 'committed')) END), 0) AS used,
   COALESCE(SUM(p.limite_requisicoes_mes) FILTER (WHERE {_ACTIVE}), 0) AS lim,
-  count(*) AS n
+  count(*) AS n,
+  COALESCE(SUM(CASE WHEN s.periodo_inicio = :ps THEN s.tokens_utilizados_mes
+      ELSE (SELECT COALESCE(sum(COALESCE(r.tokens_cobrados, r.tokens_reservados)), 0)
+            FROM reserva_requisicao r
+            WHERE r.assinatura_id = s.assinatura_id AND r.periodo_inicio = :ps
+              AND r.estado IN ('reserved', 'committed', 'released')) END), 0) AS tokens,
+  SUM(p.limite_tokens_mes) FILTER (WHERE {_ACTIVE}) AS token_lim
 FROM assinatura_plano s JOIN plano_de_uso p ON p.plano_id = s.plano_id
 WHERE s.distribuidor_id = :t AND (CAST(:u AS uuid) IS NULL OR s.usuario_id = :u)
   AND s.data_inicio < :pe AND (s.data_fim IS NULL OR s.data_fim > :ps)
@@ -189,9 +196,7 @@ class SqlSubscriptions(SubscriptionRepository):
         row = (await self._conn.execute(text(sql), params)).first()
         return str(row[0]) if row else None
 
-    async def usage(
-        self, tenant_id: str, user_id: str, period: Period, at: datetime
-    ) -> tuple[int, int, int]:
+    async def usage(self, tenant_id: str, user_id: str, period: Period, at: datetime) -> UsageCount:
         params = {
             "t": uid(tenant_id),
             "u": uid(user_id),
@@ -200,4 +205,10 @@ class SqlSubscriptions(SubscriptionRepository):
             "at": at,
         }
         row = (await self._conn.execute(text(_USAGE), params)).one()
-        return int(row.used), int(row.lim), int(row.n)
+        return UsageCount(
+            int(row.used),
+            int(row.lim),
+            int(row.n),
+            int(row.tokens),
+            None if row.token_lim is None else int(row.token_lim),
+        )

@@ -21,7 +21,16 @@ from quota_svc import domain
 from quota_svc.domain import Clock, NewPlan, Plan, Usage
 from quota_svc.ports import UnitOfWorkFactory
 
-PLAN_PATHS = frozenset({"name", "description", "monthly_request_limit"})
+PLAN_PATHS = frozenset(
+    {
+        "name",
+        "description",
+        "monthly_request_limit",
+        "requests_per_minute_limit",
+        "monthly_token_limit",
+        "allowed_models",
+    }
+)
 
 
 def require_admin(principal: Principal) -> None:
@@ -50,6 +59,9 @@ class PlanService:
         tenant = domain.optional_uuid(plan.tenant_id, "plan.tenant_id")
         require_plan_admin(principal, tenant)
         domain.validate_plan_fields(plan.name, plan.monthly_request_limit)
+        domain.validate_limits(
+            plan.requests_per_minute_limit, plan.monthly_token_limit, plan.allowed_models
+        )
         request = replace(request, request_id=domain.request_id(request.request_id, required=False))
         rid = request.request_id
         plan = replace(plan, tenant_id=tenant, name=plan.name.strip())
@@ -114,6 +126,11 @@ class PlanService:
                 changes.get("name", plan.name),
                 changes.get("monthly_request_limit", plan.monthly_request_limit),
             )
+            domain.validate_limits(
+                changes.get("requests_per_minute_limit", plan.requests_per_minute_limit),
+                changes.get("monthly_token_limit", plan.monthly_token_limit),
+                changes.get("allowed_models", plan.allowed_models),
+            )
             updated = await uow.plans.update(pid, changes)
             if updated is None:  # deleted meanwhile
                 raise NotFound("no such plan", "PLAN_NOT_FOUND")
@@ -155,9 +172,15 @@ class UsageService:
             if tz is None:
                 tz = principal.time_zone if principal.tenant_id == tenant else "UTC"
             period = domain.period_of(when, tz)
-            used, limit, seen = await uow.subscriptions.usage(tenant, user, period, when)
-        if user and not seen:
+            count = await uow.subscriptions.usage(tenant, user, period, when)
+        if user and not count.seen:
             raise FailedPrecondition(
                 "the user has no subscription in that period", "NO_ACTIVE_SUBSCRIPTION"
             )
-        return Usage(used=used, limit=limit, period=period)
+        return Usage(
+            used=count.used,
+            limit=count.limit,
+            period=period,
+            tokens_used=count.tokens_used,
+            token_limit=count.token_limit,
+        )

@@ -7,7 +7,12 @@ from typing import Any
 import grpc
 
 from gateway_common.channels import remaining
-from gateway_common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from gateway_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from gateway_common.idempotency import fingerprint, request_key
 from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
@@ -190,8 +195,10 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
                 request.user_id,
                 request.time_zone,
                 request.idempotency_key,
+                (request.prompt_token_bound, request.choices, request.max_tokens),
+                request.model,
             )
-        except (ResourceExhausted, FailedPrecondition) as refused:
+        except (ResourceExhausted, FailedPrecondition, PermissionDenied) as refused:
             REFUSALS.labels(refused.reason).inc()
             raise
         return quota_pb2.ReserveResponse(reservation=mapping.reservation(res), replayed=replayed)
@@ -211,6 +218,7 @@ class QuotaInternalServicer(quota_pb2_grpc.QuotaInternalServiceServicer):
             record.tenant_id,
             record.user_id,
             record.SerializeToString(),
+            mapping.tokens_of(record),
         )
         return quota_pb2.SettleResponse(reservation=mapping.reservation(res))
 

@@ -85,6 +85,8 @@ class GrpcIdentity(IdentityPort):
             allowed_extras=frozenset(reply.allowed_extra_parameters),
             fallback_models=tuple(reply.fallback_models),
             fallback_on_context_length=reply.fallback_on_context_length,
+            input_price_nanos=_price(reply.model, "input_price_nanos_per_million"),
+            output_price_nanos=_price(reply.model, "output_price_nanos_per_million"),
         )
 
     async def list_models(
@@ -122,3 +124,8 @@ def _deployment(x: identity_pb2.ResolvedDeployment) -> Deployment:
         weight=max(x.weight, 1),
         attempt_timeout=x.attempt_timeout_ms / 1000 if x.attempt_timeout_ms > 0 else None,
     )
+
+
+def _price(model: identity_pb2.Model, name: str) -> int | None:
+    """A model's price per million tokens (nanos of the platform currency), if it has one."""
+    return int(getattr(model, name)) if model.HasField(name) else None  # type: ignore[arg-type]

@@ -3,7 +3,7 @@ transition and the history record in one transaction), GetSettlement for replays
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
 
@@ -13,6 +13,7 @@ from llm_svc import mapping
 from llm_svc.clients.errors import translate
 from llm_svc.domain import Interaction, Reservation, ReservationState
 from llm_svc.ports import QuotaPort
+from llm_svc.token_bound import Hold
 from llmgw.quota.v1 import quota_pb2, quota_pb2_grpc
 
 _SERVICE = "llmgw.quota.v1.QuotaInternalService"
@@ -31,14 +32,24 @@ class GrpcQuota(QuotaPort):
         self._token = service_token
 
     async def reserve(
-        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+        self,
+        request_id: str,
+        principal: Principal,
+        idempotency_key: str,
+        timeout: float,
+        hold: Hold | None = None,
     ) -> Reservation:
+        hold = hold or Hold()
         request = quota_pb2.ReserveRequest(
             request_id=request_id,
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             time_zone=principal.time_zone,
             idempotency_key=idempotency_key,
+            prompt_token_bound=hold.prompt_bound,
+            choices=hold.choices,
+            max_tokens=hold.max_tokens,
+            model=hold.model,
         )
         try:
             reply = await self._stub.Reserve(request, timeout=timeout, metadata=self._metadata())
@@ -54,6 +65,12 @@ class GrpcQuota(QuotaPort):
             limit=r.limit,
             remaining=r.remaining,
             resets=r.period_end.ToDatetime(tzinfo=UTC) if r.HasField("period_end") else None,
+            minute_limit=r.minute_limit if r.HasField("minute_limit") else None,
+            minute_used=r.minute_used,
+            minute_reset=_time(r, "minute_reset"),
+            token_limit=r.token_limit if r.HasField("token_limit") else None,
+            tokens_used=r.tokens_used,
+            max_tokens=r.max_tokens,
         )
 
     async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:
@@ -84,3 +101,7 @@ class GrpcQuota(QuotaPort):
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return call_metadata(service_token=self._token)
+
+
+def _time(r: quota_pb2.Reservation, name: str) -> datetime | None:
+    return getattr(r, name).ToDatetime(tzinfo=UTC) if r.HasField(name) else None  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ from llm_svc.ports import (
     QuotaPort,
     StreamChunk,
 )
+from llm_svc.token_bound import Hold
 
 USER = Principal(Role.USER, tenant_id="t1", user_id="u1", key_id="k1")
 ADMIN = Principal(Role.TENANT_ADMIN, tenant_id="t1", key_id="k2")
@@ -96,6 +97,8 @@ class FakeQuota(QuotaPort):
         self.subscribed = True
         self.settle_error: DomainError | None = None  # quota failing at settlement
         self.pruned: set[str] = set()  # records already moved on to history
+        self.holds: dict[str, Hold] = {}  # the token hold each Reserve asked for
+        self.grant: int = 0  # the completion cap a token budget grants (0: none imposed)
 
     @property
     def charged(self) -> int:
@@ -107,9 +110,15 @@ class FakeQuota(QuotaPort):
         return sum(s in counted for s in self.states.values())
 
     async def reserve(
-        self, request_id: str, principal: Principal, idempotency_key: str, timeout: float
+        self,
+        request_id: str,
+        principal: Principal,
+        idempotency_key: str,
+        timeout: float,
+        hold: Hold | None = None,
     ) -> Reservation:
         self.calls.append(("reserve", request_id))
+        self.holds[request_id] = hold or Hold()
         lease = (principal.tenant_id, principal.user_id, idempotency_key)
         holder = self.keys.get(lease) if idempotency_key else None
         if holder is not None and holder != request_id:
@@ -131,7 +140,9 @@ class FakeQuota(QuotaPort):
             if idempotency_key:
                 self.keys[lease] = request_id
         expires = datetime.now(UTC) + timedelta(seconds=300)
-        return Reservation(request_id, "s1", self.states[request_id], expires)
+        return Reservation(
+            request_id, "s1", self.states[request_id], expires, max_tokens=self.grant
+        )
 
     async def settle(self, interaction: Interaction, commit: bool, timeout: float) -> None:
         rid = interaction.interaction_id

@@ -128,6 +128,7 @@ class InteractionMetadata(_message.Message):
     PROMPT_PARAMETERS_FIELD_NUMBER: _builtins.int
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_NANOS_FIELD_NUMBER: _builtins.int
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     ANSWERED_MODEL_FIELD_NUMBER: _builtins.int
@@ -139,6 +140,12 @@ class InteractionMetadata(_message.Message):
     """Prompt tokens as reported by the provider."""
     completion_tokens: _builtins.int
     """Completion tokens as reported by the provider."""
+    cost_nanos: _builtins.int
+    """metadados.custo_nanos: the call's cost in nanos (1e-9) of the platform
+    currency, at the prices of the model that answered when it answered:
+    round(prompt_tokens x input price + completion_tokens x output price),
+    prices per million tokens. 0 when the model has no price.
+    """
     deployment_id: _builtins.str
     """implantacao_id: the deployment that answered; empty when none did."""
     answered_model: _builtins.str
@@ -163,13 +170,14 @@ class InteractionMetadata(_message.Message):
         prompt_parameters: _struct_pb2.Struct | None = ...,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
+        cost_nanos: _builtins.int = ...,
         deployment_id: _builtins.str = ...,
         attempts: _abc.Iterable[Global___ProviderAttempt] | None = ...,
         answered_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_parameters", b"prompt_parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_model", b"answered_model", "attempts", b"attempts", "completion_tokens", b"completion_tokens", "deployment_id", b"deployment_id", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_model", b"answered_model", "attempts", b"attempts", "completion_tokens", b"completion_tokens", "cost_nanos", b"cost_nanos", "deployment_id", b"deployment_id", "prompt_parameters", b"prompt_parameters", "prompt_tokens", b"prompt_tokens", "response_time_ms", b"response_time_ms", "tokens_used", b"tokens_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -736,6 +744,7 @@ class UsageStatsBucket(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     AVERAGE_LATENCY_MS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    COST_NANOS_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The day, user id or model id."""
     interactions: _builtins.int
@@ -750,6 +759,8 @@ class UsageStatsBucket(_message.Message):
     """Mean response time in milliseconds."""
     errors: _builtins.int
     """Interactions that ended in error."""
+    cost_nanos: _builtins.int
+    """Cost in nanos of the platform currency (sum of metadados.custo_nanos)."""
     def __init__(
         self,
         *,
@@ -760,10 +771,11 @@ class UsageStatsBucket(_message.Message):
         completion_tokens: _builtins.int = ...,
         average_latency_ms: _builtins.float = ...,
         errors: _builtins.int = ...,
+        cost_nanos: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_latency_ms", b"average_latency_ms", "completion_tokens", b"completion_tokens", "errors", b"errors", "interactions", b"interactions", "key", b"key", "prompt_tokens", b"prompt_tokens", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_latency_ms", b"average_latency_ms", "completion_tokens", b"completion_tokens", "cost_nanos", b"cost_nanos", "errors", b"errors", "interactions", b"interactions", "key", b"key", "prompt_tokens", b"prompt_tokens", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

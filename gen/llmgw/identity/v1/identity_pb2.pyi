@@ -1058,6 +1058,9 @@ class Model(_message.Message):
     ACCESS_TYPE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    INPUT_PRICE_NANOS_PER_MILLION_FIELD_NUMBER: _builtins.int
+    OUTPUT_PRICE_NANOS_PER_MILLION_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """llm_id, a UUID; output only."""
     tenant_id: _builtins.str
@@ -1070,6 +1073,18 @@ class Model(_message.Message):
     """fornecedor, e.g. "OpenAI", 1..100 characters."""
     access_type: Global___AccessType.ValueType
     """tipo_acesso."""
+    input_price_nanos_per_million: _builtins.int
+    """preco_entrada_milhao: price of one million input (prompt) tokens, in
+    nanos (1e-9) of the platform currency; unset: no price (calls cost 0).
+    """
+    output_price_nanos_per_million: _builtins.int
+    """preco_saida_milhao: price of one million output (completion) tokens, in
+    nanos of the platform currency; unset: no price.
+    """
+    currency: _builtins.str
+    """The platform currency the prices are in (GATEWAY_CURRENCY, e.g. USD);
+    output only.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """criado_em; output only."""
@@ -1089,12 +1104,22 @@ class Model(_message.Message):
         access_type: Global___AccessType.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        input_price_nanos_per_million: _builtins.int | None = ...,
+        output_price_nanos_per_million: _builtins.int | None = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_input_price_nanos_per_million", b"_input_price_nanos_per_million", "_output_price_nanos_per_million", b"_output_price_nanos_per_million", "create_time", b"create_time", "input_price_nanos_per_million", b"input_price_nanos_per_million", "output_price_nanos_per_million", b"output_price_nanos_per_million", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_type", b"access_type", "create_time", b"create_time", "description", b"description", "model_id", b"model_id", "name", b"name", "provider", b"provider", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_input_price_nanos_per_million", b"_input_price_nanos_per_million", "_output_price_nanos_per_million", b"_output_price_nanos_per_million", "access_type", b"access_type", "create_time", b"create_time", "currency", b"currency", "description", b"description", "input_price_nanos_per_million", b"input_price_nanos_per_million", "model_id", b"model_id", "name", b"name", "output_price_nanos_per_million", b"output_price_nanos_per_million", "provider", b"provider", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__input_price_nanos_per_million: _TypeAlias = _typing.Literal["input_price_nanos_per_million"]  # noqa: Y015
+    _WhichOneofArgType__input_price_nanos_per_million: _TypeAlias = _typing.Literal["_input_price_nanos_per_million", b"_input_price_nanos_per_million"]  # noqa: Y015
+    _WhichOneofReturnType__output_price_nanos_per_million: _TypeAlias = _typing.Literal["output_price_nanos_per_million"]  # noqa: Y015
+    _WhichOneofArgType__output_price_nanos_per_million: _TypeAlias = _typing.Literal["_output_price_nanos_per_million", b"_output_price_nanos_per_million"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__input_price_nanos_per_million) -> _WhichOneofReturnType__input_price_nanos_per_million | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__output_price_nanos_per_million) -> _WhichOneofReturnType__output_price_nanos_per_million | None: ...
 
 Global___Model: _TypeAlias = Model  # noqa: Y015
 

@@ -127,6 +127,9 @@ class Plan(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    REQUESTS_PER_MINUTE_LIMIT_FIELD_NUMBER: _builtins.int
+    MONTHLY_TOKEN_LIMIT_FIELD_NUMBER: _builtins.int
+    ALLOWED_MODELS_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     """plano_id, a UUID; output only."""
     tenant_id: _builtins.str
@@ -137,6 +140,14 @@ class Plan(_message.Message):
     """limite_requisicoes_mes: requests allowed per calendar month."""
     description: _builtins.str
     """descricao_plano, optional."""
+    requests_per_minute_limit: _builtins.int
+    """limite_requisicoes_minuto: requests admitted per fixed UTC minute
+    (hh:mm:00 to hh:mm+1:00); unset: no per-minute limit.
+    """
+    monthly_token_limit: _builtins.int
+    """limite_tokens_mes: tokens (prompt + completion) per calendar month, the
+    same period as monthly_request_limit; unset: no token budget.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """criado_em; output only."""
@@ -144,6 +155,12 @@ class Plan(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """atualizado_em; output only."""
+
+    @_builtins.property
+    def allowed_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """modelos_permitidos: the model names a Chat may ask for; empty: every
+        model of the tenant.
+        """
 
     def __init__(
         self,
@@ -155,12 +172,22 @@ class Plan(_message.Message):
         description: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        requests_per_minute_limit: _builtins.int | None = ...,
+        monthly_token_limit: _builtins.int | None = ...,
+        allowed_models: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_monthly_token_limit", b"_monthly_token_limit", "_requests_per_minute_limit", b"_requests_per_minute_limit", "create_time", b"create_time", "monthly_token_limit", b"monthly_token_limit", "requests_per_minute_limit", b"requests_per_minute_limit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "monthly_request_limit", b"monthly_request_limit", "name", b"name", "plan_id", b"plan_id", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_monthly_token_limit", b"_monthly_token_limit", "_requests_per_minute_limit", b"_requests_per_minute_limit", "allowed_models", b"allowed_models", "create_time", b"create_time", "description", b"description", "monthly_request_limit", b"monthly_request_limit", "monthly_token_limit", b"monthly_token_limit", "name", b"name", "plan_id", b"plan_id", "requests_per_minute_limit", b"requests_per_minute_limit", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__monthly_token_limit: _TypeAlias = _typing.Literal["monthly_token_limit"]  # noqa: Y015
+    _WhichOneofArgType__monthly_token_limit: _TypeAlias = _typing.Literal["_monthly_token_limit", b"_monthly_token_limit"]  # noqa: Y015
+    _WhichOneofReturnType__requests_per_minute_limit: _TypeAlias = _typing.Literal["requests_per_minute_limit"]  # noqa: Y015
+    _WhichOneofArgType__requests_per_minute_limit: _TypeAlias = _typing.Literal["_requests_per_minute_limit", b"_requests_per_minute_limit"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__monthly_token_limit) -> _WhichOneofReturnType__monthly_token_limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__requests_per_minute_limit) -> _WhichOneofReturnType__requests_per_minute_limit | None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
 
@@ -410,7 +437,10 @@ class UpdatePlanRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Paths to change: name, description, monthly_request_limit."""
+        """Paths to change: name, description, monthly_request_limit,
+        requests_per_minute_limit, monthly_token_limit, allowed_models (a limit
+        named in the mask but unset is removed).
+        """
 
     def __init__(
         self,
@@ -836,12 +866,25 @@ class GetUsageResponse(_message.Message):
     REMAINING_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
+    TOKENS_USED_FIELD_NUMBER: _builtins.int
+    TOKEN_LIMIT_FIELD_NUMBER: _builtins.int
+    TOKENS_REMAINING_FIELD_NUMBER: _builtins.int
     used: _builtins.int
     """Requests counted in the period (reserved and committed)."""
     limit: _builtins.int
     """The plan's limit (summed over users for a tenant)."""
     remaining: _builtins.int
     """limit - used, never below 0."""
+    tokens_used: _builtins.int
+    """Tokens charged in the period (settled usage plus the upper bounds still
+    held by open reservations).
+    """
+    token_limit: _builtins.int
+    """The plan's monthly token limit (summed over users for a tenant); unset
+    when the plan (or, for a tenant, every plan) has none.
+    """
+    tokens_remaining: _builtins.int
+    """token_limit - tokens_used, never below 0; unset without a token limit."""
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
         """Start of the period."""
@@ -858,12 +901,22 @@ class GetUsageResponse(_message.Message):
         remaining: _builtins.int = ...,
         period_start: _timestamp_pb2.Timestamp | None = ...,
         period_end: _timestamp_pb2.Timestamp | None = ...,
+        tokens_used: _builtins.int = ...,
+        token_limit: _builtins.int | None = ...,
+        tokens_remaining: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "_tokens_remaining", b"_tokens_remaining", "period_end", b"period_end", "period_start", b"period_start", "token_limit", b"token_limit", "tokens_remaining", b"tokens_remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "used", b"used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit", "_tokens_remaining", b"_tokens_remaining", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "token_limit", b"token_limit", "tokens_remaining", b"tokens_remaining", "tokens_used", b"tokens_used", "used", b"used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
+    _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015
+    _WhichOneofReturnType__tokens_remaining: _TypeAlias = _typing.Literal["tokens_remaining"]  # noqa: Y015
+    _WhichOneofArgType__tokens_remaining: _TypeAlias = _typing.Literal["_tokens_remaining", b"_tokens_remaining"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__token_limit) -> _WhichOneofReturnType__token_limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tokens_remaining) -> _WhichOneofReturnType__tokens_remaining | None: ...
 
 Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
 
@@ -882,6 +935,13 @@ class Reservation(_message.Message):
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    MINUTE_LIMIT_FIELD_NUMBER: _builtins.int
+    MINUTE_USED_FIELD_NUMBER: _builtins.int
+    MINUTE_RESET_FIELD_NUMBER: _builtins.int
+    TOKEN_LIMIT_FIELD_NUMBER: _builtins.int
+    TOKENS_USED_FIELD_NUMBER: _builtins.int
+    TOKENS_RESERVED_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The caller-supplied id."""
     subscription_id: _builtins.str
@@ -894,6 +954,23 @@ class Reservation(_message.Message):
     """The plan's monthly limit."""
     remaining: _builtins.int
     """limit - used, never below 0."""
+    minute_limit: _builtins.int
+    """The plan's per-minute limit; unset when it has none."""
+    minute_used: _builtins.int
+    """Requests admitted in the current minute window, this one included."""
+    token_limit: _builtins.int
+    """The plan's monthly token limit; unset when it has none."""
+    tokens_used: _builtins.int
+    """Tokens charged in the period after this call (the hold included)."""
+    tokens_reserved: _builtins.int
+    """Tokens held by this reservation: the upper bound prompt_token_bound +
+    choices x max_tokens (then, once settled, the provider's actual usage).
+    """
+    max_tokens: _builtins.int
+    """The completion cap granted per choice: the asked max_tokens, lowered to
+    what the token budget leaves; 0 when no cap is imposed (no budget and
+    none asked).
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
         """Start of the period charged."""
@@ -908,6 +985,10 @@ class Reservation(_message.Message):
         unless settled first.
         """
 
+    @_builtins.property
+    def minute_reset(self) -> _timestamp_pb2.Timestamp:
+        """End (exclusive) of the minute window counted."""
+
     def __init__(
         self,
         *,
@@ -920,12 +1001,26 @@ class Reservation(_message.Message):
         period_start: _timestamp_pb2.Timestamp | None = ...,
         period_end: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        minute_limit: _builtins.int | None = ...,
+        minute_used: _builtins.int = ...,
+        minute_reset: _timestamp_pb2.Timestamp | None = ...,
+        token_limit: _builtins.int | None = ...,
+        tokens_used: _builtins.int = ...,
+        tokens_reserved: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_minute_limit", b"_minute_limit", "_token_limit", b"_token_limit", "expire_time", b"expire_time", "minute_limit", b"minute_limit", "minute_reset", b"minute_reset", "period_end", b"period_end", "period_start", b"period_start", "token_limit", b"token_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "limit", b"limit", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "request_id", b"request_id", "state", b"state", "subscription_id", b"subscription_id", "used", b"used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_minute_limit", b"_minute_limit", "_token_limit", b"_token_limit", "expire_time", b"expire_time", "limit", b"limit", "max_tokens", b"max_tokens", "minute_limit", b"minute_limit", "minute_reset", b"minute_reset", "minute_used", b"minute_used", "period_end", b"period_end", "period_start", b"period_start", "remaining", b"remaining", "request_id", b"request_id", "state", b"state", "subscription_id", b"subscription_id", "token_limit", b"token_limit", "tokens_reserved", b"tokens_reserved", "tokens_used", b"tokens_used", "used", b"used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__minute_limit: _TypeAlias = _typing.Literal["minute_limit"]  # noqa: Y015
+    _WhichOneofArgType__minute_limit: _TypeAlias = _typing.Literal["_minute_limit", b"_minute_limit"]  # noqa: Y015
+    _WhichOneofReturnType__token_limit: _TypeAlias = _typing.Literal["token_limit"]  # noqa: Y015
+    _WhichOneofArgType__token_limit: _TypeAlias = _typing.Literal["_token_limit", b"_token_limit"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__minute_limit) -> _WhichOneofReturnType__minute_limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__token_limit) -> _WhichOneofReturnType__token_limit | None: ...
 
 Global___Reservation: _TypeAlias = Reservation  # noqa: Y015
 
@@ -940,6 +1035,10 @@ class ReserveRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKEN_BOUND_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-supplied unique id of the request being counted."""
     tenant_id: _builtins.str
@@ -950,6 +1049,23 @@ class ReserveRequest(_message.Message):
     """The tenant's IANA time zone for the period; empty means UTC."""
     idempotency_key: _builtins.str
     """The client's idempotency key (up to 200 characters); empty for none."""
+    prompt_token_bound: _builtins.int
+    """An upper bound of the prompt's tokens (no tokenizer: its UTF-8 bytes
+    plus a per-message overhead), 0..1e9.
+    """
+    choices: _builtins.int
+    """Completions asked (the call's n; 0 for a call without completion, such as
+    embeddings), 0..128.
+    """
+    max_tokens: _builtins.int
+    """The call's completion cap per choice; 0 for none. With a token budget it
+    is lowered to what remains (Reservation.max_tokens); when not even one
+    token per choice remains the call is refused (TOKEN_BUDGET_EXHAUSTED).
+    """
+    model: _builtins.str
+    """The model name asked: a plan listing allowed_models refuses another
+    (PERMISSION_DENIED MODEL_NOT_ALLOWED). Empty: not checked.
+    """
     def __init__(
         self,
         *,
@@ -958,10 +1074,14 @@ class ReserveRequest(_message.Message):
         user_id: _builtins.str = ...,
         time_zone: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
+        prompt_token_bound: _builtins.int = ...,
+        choices: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "idempotency_key", b"idempotency_key", "max_tokens", b"max_tokens", "model", b"model", "prompt_token_bound", b"prompt_token_bound", "request_id", b"request_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -709,11 +709,14 @@ class QuotaInternalServiceServicer:
 
     def Reserve(self, request, context):
         """Reserve counts one request against the user's monthly limit at once,
-        atomically. An open reservation not committed or released within the
-        configured time is released (refunded) by the documented rule. Codes:
-        OK, INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
-        subscription), RESOURCE_EXHAUSTED (limit reached; QuotaFailure and
-        the period's reset time in ErrorInfo metadata).
+        atomically, in the same statement as the plan's per-minute limit and
+        token budget (the hold: prompt_token_bound + choices x max_tokens). An
+        open reservation not committed or released within the configured time
+        is released (refunded) by the documented rule. Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION (no active
+        subscription), RESOURCE_EXHAUSTED (QUOTA_EXCEEDED, TOKEN_BUDGET_EXHAUSTED
+        or RATE_LIMITED; QuotaFailure, the window's reset time in ErrorInfo
+        metadata and a RetryInfo with the delay until it resets).
 
         With an idempotency_key, the key is leased to this request_id while it
         is open: another Reserve with the same key (from any replica) gets
@@ -728,7 +731,8 @@ class QuotaInternalServiceServicer:
 
     def Settle(self, request, context):
         """Settle ends a reservation in one transaction: the ledger transition
-        (COMMIT charges it, RELEASE refunds it) and the interaction record,
+        (COMMIT charges it, RELEASE refunds it; both charge the interaction's
+        actual tokens instead of the hold) and the interaction record,
         stored in the outbox for delivery to history (at least once, to an
         idempotent receiver). Idempotent on request_id: a replay returns the
         first result. Codes: OK, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND
