@@ -176,6 +176,7 @@ def bucket_out(bucket: Bucket) -> pb.UsageStatsBucket:
         completion_tokens=bucket.completion_tokens,
         average_latency_ms=bucket.average_latency_ms,
         errors=bucket.errors,
+        cost_nanos=bucket.cost_nanos,
     )
 
 

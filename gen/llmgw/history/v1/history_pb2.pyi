@@ -680,6 +680,7 @@ class UsageStatsBucket(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     AVERAGE_LATENCY_MS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    COST_NANOS_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The day, user id or model id."""
     interactions: _builtins.int
@@ -694,6 +695,10 @@ class UsageStatsBucket(_message.Message):
     """Mean response time in milliseconds."""
     errors: _builtins.int
     """Interactions that ended in error."""
+    cost_nanos: _builtins.int
+    """Cost in nanos of the platform currency (metadados.custo_nanos summed;
+    interactions recorded without a price count 0).
+    """
     def __init__(
         self,
         *,
@@ -704,10 +709,11 @@ class UsageStatsBucket(_message.Message):
         completion_tokens: _builtins.int = ...,
         average_latency_ms: _builtins.float = ...,
         errors: _builtins.int = ...,
+        cost_nanos: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_latency_ms", b"average_latency_ms", "completion_tokens", b"completion_tokens", "errors", b"errors", "interactions", b"interactions", "key", b"key", "prompt_tokens", b"prompt_tokens", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_latency_ms", b"average_latency_ms", "completion_tokens", b"completion_tokens", "cost_nanos", b"cost_nanos", "errors", b"errors", "interactions", b"interactions", "key", b"key", "prompt_tokens", b"prompt_tokens", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
