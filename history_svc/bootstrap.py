@@ -12,7 +12,7 @@ from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from history_svc import mapping
 from history_svc.config import HistorySettings
-from history_svc.mongo_interactions import LazyMongoRepository
+from history_svc.mongo_lazy import LazyMongoRepository, LazyMongoRollups
 from history_svc.mongo_search import ScanPacer
 from history_svc.search_limits import SearchLimits
 from history_svc.service import HistoryService, Limits
@@ -43,6 +43,7 @@ def build(
     )
     service = HistoryService(
         repository,
+        LazyMongoRollups(repository),
         limits(settings),
         pages=settings.page_tokens(),
         search_limits=searches,

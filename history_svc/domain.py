@@ -196,6 +196,7 @@ class Filter:
     start: dt.datetime | None = None  # inclusive
     end: dt.datetime | None = None  # exclusive
     text: str = ""  # search keyword(s)
+    day: str = ""  # only this UTC day ("YYYY-MM-DD"): an equality FerretDB pushes down to SQL
 
     def scope(self) -> dict[str, Any]:
         """What a page token is bound to."""
@@ -234,7 +235,7 @@ class Bucket:
     completion_tokens: int = 0
     latency_ms_sum: int = 0
     errors: int = 0
-    cost_nanos: int = 0
+    cost_nanos: int = 0  # metadados.custo_nanos summed (0 where a record has none)
 
     @property
     def average_latency_ms(self) -> float:
@@ -284,3 +285,81 @@ class Erasure:
 def erasure_key(tenant_id: str, user_id: str) -> str:
     """A tombstone's key: one per (tenant, user), unambiguous whatever the ids hold."""
     return json.dumps([tenant_id, user_id], separators=(",", ":"))
+
+
+@dataclass(frozen=True, order=True)
+class DayKey:
+    """The key of one usage rollup: a user's interactions with one model on one UTC day."""
+
+    tenant_id: str
+    user_id: str
+    model_id: str
+    day: str  # "YYYY-MM-DD"
+
+    @classmethod
+    def of(cls, item: Interaction) -> DayKey:
+        return cls(item.tenant_id, item.user_id, item.model_id, item.day)
+
+    def document_id(self) -> str:
+        """Unambiguous whatever the ids hold (like erasure_key)."""
+        return json.dumps(
+            [self.tenant_id, self.user_id, self.model_id, self.day], separators=(",", ":")
+        )
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """What a rollup rebuild found: keys whose stored rollup differed from the raw documents."""
+
+    keys_checked: int = 0
+    missing: list[DayKey] = field(default_factory=list)  # raw data, no rollup
+    stale: list[DayKey] = field(default_factory=list)  # rollup with other sums
+    orphans: list[DayKey] = field(default_factory=list)  # rollup, no raw data
+
+    @property
+    def differences(self) -> int:
+        return len(self.missing) + len(self.stale) + len(self.orphans)
+
+
+DAY = dt.timedelta(days=1)
+
+
+def day_of(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d")
+
+
+def midnight(when: dt.datetime) -> dt.datetime:
+    when = when.astimezone(dt.UTC)
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def whole_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """The whole UTC days inside ``[start, end)`` as ``[first midnight, last midnight)``."""
+    first = midnight(start)
+    if first < start:
+        first += DAY
+    last = midnight(end)
+    return (first, last) if first < last else None
+
+
+def days_between(first: dt.datetime, last: dt.datetime) -> list[str]:
+    """Each UTC day from midnight ``first`` (inclusive) to midnight ``last`` (exclusive)."""
+    out, day = [], first
+    while day < last:
+        out.append(day_of(day))
+        day += DAY
+    return out
+
+
+def split_range(
+    start: dt.datetime, end: dt.datetime
+) -> tuple[list[tuple[dt.datetime, dt.datetime]], tuple[dt.datetime, dt.datetime] | None]:
+    """``[start, end)`` as (partial pieces, each inside one UTC day; whole days or None)."""
+    whole = whole_days(start, end)
+    if whole is None:
+        cut = midnight(end)
+        pieces = [(start, cut), (cut, end)] if start < cut < end else [(start, end)]
+        return pieces, None
+    first, last = whole
+    pieces = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return pieces, whole

@@ -17,7 +17,6 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from gateway_common.store_errors import mongo_boundary
 from history_svc.domain import (
     Bucket,
     Cursor,
@@ -36,6 +35,7 @@ from history_svc.mongo_documents import (
     from_document,
     to_document,
 )
+from history_svc.mongo_rollups import MongoRollupRepository
 from history_svc.mongo_search import ScanPacer, scan_for_keyword
 from history_svc.ports import InteractionRepository
 
@@ -64,7 +64,7 @@ MEASURES: list[tuple[str, Any, bool]] = [
     ("completion_tokens", "$metadados.tokens_resposta", False),
     ("latency_ms_sum", "$metadados.tempo_resposta_ms", False),
     ("errors", 1, True),
-    ("cost_nanos", "$metadados.custo_nanos", False),
+    ("cost_nanos", "$metadados.custo_nanos", False),  # written by llm_svc once prices exist
 ]
 
 Collection = AsyncCollection[Document]
@@ -77,8 +77,11 @@ class MongoInteractionRepository(InteractionRepository):
         text_search: bool = False,
         escape_nul: bool = False,
         pacer: ScanPacer | None = None,
+        ferretdb: bool = False,
     ) -> None:
         self.collection = collection
+        self.ferretdb = ferretdb  # FerretDB pushes only equalities down to SQL
+        self.rollups = MongoRollupRepository(collection, per_day_queries=ferretdb)
         self.pacer = pacer or ScanPacer()  # shared by this replica's keyword scans
         self.tombstones = collection.database[TOMBSTONES]
         self.text_search = text_search  # $text when True, else history scans and matches
@@ -100,8 +103,14 @@ class MongoInteractionRepository(InteractionRepository):
         if text_search is None:
             text_search = await create_text_index(collection)
         escape_nul = not await stores_nul(client[database])
-        log.info("indexes ready", extra={"text_search": text_search, "escape_nul": escape_nul})
-        return cls(collection, text_search, escape_nul, pacer)
+        ferretdb = await is_ferretdb(client)
+        log.info(
+            "indexes ready",
+            extra={"text_search": text_search, "escape_nul": escape_nul, "ferretdb": ferretdb},
+        )
+        repo = cls(collection, text_search, escape_nul, pacer, ferretdb)
+        await repo.rollups.create_indexes()
+        return repo
 
     async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
         if not items:
@@ -235,6 +244,8 @@ class MongoInteractionRepository(InteractionRepository):
             query["usuario_id"] = where.user_id
         if where.model_id:
             query["llm_id"] = where.model_id
+        if where.day:
+            query["dia"] = where.day
         span: Document = {}
         if where.start is not None:
             span["$gte"] = where.start
@@ -247,72 +258,10 @@ class MongoInteractionRepository(InteractionRepository):
         return query
 
 
-class LazyMongoRepository(InteractionRepository):
-    """Opens the repository (creating the indexes) on first use, so building the service
-    does no I/O and a store that is down at start only delays readiness."""
-
-    def __init__(
-        self,
-        client: AsyncMongoClient[Document],
-        database: str,
-        text_search: bool | None,
-        pacer: ScanPacer | None = None,
-    ) -> None:
-        self._client, self._database, self._text = client, database, text_search
-        self._pacer = pacer
-        self._repo: MongoInteractionRepository | None = None
-        self._lock = asyncio.Lock()
-
-    async def ready(self) -> MongoInteractionRepository:
-        if self._repo is None:
-            async with self._lock:
-                if self._repo is None:
-                    self._repo = await MongoInteractionRepository.open(
-                        self._client, self._database, self._text, self._pacer
-                    )
-        return self._repo
-
-    async def insert_many(self, items: list[Interaction]) -> list[Outcome]:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).insert_many(items)
-
-    async def tenant_of(self, interaction_id: str) -> str | None:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).tenant_of(interaction_id)
-
-    async def get(
-        self, tenant_id: str, interaction_id: str, user_id: str = ""
-    ) -> Interaction | None:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).get(tenant_id, interaction_id, user_id)
-
-    async def page(
-        self, where: Filter, after: Cursor | None, limit: int, max_seconds: float | None = None
-    ) -> list[Interaction]:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).page(where, after, limit, max_seconds)
-
-    async def stats(self, where: Filter, group_by: GroupBy) -> list[Bucket]:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).stats(where, group_by)
-
-    async def erase(self, erasure: Erasure) -> int:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).erase(erasure)
-
-    async def erasures(self, users: list[tuple[str, str]]) -> list[Erasure]:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).erasures(users)
-
-    async def drop(self, tenant_id: str, user_id: str, interaction_ids: list[str]) -> None:
-        async with mongo_boundary("history"):
-            await (await self.ready()).drop(tenant_id, user_id, interaction_ids)
-
-    async def list_erasures(
-        self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
-    ) -> list[Erasure]:
-        async with mongo_boundary("history"):
-            return await (await self.ready()).list_erasures(since, after, limit)
+async def is_ferretdb(client: AsyncMongoClient[Document]) -> bool:
+    """FerretDB answers buildInfo with its own version beside MongoDB's."""
+    info = await client.admin.command("buildInfo")
+    return "ferretdbVersion" in info
 
 
 async def stores_nul(database: Any) -> bool:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import abc
 import datetime as dt
 
-from history_svc.domain import Bucket, Cursor, Erasure, Filter, GroupBy, Interaction, Outcome
+from history_svc.domain import (
+    Bucket,
+    Cursor,
+    DayKey,
+    Erasure,
+    Filter,
+    GroupBy,
+    Interaction,
+    Outcome,
+    RebuildReport,
+)
 
 
 class InteractionRepository(abc.ABC):
@@ -56,3 +66,27 @@ class InteractionRepository(abc.ABC):
         self, since: dt.datetime | None, after: tuple[dt.datetime, str] | None, limit: int
     ) -> list[Erasure]:
         """Tombstones at or after ``since``, oldest first by (erase_time, key), after ``after``."""
+
+
+class RollupRepository(abc.ABC):
+    """Daily usage rollups, one per DayKey, kept equal to the sums of the raw interactions."""
+
+    @abc.abstractmethod
+    async def refresh(self, keys: list[DayKey]) -> None:
+        """Recompute these keys' rollups from the raw interactions, after the caller changed
+        them (inserted, dropped, erased). Idempotent and safe against concurrent refreshes:
+        the last refresh of a key to start after the last raw change wins."""
+
+    @abc.abstractmethod
+    async def keys_of_user(self, tenant_id: str, user_id: str) -> list[DayKey]:
+        """The keys of every rollup stored for this user."""
+
+    @abc.abstractmethod
+    async def sums(self, where: Filter, days: list[str], group_by: GroupBy) -> list[Bucket]:
+        """Sums per group over the rollups of these whole UTC days matching ``where``'s
+        tenant, user and model (its time range is ignored), sorted by key."""
+
+    @abc.abstractmethod
+    async def rebuild(self, tenant_id: str, repair: bool) -> RebuildReport:
+        """Compare every rollup of the tenant (all tenants when empty) with the raw
+        interactions; with ``repair`` make them equal. The differences found."""

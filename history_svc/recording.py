@@ -4,7 +4,9 @@ Per batch: validate each interaction (a bad one is REJECTED alone); drop those a
 tombstone covers (ERASED); insert the rest unordered, so a duplicate id fails only itself
 (DUPLICATE, or REJECTED when the id belongs to another tenant); then read the tombstones
 again and delete what an erasure that ran meanwhile covers. An erasure writes its tombstone
-before it deletes, so every interleaving ends with the erased user's records gone.
+before it deletes, so every interleaving ends with the erased user's records gone. Last,
+the daily rollups of every (tenant, user, model, day) the batch touched are recomputed from
+the raw documents, duplicates included: a replay after a crash repairs them.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import asyncio
 
 from gateway_common.errors import InvalidArgument
-from history_svc.domain import Erasure, Interaction, Outcome, RecordResult
-from history_svc.ports import InteractionRepository
+from history_svc.domain import DayKey, Erasure, Interaction, Outcome, RecordResult
+from history_svc.ports import InteractionRepository, RollupRepository
 
 Entry = Interaction | RecordResult  # a RecordResult is an entry refused while parsing
 Users = dict[tuple[str, str], Erasure]
@@ -21,8 +23,11 @@ CONFLICT = "INTERACTION_ID_CONFLICT"
 
 
 class Recorder:
-    def __init__(self, repository: InteractionRepository, max_text_bytes: int) -> None:
+    def __init__(
+        self, repository: InteractionRepository, rollups: RollupRepository, max_text_bytes: int
+    ) -> None:
         self.repository = repository
+        self.rollups = rollups
         self.max_text_bytes = max_text_bytes
 
     async def record(self, entries: list[Entry]) -> list[RecordResult]:
@@ -54,6 +59,7 @@ class Recorder:
         for i in stored:
             results.setdefault(i, _result(items[i], Outcome.CREATED))
         await self._duplicates(items, first, results)
+        await self.rollups.refresh(sorted({DayKey.of(item) for item in unique.values()}))
         return [results[i] for i in range(len(entries))]
 
     async def _erasures(self, items: list[Interaction]) -> Users:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -21,11 +23,14 @@ from history_svc.domain import (
     RecordResult,
     Stats,
     canonical_id,
+    day_of,
+    days_between,
     erasure_key,
+    split_range,
     to_millis,
     utc_millis,
 )
-from history_svc.ports import InteractionRepository
+from history_svc.ports import InteractionRepository, RollupRepository
 from history_svc.recording import Recorder
 from history_svc.search_limits import SearchGate, SearchLimits
 
@@ -55,6 +60,7 @@ class HistoryService:
     def __init__(
         self,
         repository: InteractionRepository,
+        rollups: RollupRepository,
         limits: Limits | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         pages: pagination.PageTokens | None = None,
@@ -62,10 +68,11 @@ class HistoryService:
         size_of: Callable[[Interaction], int] = lambda i: 0,
     ) -> None:
         self.repository = repository
+        self.rollups = rollups
         self.limits = limits or Limits()
         self.clock = clock
         self.pages = pages or pagination.PageTokens.ephemeral()
-        self.recorder = Recorder(repository, self.limits.max_text_bytes)
+        self.recorder = Recorder(repository, rollups, self.limits.max_text_bytes)
         self.searches = SearchGate(search_limits or SearchLimits())
         self.size_of = size_of  # an interaction's encoded size on the wire
 
@@ -163,9 +170,28 @@ class HistoryService:
             raise InvalidArgument.field(
                 "end_time", f"the range may span at most {self.limits.max_stats_days} days"
             )
-        buckets = await self.repository.stats(where, group_by)
+        buckets = await self._sums(where, group_by)
         total = sum(buckets, Bucket(""))
-        return Stats(buckets, total)
+        return Stats(list(buckets), total)
+
+    async def _sums(self, where: Filter, group_by: GroupBy) -> Sequence[Bucket]:
+        """Whole UTC days from the rollups; the partial days at the edges from the raw
+        interactions of that one day each (``dia`` is an equality FerretDB pushes down)."""
+        assert where.start is not None and where.end is not None
+        pieces, whole = split_range(where.start, where.end)
+        parts = await asyncio.gather(
+            self.rollups.sums(where, days_between(*whole) if whole else [], group_by),
+            *(
+                self.repository.stats(
+                    dataclasses.replace(where, start=a, end=b, day=day_of(a)), group_by
+                )
+                for a, b in pieces
+            ),
+        )
+        merged: dict[str, Bucket] = {}
+        for bucket in (b for part in parts for b in part):
+            merged[bucket.key] = merged.get(bucket.key, Bucket(bucket.key)) + bucket
+        return [merged[k] for k in sorted(merged)]
 
     async def delete_user(
         self, caller: Principal, tenant_id: str, user_id: str, request_id: str = ""
@@ -175,6 +201,8 @@ class HistoryService:
         _required("user_id", user_id)
         erasure = Erasure(tenant_id, user_id, utc_millis(self.clock()))
         deleted = await self.repository.erase(erasure)
+        # After the raw documents went: each of the user's rollups recomputes to nothing.
+        await self.rollups.refresh(await self.rollups.keys_of_user(tenant_id, user_id))
         log.info(
             "user interactions erased",
             extra={

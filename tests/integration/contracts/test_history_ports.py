@@ -10,7 +10,7 @@ import pytest
 
 from gateway_common import mongo
 from history_svc.domain import Cursor, Erasure, Filter, GroupBy, Interaction, Outcome, Status
-from history_svc.mongo_interactions import LazyMongoRepository
+from history_svc.mongo_lazy import LazyMongoRepository
 from history_svc.ports import InteractionRepository
 from tests.support import MONGO_URL, fresh_mongo_database
 from tests.unit.history.factories import interaction

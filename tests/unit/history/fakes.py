@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from gateway_common.errors import Unauthenticated
 from gateway_common.identity_client import Authenticator
@@ -11,15 +12,18 @@ from gateway_common.principal import Principal, Role
 from history_svc.domain import (
     Bucket,
     Cursor,
+    DayKey,
     Erasure,
     Filter,
     GroupBy,
     Interaction,
     Outcome,
+    RebuildReport,
     Status,
     erasure_key,
 )
-from history_svc.ports import InteractionRepository
+from history_svc.ports import InteractionRepository, RollupRepository
+from history_svc.service import HistoryService
 
 PLATFORM = Principal(Role.PLATFORM_ADMIN, key_id="k-platform")
 ADMIN_A = Principal(Role.TENANT_ADMIN, tenant_id="tenant-a", user_id="admin-a", key_id="k-aa")
@@ -87,6 +91,7 @@ class MemoryRepository(InteractionRepository):
             and (not where.model_id or row.model_id == where.model_id)
             and (where.start is None or row.timestamp >= where.start)
             and (where.end is None or row.timestamp < where.end)
+            and (not where.day or row.day == where.day)
             and (not text or text in row.question.lower() or text in row.answer.lower())
         )
 
@@ -112,16 +117,7 @@ class MemoryRepository(InteractionRepository):
             if not self._matches(r, where):
                 continue
             key = {GroupBy.DAY: r.day, GroupBy.USER: r.user_id, GroupBy.MODEL: r.model_id}[group_by]
-            m = r.metadata
-            one = Bucket(
-                key,
-                1,
-                m.tokens_used,
-                m.prompt_tokens,
-                m.completion_tokens,
-                m.response_time_ms,
-                int(r.status is Status.ERROR),
-            )
+            one = dataclasses.replace(sums_of(r), key=key)
             out[key] = dataclasses.replace(out.get(key, Bucket(key)) + one, key=key)
         return [out[k] for k in sorted(out)]
 
@@ -155,3 +151,78 @@ class MemoryRepository(InteractionRepository):
         if after is not None:
             rows = [e for e in rows if (e.erase_time, erasure_key(e.tenant_id, e.user_id)) > after]
         return rows[:limit]
+
+
+def sums_of(r: Interaction) -> Bucket:
+    m = r.metadata
+    return Bucket(
+        "",
+        1,
+        m.tokens_used,
+        m.prompt_tokens,
+        m.completion_tokens,
+        m.response_time_ms,
+        int(r.status is Status.ERROR),
+        int(getattr(m, "cost_nanos", 0)),
+    )
+
+
+class MemoryRollups(RollupRepository):
+    """Rollups over a MemoryRepository's rows, recomputed by refresh as the real ones are."""
+
+    def __init__(self, repository: MemoryRepository) -> None:
+        self.repository = repository
+        self.stored: dict[DayKey, Bucket] = {}
+
+    def _truth(self) -> dict[DayKey, Bucket]:
+        out: dict[DayKey, Bucket] = {}
+        for r in self.repository.rows.values():
+            key = DayKey.of(r)
+            out[key] = out.get(key, Bucket("")) + sums_of(r)
+        return out
+
+    async def refresh(self, keys: list[DayKey]) -> None:
+        truth = self._truth()
+        for key in keys:
+            if key in truth:
+                self.stored[key] = truth[key]
+            else:
+                self.stored.pop(key, None)
+
+    async def keys_of_user(self, tenant_id: str, user_id: str) -> list[DayKey]:
+        return sorted(k for k in self.stored if (k.tenant_id, k.user_id) == (tenant_id, user_id))
+
+    async def sums(self, where: Filter, days: list[str], group_by: GroupBy) -> list[Bucket]:
+        out: dict[str, Bucket] = {}
+        for k, b in self.stored.items():
+            if (
+                k.tenant_id == where.tenant_id
+                and (not where.user_id or k.user_id == where.user_id)
+                and (not where.model_id or k.model_id == where.model_id)
+                and k.day in days
+            ):
+                group = {GroupBy.DAY: k.day, GroupBy.USER: k.user_id, GroupBy.MODEL: k.model_id}
+                g = group[group_by]
+                out[g] = out.get(g, Bucket(g)) + b
+        return [out[g] for g in sorted(out)]
+
+    async def rebuild(self, tenant_id: str, repair: bool) -> RebuildReport:
+        def mine(k: DayKey) -> bool:
+            return not tenant_id or k.tenant_id == tenant_id
+
+        truth = {k: v for k, v in self._truth().items() if mine(k)}
+        stored = {k: v for k, v in self.stored.items() if mine(k)}
+        report = RebuildReport(
+            len(set(truth) | set(stored)),
+            sorted(k for k in truth if k not in stored),
+            sorted(k for k in truth if k in stored and stored[k] != truth[k]),
+            sorted(k for k in stored if k not in truth),
+        )
+        if repair:
+            await self.refresh(sorted(set(truth) | set(stored)))
+        return report
+
+
+def with_rollups(repo: MemoryRepository, **kwargs: Any) -> HistoryService:
+    """A HistoryService over the in-memory repository and its rollups."""
+    return HistoryService(repo, MemoryRollups(repo), **kwargs)

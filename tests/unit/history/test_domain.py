@@ -116,3 +116,19 @@ def test_documents_escape_only_when_asked():
     assert "\x00" not in escaped["conteudo_pergunta"]
     assert "\x00" not in str(escaped["metadados"]["parametros_prompt"])
     assert from_document(escaped, escape=True) == item
+
+
+def test_split_range_keeps_whole_days_and_cuts_edges_inside_one_day():
+    from history_svc.domain import split_range
+
+    t = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    h = dt.timedelta(hours=1)
+    d = dt.timedelta(days=1)
+    assert split_range(t, t + 3 * d) == ([], (t, t + 3 * d))
+    assert split_range(t + 5 * h, t + 2 * d + h) == (
+        [(t + 5 * h, t + d), (t + 2 * d, t + 2 * d + h)],
+        (t + d, t + 2 * d),
+    )
+    assert split_range(t + h, t + 2 * h) == ([(t + h, t + 2 * h)], None)
+    assert split_range(t + 20 * h, t + 30 * h) == ([(t + 20 * h, t + d), (t + d, t + 30 * h)], None)
+    assert split_range(t + h, t + d) == ([(t + h, t + d)], None)

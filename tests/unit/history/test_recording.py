@@ -12,7 +12,7 @@ from gateway_common.errors import InvalidArgument
 from history_svc.domain import Outcome, RecordResult
 from history_svc.service import HistoryService
 from tests.unit.history.factories import BASE, interaction
-from tests.unit.history.fakes import ADMIN_A, MemoryRepository
+from tests.unit.history.fakes import ADMIN_A, MemoryRepository, MemoryRollups, with_rollups
 
 C, D, E, R = Outcome.CREATED, Outcome.DUPLICATE, Outcome.ERASED, Outcome.REJECTED
 
@@ -27,7 +27,7 @@ async def outcomes(svc: HistoryService, *items) -> list[Outcome]:
 
 async def test_idempotent_inside_a_batch_and_across_batches():
     repo = MemoryRepository()
-    svc = HistoryService(repo)
+    svc = HistoryService(repo, MemoryRollups(repo))
     a, b = interaction(), interaction(seconds=1)
     changed = dataclasses.replace(a, answer="different")
     assert await outcomes(svc, a, b, changed, a) == [C, C, D, D]
@@ -36,7 +36,7 @@ async def test_idempotent_inside_a_batch_and_across_batches():
 
 
 async def test_a_rejected_interaction_does_not_fail_the_others():
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     bad = [
         interaction(interaction_id="not-a-uuid"),
         dataclasses.replace(interaction(), user_id=""),
@@ -66,7 +66,7 @@ async def test_a_rejected_interaction_does_not_fail_the_others():
 
 
 async def test_an_id_of_another_tenant_is_rejected_and_not_shown():
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     a = interaction()
     other = dataclasses.replace(a, tenant_id="tenant-b")
     assert await outcomes(svc, a, other) == [C, R]
@@ -75,7 +75,7 @@ async def test_an_id_of_another_tenant_is_rejected_and_not_shown():
 
 
 async def test_batch_size_bounds():
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     with pytest.raises(InvalidArgument):
         await svc.record_batch([])
     with pytest.raises(InvalidArgument):
@@ -86,7 +86,7 @@ async def test_batch_size_bounds():
 async def test_erasure_drops_older_records_even_replayed_and_keeps_later_ones():
     repo = MemoryRepository()
     erase_at = BASE + dt.timedelta(minutes=5)
-    svc = HistoryService(repo, clock=at(erase_at))
+    svc = HistoryService(repo, MemoryRollups(repo), clock=at(erase_at))
     before = interaction(at=BASE)
     assert await outcomes(svc, before) == [C]
     await svc.delete_user(ADMIN_A, "tenant-a", "user-a1")
@@ -100,7 +100,7 @@ async def test_erasure_drops_older_records_even_replayed_and_keeps_later_ones():
 async def test_list_erasures_oldest_first_in_pages():
     repo = MemoryRepository()
     clock = [BASE]
-    svc = HistoryService(repo, clock=lambda: clock[0])
+    svc = HistoryService(repo, MemoryRollups(repo), clock=lambda: clock[0])
     for i in range(5):
         clock[0] = BASE + dt.timedelta(seconds=i)
         await svc.delete_user(ADMIN_A, "tenant-a", f"user-{i}")

@@ -16,6 +16,7 @@ from tests.unit.history.fakes import (
     USER_A2,
     USER_B1,
     MemoryRepository,
+    with_rollups,
 )
 
 
@@ -25,7 +26,7 @@ async def record(svc: HistoryService, *items: Interaction) -> list[Outcome]:
 
 @pytest.fixture
 async def service():
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     await record(svc, *(interaction("tenant-a", "user-a1", seconds=i) for i in range(30)))
     for i in range(5):
         await record(svc, interaction("tenant-a", "user-a2", seconds=i, model="model-2"))
@@ -61,7 +62,7 @@ async def test_admins_see_their_tenant(service):
 
 async def test_page_size_default_and_clamp(service):
     assert len((await service.list(ADMIN_A, Filter("tenant-a"), 0, "")).items) == 20
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     await record(svc, *(interaction(seconds=i) for i in range(205)))
     assert len((await svc.list(ADMIN_A, Filter("tenant-a"), 5000, "")).items) == 200
     with pytest.raises(InvalidArgument):
@@ -126,7 +127,7 @@ async def test_stats_validation_and_totals(service):
 
 
 async def test_stats_counts_errors():
-    svc = HistoryService(MemoryRepository())
+    svc = with_rollups(MemoryRepository())
     await record(svc, interaction(status=Status.ERROR, latency_ms=100), interaction(latency_ms=300))
     where = Filter("tenant-a", start=BASE, end=BASE + dt.timedelta(hours=1))
     total = (await svc.stats(ADMIN_A, where, GroupBy.DAY)).total

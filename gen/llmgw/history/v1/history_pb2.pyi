@@ -760,7 +760,9 @@ class UsageStatsBucket(_message.Message):
     errors: _builtins.int
     """Interactions that ended in error."""
     cost_nanos: _builtins.int
-    """Cost in nanos of the platform currency (sum of metadados.custo_nanos)."""
+    """Cost in nanos of the platform currency (metadados.custo_nanos summed;
+    interactions recorded without a price count 0).
+    """
     def __init__(
         self,
         *,
