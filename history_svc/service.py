@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway_common import pagination
@@ -60,6 +60,7 @@ class HistoryService:
         pages: pagination.PageTokens | None = None,
         search_limits: SearchLimits | None = None,
         size_of: Callable[[Interaction], int] = lambda i: 0,
+        on_erased: Callable[[Principal, Erasure, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self.repository = repository
         self.limits = limits or Limits()
@@ -68,6 +69,7 @@ class HistoryService:
         self.recorder = Recorder(repository, self.limits.max_text_bytes)
         self.searches = SearchGate(search_limits or SearchLimits())
         self.size_of = size_of  # an interaction's encoded size on the wire
+        self.on_erased = on_erased  # the audit trail's record of an erasure, written beside it
 
     async def record_batch(self, entries: list[Interaction | RecordResult]) -> list[RecordResult]:
         """Each interaction stored once per id; see :class:`history_svc.recording.Recorder`."""
@@ -175,6 +177,8 @@ class HistoryService:
         _required("user_id", user_id)
         erasure = Erasure(tenant_id, user_id, utc_millis(self.clock()))
         deleted = await self.repository.erase(erasure)
+        if self.on_erased is not None:
+            await self.on_erased(caller, erasure, request_id, deleted)
         log.info(
             "user interactions erased",
             extra={

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from gateway_common.audit import AuditLog
 from gateway_common.revocation import Revocation
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from identity_svc.domain import ApiKey, Model, ModelConfig, StoredKey, Tenant, User
@@ -152,6 +153,7 @@ class UnitOfWork(SharedUnitOfWork):
     configs: ModelConfigRepository
     requests: RequestLog
     revocations: RevocationLog
+    audit: AuditLog  # the audit outbox: one event per admin mutation, in its transaction
 
 
 UowFactory = Callable[[], UnitOfWork]
