@@ -70,6 +70,20 @@ class SqlAuditLog(AuditLog):
         )
 
 
+class SqlSystemEventLog:
+    """A system event as an outbox row in the caller's transaction (e.g. a key-ring
+    rotation, recorded with the rows it re-encrypted)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def record(self, event: SystemEvent) -> None:
+        payload = to_json(system_event_out(event))
+        await self._conn.execute(
+            text(_INSERT), {"id": event.event_id, "topic": SYSTEM_TOPIC, "payload": payload}
+        )
+
+
 def relay_pool(url: str, size: int = 2) -> AsyncConnectionPool:
     """A small autocommit pool for the outbox's own statements (opened on first use)."""
     return AsyncConnectionPool(

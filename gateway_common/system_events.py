@@ -76,15 +76,22 @@ class Emitter:
     """The process's emitter: ``emit`` buffers, :meth:`run` writes (see the module doc)."""
 
     def __init__(
-        self, service: str, writer: Writer | None = None, capacity: int = 1000, batch: int = 100
+        self,
+        service: str,
+        writer: Writer | None = None,
+        capacity: int = 1000,
+        batch: int = 100,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.service = service
         self.writer = writer
         self._buffer: collections.deque[SystemEvent] = collections.deque()
         self._capacity = capacity
         self._batch = batch
+        self._retry = retry_seconds  # pause after a failed write
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, event: str, severity: Severity, **details: Any) -> SystemEvent:
         item = SystemEvent(self.service, event, severity, _plain(details))
@@ -93,8 +100,19 @@ class Emitter:
             self._buffer.popleft()
             LOST.labels(self.service).inc()
         self._buffer.append(item)
-        self._wake.set()
+        self._notify()
         return item
+
+    def _notify(self) -> None:
+        """Wake the writer; safe from another thread (migrations run in one)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            self._wake.set()
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def on_transition(self, deployment_id: str, old: str, new: str) -> None:
         """A circuit breaker's listener (routing's ``on_transition``): open is a warning."""
@@ -113,7 +131,10 @@ class Emitter:
     def start(self) -> None:
         """The writer task, on the running loop (once the service serves)."""
         if self._task is None and self.writer is not None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self.run())
+            if self._buffer:  # emitted before the start (migrations, say)
+                self._wake.set()
 
     async def flush(self) -> None:
         """Write what is buffered now (raises as the writer does)."""
@@ -123,7 +144,7 @@ class Emitter:
             for _ in chunk:
                 self._buffer.popleft()
 
-    async def run(self, retry_seconds: float = 1.0) -> None:
+    async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -133,7 +154,7 @@ class Emitter:
                 raise
             except Exception as exc:  # noqa: BLE001 - the store or history away: retried
                 log.info("system events not written yet", extra={"error": type(exc).__name__})
-                await asyncio.sleep(retry_seconds)
+                await asyncio.sleep(self._retry)
                 self._wake.set()
 
     async def close(self, timeout: float = 2.0) -> None:
@@ -174,6 +195,14 @@ def emit(event: str, severity: Severity, **details: Any) -> None:
             log.log(_LEVELS[severity], "system event %s", event, extra={"details": details})
     except Exception:  # an event must never break what it reports on
         log.warning("system event not emitted", exc_info=True)
+
+
+def circuit_transition(deployment_id: str, old: str, new: str) -> None:
+    """A circuit breaker's ``on_transition`` listener, for any process (routing's hook)."""
+    if _current is not None:
+        _current.on_transition(deployment_id, old, new)
+    else:
+        emit(f"circuit_{str(new).lower()}", Severity.INFO, deployment_id=deployment_id)
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

@@ -362,3 +362,42 @@ async def test_no_secret_or_interaction_text_in_any_event(world: Suite) -> None:
     assert t.credential not in dump and t.user_key not in dump
     assert question not in dump and "sk-" not in dump
     assert len(events) >= MADE
+
+
+async def test_system_events_and_the_cli(world: Suite, tmp_path: Path) -> None:
+    from tests.e2e.test_llm_e2e import gatewayctl
+
+    hist = history_pb2_grpc.HistoryServiceStub(world.channel("history"))
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # identity's and quota's migrations at start, through their outboxes
+        reply = await hist.ListSystemEvents(
+            apb.ListSystemEventsRequest(event="migrations_applied", page_size=100),
+            metadata=bearer(world.admin_key),
+            timeout=10,
+        )
+        seen = {e.service for e in reply.events}
+        if {"identity", "quota"} <= seen or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert {"identity", "quota"} <= seen
+    t = await make_tenant(world)
+    key, _ = await tenant_admin_key(world, t.tenant_id)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hist.ListSystemEvents(apb.ListSystemEventsRequest(), metadata=bearer(key))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    await settled(world, MADE, tenant_id=t.tenant_id)
+    listed = await asyncio.to_thread(
+        gatewayctl, world, "--key", key, "--json", "audit", "list", "--resource", "plan",
+        local=tmp_path,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["resource"], r["action"], r["tenant_id"]) for r in rows] == [
+        ("plan", "created", t.tenant_id)
+    ]
+    table = await asyncio.to_thread(
+        gatewayctl, world, "--key", world.admin_key, "system-events", "list",
+        "--event", "migrations_applied", local=tmp_path,
+    )  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert "migrations_applied" in table.stdout
