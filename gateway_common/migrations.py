@@ -18,8 +18,10 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
+
+from gateway_common import system_events
 
 log = logging.getLogger("gateway.migrate")
 
@@ -37,13 +39,35 @@ def upgrade(database_url: str, migrations: Path, lock_key: int, revision: str = 
     try:
         with engine.begin() as conn:  # commits (and unlocks) at the end, or rolls back
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+            before = _version(conn)
             config = Config()
             config.set_main_option("script_location", str(migrations))
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
+            after = _version(conn)
     finally:
         engine.dispose()
     log.info("migrations applied", extra={"revision": revision, "path": str(migrations)})
+    if after != before:  # something was applied (a replica that found nothing to do: silent)
+        system_events.emit(
+            "migrations_applied",
+            system_events.Severity.INFO,
+            schema=migrations.parent.name,
+            from_revision=before,
+            to_revision=after,
+        )
+
+
+def _version(conn: Connection) -> str:
+    """The schema's Alembic revision ("" before the first migration)."""
+    exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+    if exists is None:
+        return ""
+    return ",".join(
+        sorted(
+            str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        )
+    )
 
 
 def run_env() -> None:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway_common import system_events
 from gateway_common.outbox import Entry, OutboxStore
 
 log = logging.getLogger("gateway.outbox")
@@ -218,6 +219,14 @@ class Relay:
             log.error(
                 "outbox entry parked as a dead letter",
                 extra={"entry": entry.id, "failure_class": failure_class},
+            )
+            system_events.emit(
+                "dead_letter",
+                system_events.Severity.ERROR,
+                topic=self._topic,
+                entry_id=entry.id,
+                failure_class=failure_class,
+                attempts=entry.attempts,
             )
 
     def _delay(self, attempts: int) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway_common import metrics, reflection, tracing
+from gateway_common import metrics, reflection, system_events, tracing
 from gateway_common.interceptors import ErrorBoundary, Slots
 from gateway_common.settings import ServiceSettings
 
@@ -125,6 +125,12 @@ class GrpcServer:
                 if serving is not False:
                     log.warning("store not answering: %s", type(exc).__name__)
             if ok != serving:
+                if serving is not None or not ok:  # not the first SERVING at start
+                    system_events.emit(
+                        "store_serving" if ok else "store_not_serving",
+                        system_events.Severity.INFO if ok else system_events.Severity.WARNING,
+                        domain=self.spec.domain,
+                    )
                 serving = ok
                 await self._set_all(serving=ok)
                 log.info("health", extra={"serving": ok})

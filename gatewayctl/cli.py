@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from gatewayctl import admin, deployments, ops, seed
+from gatewayctl import admin, audit, deployments, ops, seed
 from gatewayctl.client import EXIT_HELP, CliError, Session, describe, exit_code
 from gatewayctl.output import emit
 
@@ -211,6 +211,8 @@ def _quota_and_history(leaf: Any, group: Any, listing: Any, creating: Any, sub: 
     listing(leaf(g, "list", ops.dead_letters, "list dead letters, oldest first"))
     p = leaf(g, "retry", ops.dead_letters, "put dead letters back in the delivery queue")
     p.add_argument("ids", nargs="*", help="entry ids; none retries them all")
+
+    audit.add_commands(leaf, group, listing)
 
     g = group("history", "interactions")
     for action in ("list", "search"):

@@ -7,15 +7,17 @@ from typing import Any
 import grpc
 from pymongo import AsyncMongoClient
 
-from gateway_common import identity_client, mongo
+from gateway_common import identity_client, mongo, system_events
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from history_svc import mapping
 from history_svc.config import HistorySettings
+from history_svc.mongo_audit import MongoAuditRepository
 from history_svc.mongo_lazy import LazyMongoRepository, LazyMongoRollups
 from history_svc.mongo_search import ScanPacer
 from history_svc.search_limits import SearchLimits
 from history_svc.service import HistoryService, Limits
+from history_svc.service_audit import AuditService, StoreEventWriter
 from history_svc.servicer import HistoryInternalServicer, HistoryServicer
 from llmgw.history.v1 import history_pb2_grpc
 
@@ -41,6 +43,11 @@ def build(
     searches = SearchLimits(
         settings.search_max_seconds, settings.search_per_tenant, settings.search_total
     )
+    trail = MongoAuditRepository(client, settings.database)
+    audit = AuditService(trail, repository, settings.page_tokens())
+    # history's own system events go straight into logs_sistema (it owns the store).
+    emitter = system_events.Emitter("history", StoreEventWriter(trail))
+    system_events.install(emitter)
     service = HistoryService(
         repository,
         LazyMongoRollups(repository),
@@ -48,9 +55,10 @@ def build(
         pages=settings.page_tokens(),
         search_limits=searches,
         size_of=mapping.encoded_size,
+        on_erased=audit.erased,
     )
-    public = HistoryServicer(service, authenticator)
-    internal = HistoryInternalServicer(service, settings.callers())
+    public = HistoryServicer(service, authenticator, audit)
+    internal = HistoryInternalServicer(service, settings.callers(), audit)
 
     def register(server: grpc.aio.Server) -> None:
         history_pb2_grpc.add_HistoryServiceServicer_to_server(public, server)
@@ -61,6 +69,8 @@ def build(
         await repository.ready()
 
     async def close() -> None:
+        await emitter.close()
+        system_events.install(None)
         if identity is not None:  # ours: its revocation feed polls on the channel
             await authenticator.close()
             await identity.close()
@@ -72,6 +82,7 @@ def build(
         register=register,
         probe=probe,
         close=close,
+        on_ready=emitter.start,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import abc
 import datetime as dt
 
+from gateway_common.audit import AuditEvent
+from gateway_common.system_events import SystemEvent
+from history_svc.audit_domain import AdjustmentFilter, SystemEventFilter
 from history_svc.domain import (
     Bucket,
     Cursor,
@@ -90,3 +93,29 @@ class RollupRepository(abc.ABC):
     async def rebuild(self, tenant_id: str, repair: bool) -> RebuildReport:
         """Compare every rollup of the tenant (all tenants when empty) with the raw
         interactions; with ``repair`` make them equal. The differences found."""
+
+
+class AuditRepository(abc.ABC):
+    """historico_ajustes and logs_sistema; both ordered oldest first by (time, id)."""
+
+    @abc.abstractmethod
+    async def insert_adjustments(self, items: list[AuditEvent]) -> list[Outcome]:
+        """Each stored once per event id (unordered): CREATED, DUPLICATE or REJECTED."""
+
+    @abc.abstractmethod
+    async def adjustments(
+        self, where: AdjustmentFilter, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[AuditEvent]: ...
+
+    @abc.abstractmethod
+    async def clear_personal(self, tenant_id: str, user_id: str) -> int:
+        """Set the personal values of the user's adjustments to None; how many changed."""
+
+    @abc.abstractmethod
+    async def insert_events(self, items: list[SystemEvent]) -> list[Outcome]:
+        """Each stored once per event id (unordered): CREATED, DUPLICATE or REJECTED."""
+
+    @abc.abstractmethod
+    async def events(
+        self, where: SystemEventFilter, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[SystemEvent]: ...

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway_common import pagination
@@ -66,6 +66,7 @@ class HistoryService:
         pages: pagination.PageTokens | None = None,
         search_limits: SearchLimits | None = None,
         size_of: Callable[[Interaction], int] = lambda i: 0,
+        on_erased: Callable[[Principal, Erasure, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self.repository = repository
         self.rollups = rollups
@@ -75,6 +76,7 @@ class HistoryService:
         self.recorder = Recorder(repository, rollups, self.limits.max_text_bytes)
         self.searches = SearchGate(search_limits or SearchLimits())
         self.size_of = size_of  # an interaction's encoded size on the wire
+        self.on_erased = on_erased  # the audit trail's record of an erasure, written beside it
 
     async def record_batch(self, entries: list[Interaction | RecordResult]) -> list[RecordResult]:
         """Each interaction stored once per id; see :class:`history_svc.recording.Recorder`."""
@@ -203,6 +205,8 @@ class HistoryService:
         deleted = await self.repository.erase(erasure)
         # After the raw documents went: each of the user's rollups recomputes to nothing.
         await self.rollups.refresh(await self.rollups.keys_of_user(tenant_id, user_id))
+        if self.on_erased is not None:
+            await self.on_erased(caller, erasure, request_id, deleted)
         log.info(
             "user interactions erased",
             extra={

@@ -11,8 +11,10 @@ from gateway_common.identity_client import Authenticator
 from gateway_common.principal import Principal
 from gateway_common.protoconv import from_timestamp
 from gateway_common.service_auth import Callers, allow
-from history_svc import mapping
+from history_svc import mapping, mapping_audit
 from history_svc.service import HistoryService
+from history_svc.service_audit import AuditService
+from llmgw.history.v1 import audit_pb2 as apb
 from llmgw.history.v1 import history_pb2 as pb
 from llmgw.history.v1 import history_pb2_grpc
 
@@ -20,9 +22,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
-    def __init__(self, service: HistoryService, authenticator: Authenticator) -> None:
+    def __init__(
+        self, service: HistoryService, authenticator: Authenticator, audit: AuditService
+    ) -> None:
         self.service = service
         self.authenticator = authenticator
+        self.audit = audit
 
     async def _caller(self, context: Context) -> Principal:
         return await self.authenticator.authenticate_call(context)
@@ -84,13 +89,36 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         )
         return pb.DeleteUserInteractionsResponse(deleted_count=deleted)
 
+    async def ListAdjustments(
+        self, request: apb.ListAdjustmentsRequest, context: Context
+    ) -> apb.ListAdjustmentsResponse:
+        caller = await self._caller(context)
+        items, token = await self.audit.list_adjustments(
+            caller, mapping_audit.adjustment_filter(request), request.page_size, request.page_token
+        )
+        return apb.ListAdjustmentsResponse(
+            adjustments=[mapping_audit.adjustment_out(e) for e in items], next_page_token=token
+        )
+
+    async def ListSystemEvents(
+        self, request: apb.ListSystemEventsRequest, context: Context
+    ) -> apb.ListSystemEventsResponse:
+        caller = await self._caller(context)
+        items, token = await self.audit.list_events(
+            caller, mapping_audit.event_filter(request), request.page_size, request.page_token
+        )
+        return apb.ListSystemEventsResponse(
+            events=[mapping_audit.system_event_out(e) for e in items], next_page_token=token
+        )
+
 
 class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
     """For quota_svc only (its outbox relay delivers records); each RPC names its callers."""
 
-    def __init__(self, service: HistoryService, callers: Callers) -> None:
+    def __init__(self, service: HistoryService, callers: Callers, audit: AuditService) -> None:
         self.service = service
         self.callers = callers
+        self.audit = audit
 
     @allow("quota")
     async def RecordInteractions(
@@ -112,4 +140,22 @@ class HistoryInternalServicer(history_pb2_grpc.HistoryInternalServiceServicer):
         )
         return pb.ListErasuresResponse(
             erasures=[mapping.erasure_out(e) for e in erasures], next_page_token=token
+        )
+
+    @allow("identity", "quota")
+    async def RecordAdjustments(
+        self, request: apb.RecordAdjustmentsRequest, context: Context
+    ) -> apb.RecordAdjustmentsResponse:
+        entries = [mapping_audit.adjustment_entry(msg) for msg in request.adjustments]
+        results = await self.audit.record_adjustments(entries)
+        return apb.RecordAdjustmentsResponse(results=[mapping_audit.result_out(r) for r in results])
+
+    @allow("identity", "quota", "llm")
+    async def RecordSystemEvents(
+        self, request: apb.RecordSystemEventsRequest, context: Context
+    ) -> apb.RecordSystemEventsResponse:
+        entries = [mapping_audit.event_entry(msg) for msg in request.events]
+        results = await self.audit.record_events(entries)
+        return apb.RecordSystemEventsResponse(
+            results=[mapping_audit.result_out(r) for r in results]
         )

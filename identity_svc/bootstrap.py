@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway_common import db
+from gateway_common import audit_outbox, channels, db, outbox, outbox_relay, system_events
 from gateway_common.cache import TtlCache
 from gateway_common.server import ServiceSpec
 from identity_svc.config import IdentitySettings
@@ -94,15 +96,62 @@ def build(
             IdentityInternalServicer(uc, callers), server
         )
 
+    # The audit outbox's relays and the system events, on a small pool of their own.
+    pool = audit_outbox.relay_pool(settings.database_url)
+    emitter = system_events.Emitter("identity", audit_outbox.OutboxEventWriter(pool))
+    system_events.install(emitter)
+    tasks: list[asyncio.Task[None]] = []
+    history: grpc.aio.Channel | None = None
+
+    def start_workers() -> None:
+        nonlocal history
+        loop = asyncio.get_running_loop()
+        if settings.relay_enabled:
+            history = channels.open_channel(
+                settings.history_target, settings, audit_outbox.IDEMPOTENT
+            )
+            store = outbox.OutboxStore(pool.connection)
+            token = settings.service_credential()
+            timeout = settings.history_timeout_seconds
+            for relay in audit_outbox.relays(store, history, token, timeout, _policy(settings)):
+                tasks.append(loop.create_task(relay.run_forever()))
+        emitter.start()
+
     async def probe() -> None:
         if engine is not None:
             await db.ping(engine)
+        if pool.closed:  # the relays read the outbox through it
+            await pool.open(wait=False)
 
     async def close() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await emitter.close()
+        system_events.install(None)
         await uc.revocations.feed.close()
+        if history is not None:
+            await history.close()
+        await pool.close()
         if owned and engine is not None:
             await engine.dispose()
 
     return ServiceSpec(
-        domain=DOMAIN, service_names=SERVICE_NAMES, register=register, probe=probe, close=close
+        domain=DOMAIN,
+        service_names=SERVICE_NAMES,
+        register=register,
+        probe=probe,
+        close=close,
+        on_ready=start_workers,
+    )
+
+
+def _policy(settings: IdentitySettings) -> outbox_relay.RelayPolicy:
+    return outbox_relay.RelayPolicy(
+        batch=settings.relay_batch,
+        idle_seconds=settings.relay_idle_seconds,
+        backoff_seconds=settings.relay_backoff_seconds,
+        backoff_max_seconds=settings.relay_backoff_max_seconds,
+        retention_seconds=settings.outbox_retention_seconds,
     )

@@ -37,6 +37,16 @@ class IdentitySettings(PostgresServiceSettings):
     resolve_cache_max_entries: int = 10_000
     # The platform currency model prices (llm_modelo.preco_*_milhao) are in: one for all.
     currency: str = Field(default="USD", validation_alias="GATEWAY_CURRENCY")
+    # The audit outbox (and system events): delivered to history by a relay in each replica
+    # (gateway_common.audit_outbox, the settlement's mechanism; see README).
+    history_target: str = "127.0.0.1:50053"  # history_svc, for RecordAdjustments
+    history_timeout_seconds: float = 5.0  # per delivery call
+    relay_enabled: bool = True  # run the audit relays in this replica
+    relay_batch: int = 200  # events per delivery call
+    relay_idle_seconds: float = 0.2  # pause when nothing is due
+    relay_backoff_seconds: float = 0.5  # first retry delay (doubles per attempt)
+    relay_backoff_max_seconds: float = 30.0  # longest retry delay
+    outbox_retention_seconds: float = 3600.0  # delivered events kept, then pruned
 
     def dev_key_allowed(self) -> bool:
         if self.allow_dev_key is not None:

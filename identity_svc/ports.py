@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from gateway_common.audit import AuditLog
 from gateway_common.revocation import Revocation
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from identity_svc.domain import (
@@ -188,6 +189,7 @@ class UnitOfWork(SharedUnitOfWork):
     deployments: DeploymentRepository
     requests: RequestLog
     revocations: RevocationLog
+    audit: AuditLog  # the audit outbox: one event per admin mutation, in its transaction
 
 
 UowFactory = Callable[[], UnitOfWork]

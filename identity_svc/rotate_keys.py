@@ -9,6 +9,8 @@ import asyncio
 from sqlalchemy import select, update
 
 from gateway_common import db
+from gateway_common.audit_outbox import SqlSystemEventLog
+from gateway_common.system_events import Severity, SystemEvent
 from identity_svc.bootstrap import keyring
 from identity_svc.config import IdentitySettings
 from identity_svc.crypto import KeyRing, credential_context
@@ -38,6 +40,14 @@ async def rotate(database_url: str, ring: KeyRing) -> int:
                     .values(chave_api=fresh)
                 )
                 done += 1
+            # Recorded with the rotation itself, in identity's outbox (logs_sistema).
+            event = SystemEvent(
+                "identity",
+                "key_ring_rotated",
+                Severity.INFO,
+                {"active_key_id": ring.active_kid, "re_encrypted": done},
+            )
+            await SqlSystemEventLog(conn).record(event)
     finally:
         await engine.dispose()
     return done

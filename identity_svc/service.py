@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from gateway_common import audit
 from gateway_common.errors import Aborted, FailedPrecondition, NotFound
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
+from identity_svc import audit_events as ae
 from identity_svc import domain as d
 from identity_svc.ports import DuplicateRequest, TimeKey, UnitOfWork, UowFactory
 from identity_svc.service_revocations import RevocationUseCases
@@ -107,7 +109,13 @@ class TenantUseCases(EndingUseCases):
         )
 
         async def create(uow: UnitOfWork, new_id: str) -> d.Tenant:
-            return await uow.tenants.add(_with(tenant, tenant_id=new_id))
+            added = await uow.tenants.add(_with(tenant, tenant_id=new_id))
+            changes = audit.created(ae.tenant_fields(added))
+            await uow.audit.record(
+                ae.event(p, "tenant", new_id, "created", changes, tenant_id=new_id,
+                         request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, tenant_id: str) -> d.Tenant | None:
             return await uow.tenants.get(tenant_id)
@@ -141,7 +149,12 @@ class TenantUseCases(EndingUseCases):
         }
         changes = {path: checks[path](values.get(path, "")) for path in mask}
         async with self.uow() as uow:
+            before = _found(await uow.tenants.get(tenant_id), "tenant")
             tenant = _found(await uow.tenants.update(tenant_id, changes), "tenant")
+            diff = audit.diff(ae.tenant_fields(before), ae.tenant_fields(tenant))
+            await uow.audit.record(
+                ae.event(p, "tenant", tenant_id, "updated", diff, tenant_id=tenant_id)
+            )
             await uow.commit()
         return tenant
 
@@ -149,13 +162,17 @@ class TenantUseCases(EndingUseCases):
         tenant_id = d.uuid_field(tenant_id, "tenant_id")
         p.require_platform_admin()
         async with self.uow() as uow:
-            _found(await uow.tenants.get(tenant_id), "tenant")
+            before = _found(await uow.tenants.get(tenant_id), "tenant")
             if not cascade and await uow.tenants.has_users(tenant_id):
                 raise FailedPrecondition(
                     "the tenant still has users: delete them or set cascade", "TENANT_HAS_USERS"
                 )
             _found(await uow.tenants.delete(tenant_id) or None, "tenant")  # deleted meanwhile
             event = await self.revocations.record(uow, "tenant", tenant_id)
+            gone = audit.deleted(ae.tenant_fields(before))
+            await uow.audit.record(
+                ae.event(p, "tenant", tenant_id, "deleted", gone, tenant_id=tenant_id)
+            )
             await uow.commit()
         self.revocations.applied(event)
 
@@ -175,7 +192,13 @@ class UserUseCases(EndingUseCases):
 
         async def create(uow: UnitOfWork, new_id: str) -> d.User:
             _found(await uow.tenants.get(tenant_id), "tenant")
-            return await uow.users.add(_with(user, user_id=new_id))
+            added = await uow.users.add(_with(user, user_id=new_id))
+            changes = audit.created(ae.user_fields(added), ae.USER_PERSONAL)
+            await uow.audit.record(
+                ae.event(p, "user", new_id, "created", changes, tenant_id=tenant_id,
+                         user_id=new_id, request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, user_id: str) -> d.User | None:
             return await uow.users.get(tenant_id, user_id)
@@ -222,7 +245,12 @@ class UserUseCases(EndingUseCases):
         if "email" in mask:
             changes["email"] = d.email_field(values.get("email", ""), "user.email")
         async with self.uow() as uow:
+            before = _found(await uow.users.get(tenant_id, user_id), "user")
             user = _found(await uow.users.update(tenant_id, user_id, changes), "user")
+            diff = audit.diff(ae.user_fields(before), ae.user_fields(user), ae.USER_PERSONAL)
+            await uow.audit.record(
+                ae.event(p, "user", user_id, "updated", diff, tenant_id=tenant_id, user_id=user_id)
+            )
             await uow.commit()
         return user
 
@@ -231,10 +259,17 @@ class UserUseCases(EndingUseCases):
         user_id = d.uuid_field(user_id, "user_id")
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
+            before = await uow.users.get(tenant_id, user_id)
             # The user's keys go with it (ON DELETE CASCADE): refused from now on.
-            if not await uow.users.delete(tenant_id, user_id):
+            if before is None or not await uow.users.delete(tenant_id, user_id):
                 raise NotFound("user not found", "USER_NOT_FOUND")
             event = await self.revocations.record(uow, "user", user_id)
+            # A deleted user's personal data leaves the trail with it (history clears the
+            # user's earlier events on this one): ids only.
+            gone = audit.forgotten(audit.deleted(ae.user_fields(before), ae.USER_PERSONAL))
+            await uow.audit.record(
+                ae.event(p, "user", user_id, "deleted", gone, tenant_id=tenant_id, user_id=user_id)
+            )
             await uow.commit()
         self.revocations.applied(event)
 

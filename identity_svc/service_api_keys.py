@@ -6,10 +6,12 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway_common import audit
 from gateway_common.errors import InvalidArgument, NotFound, Unauthenticated
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
+from identity_svc import audit_events as ae
 from identity_svc import domain as d
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, page_limit
@@ -78,7 +80,13 @@ class ApiKeyUseCases(UseCases):
             if draft.user_id and await uow.users.get(draft.tenant_id, draft.user_id) is None:
                 raise NotFound("user not found", "USER_NOT_FOUND")
             key = d.ApiKey(**{**draft.__dict__, "key_id": new_id, "prefix": secret.prefix})
-            return await uow.keys.add(key, secret.hash)
+            added = await uow.keys.add(key, secret.hash)
+            changes = audit.created(ae.key_fields(added))
+            await uow.audit.record(
+                ae.event(p, "api_key", new_id, "created", changes, tenant_id=added.tenant_id,
+                         user_id=added.user_id, request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, key_id: str) -> d.ApiKey | None:
             return await uow.keys.get(key_id)
@@ -145,6 +153,11 @@ class ApiKeyUseCases(UseCases):
             if revoked is None:  # deleted meanwhile (its user or tenant went)
                 raise NotFound("API key not found", "API_KEY_NOT_FOUND")
             event = await self.revocations.record(uow, "key", key_id)
+            diff = audit.diff(ae.key_fields(key), ae.key_fields(revoked))
+            await uow.audit.record(
+                ae.event(p, "api_key", key_id, "revoked", diff, tenant_id=key.tenant_id,
+                         user_id=key.user_id)
+            )  # fmt: skip
             await uow.commit()
         self.revocations.applied(event)
         return revoked

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway_common import audit
 from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
+from identity_svc import audit_events as ae
 from identity_svc import domain as d
 from identity_svc.ports import UnitOfWork, UowFactory
 from identity_svc.service import UseCases, _found, page_limit
@@ -70,7 +72,13 @@ class ModelConfigUseCases(UseCases):
                 raise NotFound("model not found", "MODEL_NOT_FOUND")
             if model.tenant_id and model.tenant_id != tenant_id:
                 raise PermissionDenied("the model belongs to another tenant", "MODEL_ACCESS_DENIED")
-            return await uow.configs.add(replace(config, config_id=new_id))
+            added = await uow.configs.add(replace(config, config_id=new_id))
+            changes = audit.created(ae.config_fields(added))
+            await uow.audit.record(
+                ae.event(p, "model_config", new_id, "created", changes, tenant_id=tenant_id,
+                         request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, config_id: str) -> d.ModelConfig | None:
             return await uow.configs.get(tenant_id, config_id)
@@ -103,7 +111,12 @@ class ModelConfigUseCases(UseCases):
         changes = {path: _config_field(path, draft) for path in mask}
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
+            current = _found(await uow.configs.get(tenant_id, config_id), "model config")
             config = _found(await uow.configs.update(tenant_id, config_id, changes), "model config")
+            diff = audit.diff(ae.config_fields(current), ae.config_fields(config))
+            await uow.audit.record(
+                ae.event(p, "model_config", config_id, "updated", diff, tenant_id=tenant_id)
+            )
             await uow.commit()
         self._on_change()
         return config
@@ -113,7 +126,12 @@ class ModelConfigUseCases(UseCases):
         config_id = d.uuid_field(config_id, "config_id")
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
-            if not await uow.configs.delete(tenant_id, config_id):
+            current = await uow.configs.get(tenant_id, config_id)
+            if current is None or not await uow.configs.delete(tenant_id, config_id):
                 raise NotFound("model config not found", "MODEL_CONFIG_NOT_FOUND")
+            gone = audit.deleted(ae.config_fields(current))
+            await uow.audit.record(
+                ae.event(p, "model_config", config_id, "deleted", gone, tenant_id=tenant_id)
+            )
             await uow.commit()
         self._on_change()

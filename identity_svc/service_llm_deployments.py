@@ -11,11 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway_common import audit
 from gateway_common.egress import EgressPolicy
-from gateway_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from gateway_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal
+from identity_svc import audit_events as ae
 from identity_svc import domain as d
 from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
@@ -109,7 +111,13 @@ class DeploymentUseCases(UseCases):
             context = credential_context(tenant_id, config.model_id)
             sealed = self.keyring.encrypt(fields["credential"], context)
             row = d.Deployment(new_id, tenant_id, config_id, **(fields | {"credential": sealed}))
-            return await uow.deployments.add(row)
+            added = await uow.deployments.add(row)
+            changes = audit.created(ae.deployment_fields(added))
+            await uow.audit.record(
+                ae.event(p, "model_deployment", new_id, "created", changes, tenant_id=tenant_id,
+                         request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, deployment_id: str) -> d.Deployment | None:
             return await uow.deployments.get(tenant_id, deployment_id)
@@ -151,6 +159,10 @@ class DeploymentUseCases(UseCases):
                 changes["credential"] = self.keyring.encrypt(changes["credential"], context)
             row = await uow.deployments.update(tenant_id, deployment_id, changes)
             updated = _found(row, "deployment")
+            action, diff = ae.deployment_update(current, updated, set(changes))
+            await uow.audit.record(
+                ae.event(p, "model_deployment", deployment_id, action, diff, tenant_id=tenant_id)
+            )
             await uow.commit()
         self._on_change()
         return updated
@@ -160,6 +172,12 @@ class DeploymentUseCases(UseCases):
         deployment_id = d.uuid_field(deployment_id, "deployment_id")
         p.require_tenant_admin(tenant_id)
         async with self.uow() as uow:
-            _found(await uow.deployments.delete(tenant_id, deployment_id) or None, "deployment")
+            current = await uow.deployments.get(tenant_id, deployment_id)
+            if current is None or not await uow.deployments.delete(tenant_id, deployment_id):
+                raise NotFound("deployment not found", "DEPLOYMENT_NOT_FOUND")
+            gone = audit.deleted(ae.deployment_fields(current))
+            await uow.audit.record(
+                ae.event(p, "model_deployment", deployment_id, "deleted", gone, tenant_id=tenant_id)
+            )
             await uow.commit()
         self._on_change()

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway_common import audit
 from gateway_common.cache import TtlCache
 from gateway_common.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens
 from gateway_common.principal import Principal, Role
+from identity_svc import audit_events as ae
 from identity_svc import domain as d
 from identity_svc.crypto import KeyRing, credential_context
 from identity_svc.ports import UnitOfWork, UowFactory
@@ -111,7 +113,13 @@ class ModelUseCases(UseCases):
         _authorize_manage(p, tenant_id)
 
         async def create(uow: UnitOfWork, new_id: str) -> d.Model:
-            return await uow.models.add(replace(model, model_id=new_id))
+            added = await uow.models.add(replace(model, model_id=new_id))
+            changes = audit.created(ae.model_fields(added))
+            await uow.audit.record(
+                ae.event(p, "model", new_id, "created", changes, tenant_id=tenant_id,
+                         request_id=request.request_id)
+            )  # fmt: skip
+            return added
 
         async def load(uow: UnitOfWork, model_id: str) -> d.Model | None:
             return await uow.models.get(model_id)
@@ -152,6 +160,10 @@ class ModelUseCases(UseCases):
             current = _found(await uow.models.get(model_id), "model")
             _authorize_manage(p, current.tenant_id)
             model = _found(await uow.models.update(model_id, changes), "model")
+            diff = audit.diff(ae.model_fields(current), ae.model_fields(model))
+            await uow.audit.record(
+                ae.event(p, "model", model_id, "updated", diff, tenant_id=current.tenant_id)
+            )
             await uow.commit()
         self._on_change()
         return model
@@ -163,6 +175,10 @@ class ModelUseCases(UseCases):
             _authorize_manage(p, current.tenant_id)
             # Its configurations go with it; gone meanwhile (a concurrent delete): NOT_FOUND.
             _found(await uow.models.delete(model_id) or None, "model")
+            gone = audit.deleted(ae.model_fields(current))
+            await uow.audit.record(
+                ae.event(p, "model", model_id, "deleted", gone, tenant_id=current.tenant_id)
+            )
             await uow.commit()
         self._on_change()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway_common.audit_outbox import SqlAuditLog
 from gateway_common.unit_of_work import PostgresUnitOfWork
 from identity_svc import ports
 from identity_svc.postgres_accounts import (
@@ -31,6 +32,7 @@ class SqlUnitOfWork(PostgresUnitOfWork, ports.UnitOfWork):
         self.deployments = SqlDeploymentRepository(conn)
         self.requests = SqlRequestLog(conn)
         self.revocations = SqlRevocationLog(conn)
+        self.audit = SqlAuditLog(conn)
 
 
 def sql_uow_factory(engine: AsyncEngine) -> ports.UowFactory:

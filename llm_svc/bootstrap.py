@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway_common import channels
+from gateway_common import channels, system_events, system_events_rpc
 from gateway_common.server import ServiceSpec
 from llm_svc import metrics
 from llm_svc.breaker import Breakers, Listener, State
@@ -52,13 +52,25 @@ def build(settings: LlmSettings, overrides: Overrides | None = None) -> ServiceS
     o = overrides or Overrides()
     closers: list[Callable[[], Awaitable[None]]] = []
 
+    emitter = system_events.Emitter("llm")  # its writer: history, once the loop runs
+    system_events.install(emitter)
+
     def register(server: grpc.aio.Server) -> None:
         wired = _wire(settings, o, closers)
+        # No database of its own: system events go to history's RecordSystemEvents.
+        history = wired.channels.get("history")
+        if history is not None:  # (a test's fake history: events only logged)
+            emitter.writer = system_events_rpc.HistoryEventWriter(
+                history, settings.service_credential(), 5.0
+            )
+            emitter.start()
         llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmServicer(wired.chat, wired.embed), server)
         if settings.http_enabled:
             closers.insert(0, http_door(settings, wired))  # stopped first
 
     async def close() -> None:
+        await emitter.close()
+        system_events.install(None)
         for closer in closers:
             await closer()
 
@@ -113,7 +125,9 @@ def _wire(
         channel(settings.quota_target, quota_client.IDEMPOTENT), token
     )
     history = o.history or history_client.GrpcHistory(
-        channel(settings.history_target, history_client.IDEMPOTENT)
+        channel(
+            settings.history_target, (*history_client.IDEMPOTENT, *system_events_rpc.IDEMPOTENT)
+        )
     )
     provider = o.provider or OpenAIProvider(
         settings.default_provider_url, egress_policy=settings.egress_policy()

@@ -7,7 +7,15 @@ import contextlib
 
 import grpc
 
-from gateway_common import channels, db, identity_client, outbox, outbox_relay
+from gateway_common import (
+    audit_outbox,
+    channels,
+    db,
+    identity_client,
+    outbox,
+    outbox_relay,
+    system_events,
+)
 from gateway_common.identity_client import Authenticator
 from gateway_common.server import ServiceSpec
 from llmgw.quota.v1 import quota_pb2_grpc
@@ -67,6 +75,10 @@ def build(
         settings.settle_batch,
     )
     store = outbox.OutboxStore(counting_pool.connection)
+    # System events go into the same outbox (topic "system"), on a small pool of their own.
+    events_pool = audit_outbox.relay_pool(settings.database_url)
+    emitter = system_events.Emitter("quota", audit_outbox.OutboxEventWriter(events_pool))
+    system_events.install(emitter)
     pages = settings.page_tokens()
     public = QuotaServicer(
         authenticator,
@@ -91,12 +103,24 @@ def build(
             tasks.append(loop.create_task(counting.sweep_forever(settings.settle_interval_seconds)))
         if settings.relay_enabled:
             history_channel = channels.open_channel(
-                settings.history_target, settings, history_sink.IDEMPOTENT
+                settings.history_target,
+                settings,
+                (*history_sink.IDEMPOTENT, *audit_outbox.IDEMPOTENT),
             )
             relay = outbox_relay.Relay(
                 store, _sink(settings, history_channel), RECORD_TOPIC, _policy(settings)
             )
             tasks.append(loop.create_task(relay.run_forever()))
+            # The audit trail and system events: the same outbox, relays of their own topics.
+            for audit_relay in audit_outbox.relays(
+                store,
+                history_channel,
+                settings.service_credential(),
+                settings.history_timeout_seconds,
+                _policy(settings),
+            ):
+                tasks.append(loop.create_task(audit_relay.run_forever()))
+        emitter.start()
 
     async def probe() -> None:
         await db.ping(engine)
@@ -108,6 +132,8 @@ def build(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await emitter.close()
+        system_events.install(None)
         if owned_authenticator:
             await authenticator.close()
         for channel in (identity_channel, history_channel):
@@ -115,6 +141,7 @@ def build(
                 await channel.close()
         await engine.dispose()
         await counting_pool.close()
+        await events_pool.close()
 
     return ServiceSpec(
         domain="quota.llmgw",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gateway_common.audit import AuditLog
 from gateway_common.idempotency import RequestKey
 from gateway_common.unit_of_work import UnitOfWork as SharedUnitOfWork
 from quota_svc.domain import NewPlan, Period, Plan, Reservation, Subscription
@@ -241,6 +242,7 @@ class UnitOfWork(SharedUnitOfWork):
     plans: PlanRepository
     subscriptions: SubscriptionRepository
     ledger: LedgerRepository
+    audit: AuditLog  # the audit outbox (transactional units only): one event per admin change
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]

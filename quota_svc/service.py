@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from gateway_common import audit
 from gateway_common.errors import (
     Aborted,
     FailedPrecondition,
@@ -17,6 +18,7 @@ from gateway_common.errors import (
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal, Role
+from quota_svc import audit_events as ae
 from quota_svc import domain
 from quota_svc.domain import Clock, NewPlan, Plan, Usage
 from quota_svc.ports import UnitOfWorkFactory
@@ -71,6 +73,7 @@ class PlanService:
                 request.require_same(first[1])
                 return first[0]
             created = await uow.plans.create(plan, request)
+            ours = created is not None
             if created is None:  # the same request_id won a race: answer with it
                 raced = await uow.plans.by_request_id(tenant, rid)
                 if raced is not None:
@@ -80,6 +83,12 @@ class PlanService:
                 raise Aborted(
                     "a request with this request_id is in progress", "REQUEST_IN_PROGRESS"
                 )
+            if ours:  # not a twin's result: that one recorded its own event
+                changes = audit.created(ae.plan_fields(created))
+                await uow.audit.record(
+                    ae.event(principal, "plan", created.plan_id, "created", changes,
+                             tenant_id=tenant, request_id=rid)
+                )  # fmt: skip
             await uow.commit()
             return created
 
@@ -134,6 +143,10 @@ class PlanService:
             updated = await uow.plans.update(pid, changes)
             if updated is None:  # deleted meanwhile
                 raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            diff = audit.diff(ae.plan_fields(plan), ae.plan_fields(updated))
+            await uow.audit.record(
+                ae.event(principal, "plan", pid, "updated", diff, tenant_id=plan.tenant_id)
+            )
             await uow.commit()
         return updated
 
@@ -147,6 +160,10 @@ class PlanService:
             require_plan_admin(principal, plan.tenant_id)
             if not await uow.plans.delete(pid):  # deleted meanwhile
                 raise NotFound("no such plan", "PLAN_NOT_FOUND")
+            gone = audit.deleted(ae.plan_fields(plan))
+            await uow.audit.record(
+                ae.event(principal, "plan", pid, "deleted", gone, tenant_id=plan.tenant_id)
+            )
             await uow.commit()
 
 

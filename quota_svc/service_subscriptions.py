@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gateway_common import audit
+from gateway_common.audit import Change
 from gateway_common.errors import (
     Aborted,
     FailedPrecondition,
@@ -14,8 +16,9 @@ from gateway_common.errors import (
 from gateway_common.idempotency import RequestKey
 from gateway_common.pagination import PageTokens, clamp_page_size
 from gateway_common.principal import Principal
+from quota_svc import audit_events as ae
 from quota_svc import domain
-from quota_svc.domain import Clock, Subscription, SubscriptionView
+from quota_svc.domain import Clock, Plan, Subscription, SubscriptionView
 from quota_svc.ports import Members, PlanEvent, SubscriptionDraft, UnitOfWork, UnitOfWorkFactory
 
 
@@ -41,12 +44,13 @@ class SubscriptionService:
         period = domain.period_of(self._clock.now(), sub.time_zone)
         return SubscriptionView(sub, period, sub.used_in(period))
 
-    async def _plan_for(self, uow: UnitOfWork, plan_id: str, tenant: str) -> None:
+    async def _plan_for(self, uow: UnitOfWork, plan_id: str, tenant: str) -> Plan:
         plan = await uow.plans.get(plan_id)
         if plan is None:
             raise NotFound("no such plan", "PLAN_NOT_FOUND")
         if plan.tenant_id and plan.tenant_id != tenant:
             raise PermissionDenied("the plan belongs to another tenant", "PLAN_OF_ANOTHER_TENANT")
+        return plan
 
     async def create(
         self,
@@ -78,8 +82,14 @@ class SubscriptionService:
             if rid and (first := await uow.subscriptions.by_request_id(tenant, rid)) is not None:
                 request.require_same(first[1])
                 return self.view(first[0])
-            await self._plan_for(uow, plan_id, tenant)
+            plan = await self._plan_for(uow, plan_id, tenant)
             created = await uow.subscriptions.create(draft)
+            if created is not None:  # ours (a twin's result recorded its own event)
+                changes = audit.created(ae.subscription_fields(created, plan))
+                await uow.audit.record(
+                    ae.event(principal, "subscription", created.subscription_id, "created",
+                             changes, tenant_id=tenant, user_id=user, request_id=rid)
+                )  # fmt: skip
             if created is None:  # the same request_id won a race: answer with it
                 raced = await uow.subscriptions.by_request_id(tenant, rid)
                 if raced is not None:
@@ -144,7 +154,8 @@ class SubscriptionService:
                 raise _not_found()
             if sub.end_time is not None and sub.end_time <= now:
                 raise FailedPrecondition("the subscription has ended", "SUBSCRIPTION_ENDED")
-            await self._plan_for(uow, pid, tenant)
+            new_plan = await self._plan_for(uow, pid, tenant)
+            old_plan = await uow.plans.get(sub.plan_id)
             event = PlanEvent(
                 sid, tenant, "change_plan", sub.plan_id, pid, None,
                 self.view(sub).used, principal.key_id, rid, request.fingerprint,
@@ -153,6 +164,12 @@ class SubscriptionService:
                 return await self._raced(uow, request, tenant, "change_plan")
             # Only plano_id changes: the month's count stays with the subscription.
             changed = self.view(await uow.subscriptions.set_plan(sid, pid))
+            plans = Change("plan", ae.plan_fields(old_plan, sub.plan_id), ae.plan_fields(new_plan))
+            used = Change("requests_used", event.requests_used, event.requests_used)
+            await uow.audit.record(
+                ae.event(principal, "subscription", sid, "plan_changed", (plans, used),
+                         tenant_id=tenant, user_id=sub.user_id, request_id=rid)
+            )  # fmt: skip
             await uow.commit()
             return changed
 
@@ -184,6 +201,14 @@ class SubscriptionService:
             if not await uow.subscriptions.log_event(event):
                 return await self._raced(uow, request, tenant, "end")
             ended = self.view(await uow.subscriptions.set_end(sid, end))
+            changes = (
+                Change("end_time", audit.plain(sub.end_time), audit.plain(end)),
+                Change("requests_used", event.requests_used, event.requests_used),
+            )
+            await uow.audit.record(
+                ae.event(principal, "subscription", sid, "ended", changes,
+                         tenant_id=tenant, user_id=sub.user_id, request_id=rid)
+            )  # fmt: skip
             await uow.commit()
             return ended
 

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway_common import db
+from gateway_common.audit_outbox import SqlAuditLog
 from gateway_common.errors import DomainError, Unavailable
 from gateway_common.store_errors import postgres_boundary, postgres_error
 from gateway_common.unit_of_work import PostgresUnitOfWork
@@ -82,6 +83,7 @@ class SqlUnitOfWork(PostgresUnitOfWork, UnitOfWork):
     async def bind(self, conn: AsyncConnection) -> None:
         self.plans = SqlPlans(conn)
         self.subscriptions = SqlSubscriptions(conn)
+        self.audit = SqlAuditLog(conn)
         raw = await conn.get_raw_connection()
         self.ledger = PgLedger(raw.driver_connection)  # type: ignore[arg-type]
 

@@ -21,6 +21,7 @@ def suite_env(
         "identity_svc": {
             "IDENTITY_PORT": str(ports["identity_svc"]),
             "IDENTITY_DATABASE_URL": sqlalchemy_url(identity_dsn),
+            "IDENTITY_HISTORY_TARGET": f"127.0.0.1:{ports['history_svc']}",
         },
         "quota_svc": {
             "QUOTA_PORT": str(ports["quota_svc"]),

@@ -4,7 +4,7 @@ price such as 0.15 is exact. NULL: no price (its calls cost 0, and say so nowher
 llm writes each call's cost (metadados.custo_nanos) at the price resolved for the call.
 
 Revision ID: 0005_model_prices
-Revises: 0003
+Revises: 0004_deployments
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_upgrade_on_an_empty_database_concurrently_and_again():
             conn.commit()
             after = conn.execute("SELECT atualizado_em FROM distribuidor").fetchone()
         assert tables >= TABLES
-        assert version == ("0005_model_prices",)
+        assert version == ("0006_audit_outbox",)
         assert "ix_usuario_distribuidor" in indexes
         assert tenant[3] == "UTC" and tenant[1] is not None
         assert after[0] > tenant[2]  # strictly: set by the trigger at the update

@@ -43,4 +43,4 @@ def test_upgrade_on_empty_database_concurrently_and_again() -> None:
             "outbox",
         }
         assert wanted <= tables
-        assert version == ("0004_plan_limits",)
+        assert version == ("0005_audit_outbox",)

@@ -54,7 +54,7 @@ def test_each_service_accepts_only_its_callers(compose):
     assert callers == {
         "identity": {"llm", "quota", "history"},
         "quota": {"llm"},
-        "history": {"quota"},
+        "history": {"quota", "identity", "llm"},  # the audit relays, llm's system events
         "llm": set(),
     }
 

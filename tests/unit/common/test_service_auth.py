@@ -76,7 +76,12 @@ def test_every_internal_rpc_names_its_callers():
             "ListRevocations": {"llm", "quota", "history"},
         },
         QuotaInternalServicer: {"Reserve": {"llm"}, "Settle": {"llm"}, "GetSettlement": {"llm"}},
-        HistoryInternalServicer: {"RecordInteractions": {"quota"}, "ListErasures": {"quota"}},
+        HistoryInternalServicer: {
+            "RecordInteractions": {"quota"},
+            "ListErasures": {"quota"},
+            "RecordAdjustments": {"identity", "quota"},
+            "RecordSystemEvents": {"identity", "quota", "llm"},
+        },
     }
     for servicer, rpcs in expected.items():
         base = servicer.__mro__[1]  # the generated servicer: every RPC of the contract

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway_common.audit import AuditEvent, AuditLog
 from gateway_common.errors import AlreadyExists, NotFound
 from gateway_common.revocation import Revocation
 from identity_svc import ports
@@ -45,6 +46,7 @@ class Store:
         self.requests: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         self.revocations: dict[int, tuple[Revocation, datetime]] = {}
         self.prefix_lookups = 0
+        self.audit: dict[str, AuditEvent] = {}  # event id -> event, kept on commit
 
 
 class FakeTenants(ports.TenantRepository):
@@ -311,6 +313,14 @@ class FakeRevocations(ports.RevocationLog):
         return len(old)
 
 
+class FakeAuditLog(AuditLog):
+    def __init__(self, s: Store) -> None:
+        self.s = s
+
+    async def record(self, event: AuditEvent) -> None:
+        self.s.audit[event.event_id] = event
+
+
 _TABLES = (
     "tenants",
     "users",
@@ -320,6 +330,7 @@ _TABLES = (
     "deployments",
     "requests",
     "revocations",
+    "audit",
 )
 
 
@@ -339,6 +350,7 @@ class FakeUnitOfWork(ports.UnitOfWork):
         self.deployments = FakeDeployments(store)
         self.requests = FakeRequests(store)
         self.revocations = FakeRevocations(store)
+        self.audit = FakeAuditLog(store)
 
     def _snapshot(self) -> dict[str, dict[Any, Any]]:
         return {name: dict(getattr(self.store, name)) for name in _TABLES}

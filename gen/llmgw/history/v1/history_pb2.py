@@ -23,64 +23,65 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from llmgw.history.v1 import audit_pb2 as llmgw_dot_history_dot_v1_dot_audit__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ellmgw/history/v1/history.proto\x12\x10llmgw.history.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n\x13InteractionMetadata\x12\x13\n\x0btokens_used\x18\x01 \x01(\x03\x12\x18\n\x10response_time_ms\x18\x02 \x01(\x03\x12\x32\n\x11prompt_parameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\x12\n\ncost_nanos\x18\x06 \x01(\x03\x12\x15\n\rdeployment_id\x18\n \x01(\t\x12\x33\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32!.llmgw.history.v1.ProviderAttempt\x12\x16\n\x0e\x61nswered_model\x18\x0c \x01(\t\"p\n\x0fProviderAttempt\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x12\n\nlatency_ms\x18\x05 \x01(\x03\"\xa2\x03\n\x0bInteraction\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x12\n\nmodel_name\x18\x06 \x01(\t\x12-\n\ttimestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08question\x18\x08 \x01(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x37\n\x08metadata\x18\n \x01(\x0b\x32%.llmgw.history.v1.InteractionMetadata\x12\x33\n\x06status\x18\x0b \x01(\x0e\x32#.llmgw.history.v1.InteractionStatus\x12\x14\n\x0c\x65rror_reason\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x15\n\rfinish_reason\x18\x0e \x01(\t\x12\x18\n\x10\x61nswer_truncated\x18\x0f \x01(\x08\"P\n\x19RecordInteractionsRequest\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\"y\n\x0cRecordResult\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.llmgw.history.v1.RecordOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"M\n\x1aRecordInteractionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.llmgw.history.v1.RecordResult\"l\n\x13ListErasuresRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x07\x45rasure\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\nerase_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x14ListErasuresResponse\x12+\n\x08\x65rasures\x18\x01 \x03(\x0b\x32\x19.llmgw.history.v1.Erasure\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x15GetInteractionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x0einteraction_id\x18\x02 \x01(\t\"L\n\x16GetInteractionResponse\x12\x32\n\x0binteraction\x18\x01 \x01(\x0b\x32\x1d.llmgw.history.v1.Interaction\"\xd4\x01\n\x17ListInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"h\n\x18ListInteractionsResponse\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd3\x01\n\x19SearchInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"j\n\x1aSearchInteractionsResponse\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x14GetUsageStatsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08group_by\x18\x04 \x01(\x0e\x32\x19.llmgw.history.v1.GroupBy\x12\x0f\n\x07user_id\x18\x05 \x01(\t\"\xb7\x01\n\x10UsageStatsBucket\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\x03\x12\x0e\n\x06tokens\x18\x03 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\x1a\n\x12\x61verage_latency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x03\x12\x12\n\ncost_nanos\x18\x08 \x01(\x03\"\x7f\n\x15GetUsageStatsResponse\x12\x33\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\".llmgw.history.v1.UsageStatsBucket\x12\x31\n\x05total\x18\x02 \x01(\x0b\x32\".llmgw.history.v1.UsageStatsBucket\"W\n\x1d\x44\x65leteUserInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"7\n\x1e\x44\x65leteUserInteractionsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03*\x92\x01\n\x11InteractionStatus\x12\"\n\x1eINTERACTION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTERACTION_STATUS_OK\x10\x01\x12\x1c\n\x18INTERACTION_STATUS_ERROR\x10\x02\x12 \n\x1cINTERACTION_STATUS_CANCELLED\x10\x03*\\\n\x07GroupBy\x12\x18\n\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x10\n\x0cGROUP_BY_DAY\x10\x01\x12\x11\n\rGROUP_BY_USER\x10\x02\x12\x12\n\x0eGROUP_BY_MODEL\x10\x03*\xa1\x01\n\rRecordOutcome\x12\x1e\n\x1aRECORD_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECORD_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18RECORD_OUTCOME_DUPLICATE\x10\x02\x12\x19\n\x15RECORD_OUTCOME_ERASED\x10\x03\x12\x1b\n\x17RECORD_OUTCOME_REJECTED\x10\x04\x32\xb0\x04\n\x0eHistoryService\x12\x63\n\x0eGetInteraction\x12\'.llmgw.history.v1.GetInteractionRequest\x1a(.llmgw.history.v1.GetInteractionResponse\x12i\n\x10ListInteractions\x12).llmgw.history.v1.ListInteractionsRequest\x1a*.llmgw.history.v1.ListInteractionsResponse\x12o\n\x12SearchInteractions\x12+.llmgw.history.v1.SearchInteractionsRequest\x1a,.llmgw.history.v1.SearchInteractionsResponse\x12`\n\rGetUsageStats\x12&.llmgw.history.v1.GetUsageStatsRequest\x1a\'.llmgw.history.v1.GetUsageStatsResponse\x12{\n\x16\x44\x65leteUserInteractions\x12/.llmgw.history.v1.DeleteUserInteractionsRequest\x1a\x30.llmgw.history.v1.DeleteUserInteractionsResponse2\xe8\x01\n\x16HistoryInternalService\x12o\n\x12RecordInteractions\x12+.llmgw.history.v1.RecordInteractionsRequest\x1a,.llmgw.history.v1.RecordInteractionsResponse\x12]\n\x0cListErasures\x12%.llmgw.history.v1.ListErasuresRequest\x1a&.llmgw.history.v1.ListErasuresResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ellmgw/history/v1/history.proto\x12\x10llmgw.history.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1cllmgw/history/v1/audit.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n\x13InteractionMetadata\x12\x13\n\x0btokens_used\x18\x01 \x01(\x03\x12\x18\n\x10response_time_ms\x18\x02 \x01(\x03\x12\x32\n\x11prompt_parameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\x12\n\ncost_nanos\x18\x06 \x01(\x03\x12\x15\n\rdeployment_id\x18\n \x01(\t\x12\x33\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32!.llmgw.history.v1.ProviderAttempt\x12\x16\n\x0e\x61nswered_model\x18\x0c \x01(\t\"p\n\x0fProviderAttempt\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x12\n\nlatency_ms\x18\x05 \x01(\x03\"\xa2\x03\n\x0bInteraction\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x12\n\nmodel_name\x18\x06 \x01(\t\x12-\n\ttimestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08question\x18\x08 \x01(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x37\n\x08metadata\x18\n \x01(\x0b\x32%.llmgw.history.v1.InteractionMetadata\x12\x33\n\x06status\x18\x0b \x01(\x0e\x32#.llmgw.history.v1.InteractionStatus\x12\x14\n\x0c\x65rror_reason\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x15\n\rfinish_reason\x18\x0e \x01(\t\x12\x18\n\x10\x61nswer_truncated\x18\x0f \x01(\x08\"P\n\x19RecordInteractionsRequest\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\"y\n\x0cRecordResult\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.llmgw.history.v1.RecordOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"M\n\x1aRecordInteractionsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.llmgw.history.v1.RecordResult\"l\n\x13ListErasuresRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x07\x45rasure\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\nerase_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x14ListErasuresResponse\x12+\n\x08\x65rasures\x18\x01 \x03(\x0b\x32\x19.llmgw.history.v1.Erasure\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x15GetInteractionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x0einteraction_id\x18\x02 \x01(\t\"L\n\x16GetInteractionResponse\x12\x32\n\x0binteraction\x18\x01 \x01(\x0b\x32\x1d.llmgw.history.v1.Interaction\"\xd4\x01\n\x17ListInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"h\n\x18ListInteractionsResponse\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd3\x01\n\x19SearchInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"j\n\x1aSearchInteractionsResponse\x12\x33\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x1d.llmgw.history.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x14GetUsageStatsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08group_by\x18\x04 \x01(\x0e\x32\x19.llmgw.history.v1.GroupBy\x12\x0f\n\x07user_id\x18\x05 \x01(\t\"\xb7\x01\n\x10UsageStatsBucket\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\x03\x12\x0e\n\x06tokens\x18\x03 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\x1a\n\x12\x61verage_latency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x03\x12\x12\n\ncost_nanos\x18\x08 \x01(\x03\"\x7f\n\x15GetUsageStatsResponse\x12\x33\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\".llmgw.history.v1.UsageStatsBucket\x12\x31\n\x05total\x18\x02 \x01(\x0b\x32\".llmgw.history.v1.UsageStatsBucket\"W\n\x1d\x44\x65leteUserInteractionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"7\n\x1e\x44\x65leteUserInteractionsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03*\x92\x01\n\x11InteractionStatus\x12\"\n\x1eINTERACTION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTERACTION_STATUS_OK\x10\x01\x12\x1c\n\x18INTERACTION_STATUS_ERROR\x10\x02\x12 \n\x1cINTERACTION_STATUS_CANCELLED\x10\x03*\\\n\x07GroupBy\x12\x18\n\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x10\n\x0cGROUP_BY_DAY\x10\x01\x12\x11\n\rGROUP_BY_USER\x10\x02\x12\x12\n\x0eGROUP_BY_MODEL\x10\x03*\xa1\x01\n\rRecordOutcome\x12\x1e\n\x1aRECORD_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECORD_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18RECORD_OUTCOME_DUPLICATE\x10\x02\x12\x19\n\x15RECORD_OUTCOME_ERASED\x10\x03\x12\x1b\n\x17RECORD_OUTCOME_REJECTED\x10\x04\x32\x83\x06\n\x0eHistoryService\x12\x63\n\x0eGetInteraction\x12\'.llmgw.history.v1.GetInteractionRequest\x1a(.llmgw.history.v1.GetInteractionResponse\x12i\n\x10ListInteractions\x12).llmgw.history.v1.ListInteractionsRequest\x1a*.llmgw.history.v1.ListInteractionsResponse\x12o\n\x12SearchInteractions\x12+.llmgw.history.v1.SearchInteractionsRequest\x1a,.llmgw.history.v1.SearchInteractionsResponse\x12`\n\rGetUsageStats\x12&.llmgw.history.v1.GetUsageStatsRequest\x1a\'.llmgw.history.v1.GetUsageStatsResponse\x12{\n\x16\x44\x65leteUserInteractions\x12/.llmgw.history.v1.DeleteUserInteractionsRequest\x1a\x30.llmgw.history.v1.DeleteUserInteractionsResponse\x12\x66\n\x0fListAdjustments\x12(.llmgw.history.v1.ListAdjustmentsRequest\x1a).llmgw.history.v1.ListAdjustmentsResponse\x12i\n\x10ListSystemEvents\x12).llmgw.history.v1.ListSystemEventsRequest\x1a*.llmgw.history.v1.ListSystemEventsResponse2\xc7\x03\n\x16HistoryInternalService\x12o\n\x12RecordInteractions\x12+.llmgw.history.v1.RecordInteractionsRequest\x1a,.llmgw.history.v1.RecordInteractionsResponse\x12]\n\x0cListErasures\x12%.llmgw.history.v1.ListErasuresRequest\x1a&.llmgw.history.v1.ListErasuresResponse\x12l\n\x11RecordAdjustments\x12*.llmgw.history.v1.RecordAdjustmentsRequest\x1a+.llmgw.history.v1.RecordAdjustmentsResponse\x12o\n\x12RecordSystemEvents\x12+.llmgw.history.v1.RecordSystemEventsRequest\x1a,.llmgw.history.v1.RecordSystemEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmgw.history.v1.history_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTERACTIONSTATUS']._serialized_start=2977
-  _globals['_INTERACTIONSTATUS']._serialized_end=3123
-  _globals['_GROUPBY']._serialized_start=3125
-  _globals['_GROUPBY']._serialized_end=3217
-  _globals['_RECORDOUTCOME']._serialized_start=3220
-  _globals['_RECORDOUTCOME']._serialized_end=3381
-  _globals['_INTERACTIONMETADATA']._serialized_start=116
-  _globals['_INTERACTIONMETADATA']._serialized_end=406
-  _globals['_PROVIDERATTEMPT']._serialized_start=408
-  _globals['_PROVIDERATTEMPT']._serialized_end=520
-  _globals['_INTERACTION']._serialized_start=523
-  _globals['_INTERACTION']._serialized_end=941
-  _globals['_RECORDINTERACTIONSREQUEST']._serialized_start=943
-  _globals['_RECORDINTERACTIONSREQUEST']._serialized_end=1023
-  _globals['_RECORDRESULT']._serialized_start=1025
-  _globals['_RECORDRESULT']._serialized_end=1146
-  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_start=1148
-  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_end=1225
-  _globals['_LISTERASURESREQUEST']._serialized_start=1227
-  _globals['_LISTERASURESREQUEST']._serialized_end=1335
-  _globals['_ERASURE']._serialized_start=1337
-  _globals['_ERASURE']._serialized_end=1430
-  _globals['_LISTERASURESRESPONSE']._serialized_start=1432
-  _globals['_LISTERASURESRESPONSE']._serialized_end=1524
-  _globals['_GETINTERACTIONREQUEST']._serialized_start=1526
-  _globals['_GETINTERACTIONREQUEST']._serialized_end=1592
-  _globals['_GETINTERACTIONRESPONSE']._serialized_start=1594
-  _globals['_GETINTERACTIONRESPONSE']._serialized_end=1670
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=1673
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1885
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1887
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1991
-  _globals['_SEARCHINTERACTIONSREQUEST']._serialized_start=1994
-  _globals['_SEARCHINTERACTIONSREQUEST']._serialized_end=2205
-  _globals['_SEARCHINTERACTIONSRESPONSE']._serialized_start=2207
-  _globals['_SEARCHINTERACTIONSRESPONSE']._serialized_end=2313
-  _globals['_GETUSAGESTATSREQUEST']._serialized_start=2316
-  _globals['_GETUSAGESTATSREQUEST']._serialized_end=2513
-  _globals['_USAGESTATSBUCKET']._serialized_start=2516
-  _globals['_USAGESTATSBUCKET']._serialized_end=2699
-  _globals['_GETUSAGESTATSRESPONSE']._serialized_start=2701
-  _globals['_GETUSAGESTATSRESPONSE']._serialized_end=2828
-  _globals['_DELETEUSERINTERACTIONSREQUEST']._serialized_start=2830
-  _globals['_DELETEUSERINTERACTIONSREQUEST']._serialized_end=2917
-  _globals['_DELETEUSERINTERACTIONSRESPONSE']._serialized_start=2919
-  _globals['_DELETEUSERINTERACTIONSRESPONSE']._serialized_end=2974
-  _globals['_HISTORYSERVICE']._serialized_start=3384
-  _globals['_HISTORYSERVICE']._serialized_end=3944
-  _globals['_HISTORYINTERNALSERVICE']._serialized_start=3947
-  _globals['_HISTORYINTERNALSERVICE']._serialized_end=4179
+  _globals['_INTERACTIONSTATUS']._serialized_start=3007
+  _globals['_INTERACTIONSTATUS']._serialized_end=3153
+  _globals['_GROUPBY']._serialized_start=3155
+  _globals['_GROUPBY']._serialized_end=3247
+  _globals['_RECORDOUTCOME']._serialized_start=3250
+  _globals['_RECORDOUTCOME']._serialized_end=3411
+  _globals['_INTERACTIONMETADATA']._serialized_start=146
+  _globals['_INTERACTIONMETADATA']._serialized_end=436
+  _globals['_PROVIDERATTEMPT']._serialized_start=438
+  _globals['_PROVIDERATTEMPT']._serialized_end=550
+  _globals['_INTERACTION']._serialized_start=553
+  _globals['_INTERACTION']._serialized_end=971
+  _globals['_RECORDINTERACTIONSREQUEST']._serialized_start=973
+  _globals['_RECORDINTERACTIONSREQUEST']._serialized_end=1053
+  _globals['_RECORDRESULT']._serialized_start=1055
+  _globals['_RECORDRESULT']._serialized_end=1176
+  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_start=1178
+  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_end=1255
+  _globals['_LISTERASURESREQUEST']._serialized_start=1257
+  _globals['_LISTERASURESREQUEST']._serialized_end=1365
+  _globals['_ERASURE']._serialized_start=1367
+  _globals['_ERASURE']._serialized_end=1460
+  _globals['_LISTERASURESRESPONSE']._serialized_start=1462
+  _globals['_LISTERASURESRESPONSE']._serialized_end=1554
+  _globals['_GETINTERACTIONREQUEST']._serialized_start=1556
+  _globals['_GETINTERACTIONREQUEST']._serialized_end=1622
+  _globals['_GETINTERACTIONRESPONSE']._serialized_start=1624
+  _globals['_GETINTERACTIONRESPONSE']._serialized_end=1700
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=1703
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1915
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1917
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=2021
+  _globals['_SEARCHINTERACTIONSREQUEST']._serialized_start=2024
+  _globals['_SEARCHINTERACTIONSREQUEST']._serialized_end=2235
+  _globals['_SEARCHINTERACTIONSRESPONSE']._serialized_start=2237
+  _globals['_SEARCHINTERACTIONSRESPONSE']._serialized_end=2343
+  _globals['_GETUSAGESTATSREQUEST']._serialized_start=2346
+  _globals['_GETUSAGESTATSREQUEST']._serialized_end=2543
+  _globals['_USAGESTATSBUCKET']._serialized_start=2546
+  _globals['_USAGESTATSBUCKET']._serialized_end=2729
+  _globals['_GETUSAGESTATSRESPONSE']._serialized_start=2731
+  _globals['_GETUSAGESTATSRESPONSE']._serialized_end=2858
+  _globals['_DELETEUSERINTERACTIONSREQUEST']._serialized_start=2860
+  _globals['_DELETEUSERINTERACTIONSREQUEST']._serialized_end=2947
+  _globals['_DELETEUSERINTERACTIONSRESPONSE']._serialized_start=2949
+  _globals['_DELETEUSERINTERACTIONSRESPONSE']._serialized_end=3004
+  _globals['_HISTORYSERVICE']._serialized_start=3414
+  _globals['_HISTORYSERVICE']._serialized_end=4185
+  _globals['_HISTORYINTERNALSERVICE']._serialized_start=4188
+  _globals['_HISTORYINTERNALSERVICE']._serialized_end=4643
 # @@protoc_insertion_point(module_scope)

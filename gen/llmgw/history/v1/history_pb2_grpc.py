@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from llmgw.history.v1 import audit_pb2 as llmgw_dot_history_dot_v1_dot_audit__pb2
 from llmgw.history.v1 import history_pb2 as llmgw_dot_history_dot_v1_dot_history__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -60,6 +61,16 @@ class HistoryServiceStub:
                 request_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.DeleteUserInteractionsRequest.SerializeToString,
                 response_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.DeleteUserInteractionsResponse.FromString,
                 _registered_method=True)
+        self.ListAdjustments = channel.unary_unary(
+                '/llmgw.history.v1.HistoryService/ListAdjustments',
+                request_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsResponse.FromString,
+                _registered_method=True)
+        self.ListSystemEvents = channel.unary_unary(
+                '/llmgw.history.v1.HistoryService/ListSystemEvents',
+                request_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
@@ -116,6 +127,25 @@ class HistoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAdjustments(self, request, context):
+        """ListAdjustments lists the audit trail (historico_ajustes): who changed
+        what, oldest first. Caller: platform admin (any tenant, or all when
+        tenant_id is empty) or a tenant admin (its own tenant only). Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSystemEvents(self, request, context):
+        """ListSystemEvents lists the system events (logs_sistema), oldest first.
+        Caller: platform admin only. Codes: OK, INVALID_ARGUMENT,
+        UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +173,16 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     servicer.DeleteUserInteractions,
                     request_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.DeleteUserInteractionsRequest.FromString,
                     response_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.DeleteUserInteractionsResponse.SerializeToString,
+            ),
+            'ListAdjustments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdjustments,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsResponse.SerializeToString,
+            ),
+            'ListSystemEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSystemEvents,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -291,6 +331,60 @@ class HistoryService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListAdjustments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.history.v1.HistoryService/ListAdjustments',
+            llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_audit__pb2.ListAdjustmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSystemEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.history.v1.HistoryService/ListSystemEvents',
+            llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_audit__pb2.ListSystemEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class HistoryInternalServiceStub:
     """HistoryInternalService records interactions. Called only by quota_svc
@@ -315,6 +409,16 @@ class HistoryInternalServiceStub:
                 '/llmgw.history.v1.HistoryInternalService/ListErasures',
                 request_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.SerializeToString,
                 response_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.FromString,
+                _registered_method=True)
+        self.RecordAdjustments = channel.unary_unary(
+                '/llmgw.history.v1.HistoryInternalService/RecordAdjustments',
+                request_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsResponse.FromString,
+                _registered_method=True)
+        self.RecordSystemEvents = channel.unary_unary(
+                '/llmgw.history.v1.HistoryInternalService/RecordSystemEvents',
+                request_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsRequest.SerializeToString,
+                response_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -352,6 +456,24 @@ class HistoryInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordAdjustments(self, request, context):
+        """RecordAdjustments stores a batch of audit events (identity's and quota's
+        audit outbox relays), each idempotent on adjustment_id (DUPLICATE on a
+        replay). Callers: identity, quota. Codes as RecordInteractions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSystemEvents(self, request, context):
+        """RecordSystemEvents stores a batch of system events, each idempotent on
+        event_id. Callers: identity, quota (their outbox relays), llm (best
+        effort, no database of its own). Codes as RecordInteractions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -364,6 +486,16 @@ def add_HistoryInternalServiceServicer_to_server(servicer, server):
                     servicer.ListErasures,
                     request_deserializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.FromString,
                     response_serializer=llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.SerializeToString,
+            ),
+            'RecordAdjustments': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAdjustments,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsResponse.SerializeToString,
+            ),
+            'RecordSystemEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSystemEvents,
+                    request_deserializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsRequest.FromString,
+                    response_serializer=llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -425,6 +557,60 @@ class HistoryInternalService:
             '/llmgw.history.v1.HistoryInternalService/ListErasures',
             llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresRequest.SerializeToString,
             llmgw_dot_history_dot_v1_dot_history__pb2.ListErasuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAdjustments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.history.v1.HistoryInternalService/RecordAdjustments',
+            llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_audit__pb2.RecordAdjustmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSystemEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.history.v1.HistoryInternalService/RecordSystemEvents',
+            llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsRequest.SerializeToString,
+            llmgw_dot_history_dot_v1_dot_audit__pb2.RecordSystemEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,7 @@ its tenant's. Errors carry a google.rpc.Status with an ErrorInfo (domain
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from llmgw.history.v1 import audit_pb2 as _audit_pb2
 from llmgw.history.v1 import history_pb2 as _history_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -71,6 +72,17 @@ class HistoryServiceStub:
     tenant. Idempotent: a replay deletes nothing more. Codes: OK,
     INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
     """
+    ListAdjustments: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAdjustmentsRequest, _audit_pb2.ListAdjustmentsResponse]
+    """ListAdjustments lists the audit trail (historico_ajustes): who changed
+    what, oldest first. Caller: platform admin (any tenant, or all when
+    tenant_id is empty) or a tenant admin (its own tenant only). Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
+    ListSystemEvents: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListSystemEventsRequest, _audit_pb2.ListSystemEventsResponse]
+    """ListSystemEvents lists the system events (logs_sistema), oldest first.
+    Caller: platform admin only. Codes: OK, INVALID_ARGUMENT,
+    UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class HistoryServiceAsyncStub(HistoryServiceStub):
@@ -106,6 +118,17 @@ class HistoryServiceAsyncStub(HistoryServiceStub):
     erasure). Caller: platform admin or a tenant admin of the user's
     tenant. Idempotent: a replay deletes nothing more. Codes: OK,
     INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    ListAdjustments: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAdjustmentsRequest, _audit_pb2.ListAdjustmentsResponse]  # type: ignore[assignment]
+    """ListAdjustments lists the audit trail (historico_ajustes): who changed
+    what, oldest first. Caller: platform admin (any tenant, or all when
+    tenant_id is empty) or a tenant admin (its own tenant only). Codes: OK,
+    INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
+    ListSystemEvents: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListSystemEventsRequest, _audit_pb2.ListSystemEventsResponse]  # type: ignore[assignment]
+    """ListSystemEvents lists the system events (logs_sistema), oldest first.
+    Caller: platform admin only. Codes: OK, INVALID_ARGUMENT,
+    UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -171,6 +194,29 @@ class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
         """
 
+    @_abc_1.abstractmethod
+    def ListAdjustments(
+        self,
+        request: _audit_pb2.ListAdjustmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAdjustmentsResponse, _abc.Awaitable[_audit_pb2.ListAdjustmentsResponse]]:
+        """ListAdjustments lists the audit trail (historico_ajustes): who changed
+        what, oldest first. Caller: platform admin (any tenant, or all when
+        tenant_id is empty) or a tenant admin (its own tenant only). Codes: OK,
+        INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSystemEvents(
+        self,
+        request: _audit_pb2.ListSystemEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListSystemEventsResponse, _abc.Awaitable[_audit_pb2.ListSystemEventsResponse]]:
+        """ListSystemEvents lists the system events (logs_sistema), oldest first.
+        Caller: platform admin only. Codes: OK, INVALID_ARGUMENT,
+        UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+
 def add_HistoryServiceServicer_to_server(servicer: HistoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class HistoryInternalServiceStub:
@@ -203,6 +249,16 @@ class HistoryInternalServiceStub:
     delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
     UNAUTHENTICATED, UNAVAILABLE.
     """
+    RecordAdjustments: _grpc.UnaryUnaryMultiCallable[_audit_pb2.RecordAdjustmentsRequest, _audit_pb2.RecordAdjustmentsResponse]
+    """RecordAdjustments stores a batch of audit events (identity's and quota's
+    audit outbox relays), each idempotent on adjustment_id (DUPLICATE on a
+    replay). Callers: identity, quota. Codes as RecordInteractions.
+    """
+    RecordSystemEvents: _grpc.UnaryUnaryMultiCallable[_audit_pb2.RecordSystemEventsRequest, _audit_pb2.RecordSystemEventsResponse]
+    """RecordSystemEvents stores a batch of system events, each idempotent on
+    event_id. Callers: identity, quota (their outbox relays), llm (best
+    effort, no database of its own). Codes as RecordInteractions.
+    """
 
 @_typing.type_check_only
 class HistoryInternalServiceAsyncStub(HistoryInternalServiceStub):
@@ -231,6 +287,16 @@ class HistoryInternalServiceAsyncStub(HistoryInternalServiceStub):
     after since_time, oldest first, so that a relay holding records for
     delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
     UNAUTHENTICATED, UNAVAILABLE.
+    """
+    RecordAdjustments: _aio.UnaryUnaryMultiCallable[_audit_pb2.RecordAdjustmentsRequest, _audit_pb2.RecordAdjustmentsResponse]  # type: ignore[assignment]
+    """RecordAdjustments stores a batch of audit events (identity's and quota's
+    audit outbox relays), each idempotent on adjustment_id (DUPLICATE on a
+    replay). Callers: identity, quota. Codes as RecordInteractions.
+    """
+    RecordSystemEvents: _aio.UnaryUnaryMultiCallable[_audit_pb2.RecordSystemEventsRequest, _audit_pb2.RecordSystemEventsResponse]  # type: ignore[assignment]
+    """RecordSystemEvents stores a batch of system events, each idempotent on
+    event_id. Callers: identity, quota (their outbox relays), llm (best
+    effort, no database of its own). Codes as RecordInteractions.
     """
 
 class HistoryInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -269,6 +335,28 @@ class HistoryInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         after since_time, oldest first, so that a relay holding records for
         delivery drops those of erased users. Codes: OK, INVALID_ARGUMENT,
         UNAUTHENTICATED, UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordAdjustments(
+        self,
+        request: _audit_pb2.RecordAdjustmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.RecordAdjustmentsResponse, _abc.Awaitable[_audit_pb2.RecordAdjustmentsResponse]]:
+        """RecordAdjustments stores a batch of audit events (identity's and quota's
+        audit outbox relays), each idempotent on adjustment_id (DUPLICATE on a
+        replay). Callers: identity, quota. Codes as RecordInteractions.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordSystemEvents(
+        self,
+        request: _audit_pb2.RecordSystemEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.RecordSystemEventsResponse, _abc.Awaitable[_audit_pb2.RecordSystemEventsResponse]]:
+        """RecordSystemEvents stores a batch of system events, each idempotent on
+        event_id. Callers: identity, quota (their outbox relays), llm (best
+        effort, no database of its own). Codes as RecordInteractions.
         """
 
 def add_HistoryInternalServiceServicer_to_server(servicer: HistoryInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
