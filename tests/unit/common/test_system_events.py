@@ -95,19 +95,19 @@ def test_audit_changes_and_credentials() -> None:
 
 
 @pytest.mark.parametrize("value", ["sk-secret", ""])
-def test_a_config_event_never_holds_the_credential(value: str) -> None:
+def test_a_deployment_event_never_holds_the_credential(value: str) -> None:
     from identity_svc import audit_events as ae
     from identity_svc import domain as d
 
-    old = d.ModelConfig("c", "t", "m", credential="v1:k:sealed-old")
-    new = d.ModelConfig("c", "t", "m", credential="v1:k:sealed-new", token_limit=5)
-    action, changes = ae.config_update(old, new, {"credential", "token_limit"})
+    old = d.Deployment("x", "t", "c", credential="v1:k:sealed-old")
+    new = d.Deployment("x", "t", "c", credential="v1:k:sealed-new", weight=5)
+    action, changes = ae.deployment_update(old, new, {"credential", "weight"})
     assert action == "updated"
     assert [(c.field, c.before, c.after) for c in changes] == [
         ("credential", "set", "replaced"),
-        ("token_limit", None, 5),
+        ("weight", 1, 5),
     ]
-    same = d.ModelConfig("c", "t", "m", credential="v1:k:sealed-new")
-    only, alone = ae.config_update(old, same, {"credential"})
+    same = d.Deployment("x", "t", "c", credential="v1:k:sealed-new")
+    only, alone = ae.deployment_update(old, same, {"credential"})
     assert only == "credential_replaced" and [c.field for c in alone] == ["credential"]
     assert "sealed" not in repr(changes) and (not value or value not in repr(changes))
