@@ -77,7 +77,7 @@ class _Failed:
     retryable: bool
 
 
-NO_DEPLOYMENT = "NO_DEPLOYMENT_AVAILABLE"
+NO_DEPLOYMENT = "PROVIDER_CIRCUIT_OPEN"  # a PROVIDER_* reason, as every provider outage
 
 
 class Router:
@@ -137,7 +137,10 @@ class Router:
                 if current is not None:
                     metrics.FALLBACKS.inc()
                     break
-        error = last or Unavailable("no deployment of the model is available", NO_DEPLOYMENT)
+        error = last or Unavailable(
+            "no deployment of the model is available now (circuit open or asked to wait)",
+            NO_DEPLOYMENT,
+        )
         raise RoutingFailed(error, tuple(attempts))
 
     def _fallback_names(self, model: ResolvedModel) -> Iterator[str]:

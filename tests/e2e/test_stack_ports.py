@@ -68,7 +68,7 @@ def test_a_stack_on_other_ports_seeds_its_own_databases_and_prints_its_ports(
             "SELECT distribuidor_id::text, nome_distribuidor FROM distribuidor"
         ).fetchall()
         keys = conn.execute("SELECT count(*) FROM chave_acesso").fetchone()
-        urls = conn.execute("SELECT url_base FROM configuracao_llm").fetchall()
+        urls = conn.execute("SELECT url_base FROM implantacao_llm").fetchall()
     assert tenants == [(state["tenant_id"], "Demo Tenant")]
     assert keys is not None and keys[0] == 2  # the seed's platform admin and the user's key
     provider_port = env.get("FAKE_PROVIDER_PORT", "18080")

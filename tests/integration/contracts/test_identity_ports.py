@@ -14,7 +14,7 @@ from gateway_common import db
 from gateway_common.errors import AlreadyExists, DomainError, NotFound
 from gateway_common.principal import Role
 from identity_svc import migrate, ports
-from identity_svc.domain import AccessType, ApiKey, Model, Tenant, User
+from identity_svc.domain import AccessType, ApiKey, Deployment, Model, ModelConfig, Tenant, User
 from identity_svc.unit_of_work import sql_uow_factory
 from tests.support import fresh_pg_database, sqlalchemy_url
 from tests.unit.identity.fakes import FakeUnitOfWork, Store
@@ -199,3 +199,41 @@ async def test_model_names_are_unique_per_scope(uow: Factory):
     assert (type(err), err.reason) == (AlreadyExists, "MODEL_EXISTS")
     err = await refusal(uow, lambda w: w.models.add(model(new_id())))
     assert (type(err), err.reason) == (NotFound, "TENANT_NOT_FOUND")
+
+
+async def test_deployments_in_order_scoped_by_tenant_and_gone_with_their_configuration(
+    uow: Factory,
+):
+    tenant, other = await a_tenant(uow), await a_tenant(uow)
+    model = Model(new_id(), f"m-{uuid.uuid4().hex[:8]}", "openai", AccessType.CLOUD)
+    config = ModelConfig(new_id(), tenant.tenant_id, model.model_id, fallback_models=("b", "a"))
+    async with uow() as work:
+        await work.models.add(model)
+        stored = await work.configs.add(config)
+        rows = [
+            await work.deployments.add(
+                Deployment(new_id(), tenant.tenant_id, config.config_id, priority=p, weight=w)
+            )
+            for p, w in ((5, 1), (0, 3), (0, 1))
+        ]
+        await work.commit()
+    assert stored.fallback_models == ("b", "a") and not stored.fallback_on_context_length
+    async with uow() as work:
+        ordered = await work.deployments.in_order(tenant.tenant_id, config.config_id, 16)
+        listed = await work.deployments.list(tenant.tenant_id, config.config_id, None, 2)
+        assert await work.deployments.count(tenant.tenant_id, config.config_id) == 3
+        assert await work.deployments.get(other.tenant_id, rows[0].deployment_id) is None
+        assert await work.deployments.in_order(other.tenant_id, config.config_id, 16) == []
+        changed = await work.deployments.update(
+            tenant.tenant_id, rows[0].deployment_id, {"weight": 7, "attempt_timeout_ms": None}
+        )
+    assert [(d.priority, d.weight) for d in ordered] == [(0, 3), (0, 1), (5, 1)]
+    by_age = sorted(rows, key=lambda r: (r.create_time, r.deployment_id))  # one now() in PG
+    assert [d.deployment_id for d in listed] == [r.deployment_id for r in by_age[:2]]
+    assert changed is not None and changed.weight == 7  # not committed
+    async with uow() as work:
+        assert (await work.deployments.get(tenant.tenant_id, rows[0].deployment_id)).weight == 1
+        assert await work.configs.delete(tenant.tenant_id, config.config_id)
+        await work.commit()
+    async with uow() as work:
+        assert await work.deployments.count(tenant.tenant_id, config.config_id) == 0

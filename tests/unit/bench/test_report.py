@@ -73,3 +73,11 @@ def test_targets_quota_plots_and_notes():
     assert "| hot user | 10 | 10 | yes |" in text
     assert "![latency.png](latency.png)" in text
     assert "- a note" in text
+
+
+def test_routing_table_compares_chat_routed_with_chat():
+    chat = Scenario("chat", "llm Chat", "llm", "ghz", runs=[RunStats(16, 1000, 1000, 10.0)])
+    routed = Scenario("chat_routed", "routed", "llm", "ghz", runs=[RunStats(16, 900, 900, 10.0)])
+    text = render({"meta": {}, "scenarios": [chat.to_dict(), routed.to_dict()]})
+    assert "## Routing (`chat_routed` vs `chat`)" in text
+    assert "| 16 | 90.0 | 100.0 | 0.90 |" in text

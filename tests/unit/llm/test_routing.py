@@ -179,7 +179,7 @@ async def test_retry_after_is_waited_for_when_it_fits_else_the_deployment_skippe
     w.provider.calls.clear()
     with pytest.raises(Unavailable) as caught:
         await w.chat()  # still held by its Retry-After: nothing to call
-    assert w.called() == [] and caught.value.reason == "NO_DEPLOYMENT_AVAILABLE"
+    assert w.called() == [] and caught.value.reason == "PROVIDER_CIRCUIT_OPEN"
 
 
 async def test_the_attempt_timeout_moves_on_within_the_deadline() -> None:
