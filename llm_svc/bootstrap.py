@@ -41,7 +41,7 @@ class Overrides:
     history: HistoryPort | None = None
     provider: ProviderPort | None = None
     embedder: EmbedderPort | None = None
-    # Told of every circuit breaker transition (the system-event emitter, wired at merge).
+    # Told of every circuit breaker transition (default: the logs_sistema emitter).
     on_transition: Listener | None = None
 
 
@@ -136,7 +136,7 @@ def _wire(
         provider_margin=settings.provider_margin_seconds,
         settle_floor=settings.settle_timeout_seconds,
     )
-    router = _router(settings, provider, o.on_transition)
+    router = _router(settings, provider, o.on_transition or system_events.circuit_transition)
     service = ChatService(
         identity,
         quota,

@@ -19,7 +19,8 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from llmgw.history.v1 import history_pb2
+from llmgw.history.v1 import audit_pb2 as apb
+from llmgw.history.v1 import history_pb2, history_pb2_grpc
 from llmgw.identity.v1 import identity_pb2 as ipb
 from llmgw.identity.v1 import identity_pb2_grpc as irpc
 from llmgw.llm.v1 import llm_pb2
@@ -231,6 +232,32 @@ async def test_a_breaker_opens_under_failures_and_closes_after_recovery(
     records = await _records(t, 15)
     last = max(records, key=lambda r: r.timestamp.ToDatetime())
     assert last.metadata.deployment_id == flaky_id
+    # Each transition is a system event in logs_sistema (written by llm through history).
+    assert await _circuit_events(rsuite, flaky_id) >= {"circuit_open", "circuit_closed"}
+
+
+async def _circuit_events(suite: Suite, deployment_id: str) -> set[str]:
+    hist = history_pb2_grpc.HistoryServiceStub(suite.channel("history"))
+    deadline = asyncio.get_running_loop().time() + 20
+    seen: set[str] = set()
+    while not {"circuit_open", "circuit_closed"} <= seen:
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+        seen, token = set(), ""
+        while True:
+            reply = await hist.ListSystemEvents(
+                apb.ListSystemEventsRequest(service="llm", page_size=200, page_token=token),
+                metadata=bearer(suite.admin_key),
+                timeout=10,
+            )
+            for e in reply.events:
+                if e.details.fields["deployment_id"].string_value == deployment_id:
+                    seen.add(e.event)
+            token = reply.next_page_token
+            if not token:
+                break
+    return seen
 
 
 async def test_a_provider_400_is_not_retried(rsuite: Suite, fakes: dict[str, Fake]) -> None:

@@ -151,7 +151,7 @@ async def test_system_events_from_llm_listed_by_platform_admins_only(api: Api) -
     reply = await api.public.ListSystemEvents(
         apb.ListSystemEventsRequest(service="llm"), metadata=bearer("key-platform")
     )
-    assert [e.event for e in reply.events] == ["circuit_open", "circuit_closed"]
+    assert sorted(e.event for e in reply.events) == ["circuit_closed", "circuit_open"]  # once each
     assert reply.events[0].details["deployment_id"] == "d1"
     warnings = await api.public.ListSystemEvents(
         apb.ListSystemEventsRequest(min_severity=apb.SEVERITY_WARNING),

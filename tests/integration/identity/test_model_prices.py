@@ -27,12 +27,13 @@ async def test_prices_are_stored_edited_and_resolved(client):
     assert created.input_price_nanos_per_million == 150_000_000
     assert created.output_price_nanos_per_million == 600_000_001
     assert created.currency == "USD"
-    await client.call(
+    config = await client.call(
         "CreateModelConfig",
         pb.CreateModelConfigRequest(
-            config=pb.ModelConfig(tenant_id=tid, model_id=created.model_id), credential="sk"
+            config=pb.ModelConfig(tenant_id=tid, model_id=created.model_id)
         ),
     )
+    await client.deploy(tid, config.config.config_id, credential="sk")
     resolved = await client.resolve(tid, name)
     assert resolved.model.input_price_nanos_per_million == 150_000_000
     change = pb.Model(model_id=created.model_id, input_price_nanos_per_million=2_000_000_000)
