@@ -116,14 +116,9 @@ class Emitter:
 
     def on_transition(self, deployment_id: str, old: str, new: str) -> None:
         """A circuit breaker's listener (routing's ``on_transition``): open is a warning."""
-        severity = Severity.WARNING if str(new).lower() == "open" else Severity.INFO
-        self.emit(
-            f"circuit_{str(new).lower()}",
-            severity,
-            deployment_id=deployment_id,
-            old=str(old).lower(),
-            new=str(new).lower(),
-        )
+        before, after = _state(old), _state(new)
+        severity = Severity.WARNING if after == "open" else Severity.INFO
+        self.emit(f"circuit_{after}", severity, deployment_id=deployment_id, old=before, new=after)
 
     def pending(self) -> int:
         return len(self._buffer)
@@ -202,7 +197,12 @@ def circuit_transition(deployment_id: str, old: str, new: str) -> None:
     if _current is not None:
         _current.on_transition(deployment_id, old, new)
     else:
-        emit(f"circuit_{str(new).lower()}", Severity.INFO, deployment_id=deployment_id)
+        emit(f"circuit_{_state(new)}", Severity.INFO, deployment_id=deployment_id)
+
+
+def _state(state: object) -> str:
+    """A breaker state's name, whether an enum (llm's State) or its text."""
+    return str(getattr(state, "value", state)).lower()
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from llmgw.quota.v1 import quota_pb2_grpc as qrpc
 from tests.e2e.conftest import Suite, running_suite, suite_environment
 from tests.e2e.world import bearer, make_tenant
 
-# make_tenant's mutations: tenant, user, plan, subscription, model, config, user key.
-MADE = 7
+# make_tenant's mutations: tenant, user, plan, subscription, model, config, deployment, user key.
+MADE = 8
 
 
 @pytest.fixture(scope="module")
@@ -155,19 +155,38 @@ async def test_each_admin_mutation_gives_one_event(world: Suite) -> None:
     )
     config = (
         await idn.CreateModelConfig(
-            ipb.CreateModelConfigRequest(
-                config=ipb.ModelConfig(tenant_id=tenant, model_id=model, base_url=s.provider_url),
-                credential=f"sk-first-{tag}",
-            ),
+            ipb.CreateModelConfigRequest(config=ipb.ModelConfig(tenant_id=tenant, model_id=model)),
             metadata=admin,
         )
     ).config.config_id
     await idn.UpdateModelConfig(
         ipb.UpdateModelConfigRequest(
-            config=ipb.ModelConfig(tenant_id=tenant, config_id=config),
+            config=ipb.ModelConfig(tenant_id=tenant, config_id=config, token_limit=64),
+            update_mask=mask("token_limit"),
+        ),
+        metadata=admin,
+    )
+    deployment = (
+        await idn.CreateModelDeployment(
+            ipb.CreateModelDeploymentRequest(
+                deployment=ipb.ModelDeployment(
+                    tenant_id=tenant, config_id=config, base_url=s.provider_url
+                ),
+                credential=f"sk-first-{tag}",
+            ),
+            metadata=admin,
+        )
+    ).deployment.deployment_id
+    await idn.UpdateModelDeployment(
+        ipb.UpdateModelDeploymentRequest(
+            deployment=ipb.ModelDeployment(tenant_id=tenant, deployment_id=deployment),
             credential=f"sk-second-{tag}",
             update_mask=mask("credential"),
         ),
+        metadata=admin,
+    )
+    await idn.DeleteModelDeployment(
+        ipb.DeleteModelDeploymentRequest(tenant_id=tenant, deployment_id=deployment),
         metadata=admin,
     )
     await idn.DeleteModelConfig(
@@ -235,8 +254,10 @@ async def test_each_admin_mutation_gives_one_event(world: Suite) -> None:
             ("user", "created"): 1, ("user", "updated"): 1, ("user", "deleted"): 1,
             ("api_key", "created"): 1, ("api_key", "revoked"): 1,
             ("model", "created"): 1, ("model", "updated"): 1, ("model", "deleted"): 1,
-            ("model_config", "created"): 1, ("model_config", "credential_replaced"): 1,
+            ("model_config", "created"): 1, ("model_config", "updated"): 1,
             ("model_config", "deleted"): 1,
+            ("model_deployment", "created"): 1, ("model_deployment", "credential_replaced"): 1,
+            ("model_deployment", "deleted"): 1,
             ("plan", "created"): 3, ("plan", "updated"): 1, ("plan", "deleted"): 1,
             ("subscription", "created"): 1, ("subscription", "plan_changed"): 1,
             ("subscription", "ended"): 1, ("interactions", "erased"): 1,
@@ -254,10 +275,13 @@ async def test_each_admin_mutation_gives_one_event(world: Suite) -> None:
     revoked = changes_of(by["api_key", "revoked", key.api_key.key_id])
     assert list(revoked) == ["revoke_time"] and revoked["revoke_time"][0] is None
     assert changes_of(by["model", "updated", model]) == {"description": ("", "d")}
-    assert changes_of(by["model_config", "created", config])["credential"] == (None, "set")
-    assert changes_of(by["model_config", "credential_replaced", config]) == {
+    assert changes_of(by["model_config", "updated", config]) == {"token_limit": (None, 64)}
+    made = changes_of(by["model_deployment", "created", deployment])
+    assert made["credential"] == (None, "set") and made["config_id"] == (None, config)
+    assert changes_of(by["model_deployment", "credential_replaced", deployment]) == {
         "credential": ("set", "replaced")
     }
+    assert changes_of(by["model_deployment", "deleted", deployment])["credential"] == ("set", None)
     assert changes_of(by["plan", "updated", plan_a]) == {"monthly_request_limit": (10, 20)}
     change = by["subscription", "plan_changed", sub]
     assert change.user_id == user and change.request_id == f"c-{tag}"
