@@ -114,7 +114,7 @@ class Emitter:
         elif self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def on_transition(self, deployment_id: str, old: str, new: str) -> None:
+    def on_transition(self, deployment_id: str, old: object, new: object) -> None:
         """A circuit breaker's listener (routing's ``on_transition``): open is a warning."""
         before, after = _state(old), _state(new)
         severity = Severity.WARNING if after == "open" else Severity.INFO
@@ -192,7 +192,7 @@ def emit(event: str, severity: Severity, **details: Any) -> None:
         log.warning("system event not emitted", exc_info=True)
 
 
-def circuit_transition(deployment_id: str, old: str, new: str) -> None:
+def circuit_transition(deployment_id: str, old: object, new: object) -> None:
     """A circuit breaker's ``on_transition`` listener, for any process (routing's hook)."""
     if _current is not None:
         _current.on_transition(deployment_id, old, new)
