@@ -65,6 +65,38 @@ class AuditEvent:
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+@dataclass(frozen=True)
+class Events:
+    """A service's event builder (``event = Events("identity")``): the author taken from
+    the caller's key."""
+
+    service: str
+
+    def __call__(
+        self,
+        p: Principal,
+        resource: str,
+        resource_id: str,
+        action: str,
+        changes: tuple[Change, ...],
+        *,
+        tenant_id: str = "",
+        user_id: str = "",
+        request_id: str = "",
+    ) -> AuditEvent:
+        return AuditEvent(
+            service=self.service,
+            resource=resource,
+            resource_id=resource_id,
+            action=action,
+            actor=Actor.of(p),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            changes=changes,
+            request_id=request_id,
+        )
+
+
 def created(values: Mapping[str, Any], personal: Iterable[str] = ()) -> tuple[Change, ...]:
     """The changes of a creation: every field from nothing to its value."""
     private = set(personal)

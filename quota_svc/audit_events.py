@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from gateway_common import audit
-from gateway_common.audit import Actor, AuditEvent, Change
-from gateway_common.principal import Principal
 from quota_svc.domain import Plan, Subscription
 
 SERVICE = "quota"
@@ -38,25 +36,4 @@ def subscription_fields(sub: Subscription, plan: Plan | None) -> dict[str, Any]:
     }
 
 
-def event(
-    p: Principal,
-    resource: str,
-    resource_id: str,
-    action: str,
-    changes: tuple[Change, ...],
-    *,
-    tenant_id: str = "",
-    user_id: str = "",
-    request_id: str = "",
-) -> AuditEvent:
-    return AuditEvent(
-        service=SERVICE,
-        resource=resource,
-        resource_id=resource_id,
-        action=action,
-        actor=Actor.of(p),
-        tenant_id=tenant_id,
-        user_id=user_id,
-        changes=changes,
-        request_id=request_id,
-    )
+event = audit.Events(SERVICE)
